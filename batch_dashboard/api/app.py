@@ -1,0 +1,115 @@
+"""The /v1 REST API: a FastAPI app built fresh by `create_api()` (Reflex mounts itself inside it)."""
+
+from __future__ import annotations
+
+import logging
+
+import swagger_ui_bundle
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from batch_dashboard.api.routes import agents, batches, health
+from batch_dashboard.services.errors import DomainError, NotFound, RateLimited
+
+log = logging.getLogger(__name__)
+DOCS_ASSETS = "/v1/docs-assets"
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+}
+
+DESCRIPTION = """
+Dial lists of phone numbers through your voice agents.
+
+Authenticate with a workspace API key: `Authorization: Bearer bc_…` or `X-API-Key: bc_…`.
+Every error has the body `{"error": {"code", "message", "details"}}`; `validation_failed`
+lists every problem with its `loc` (`["recipients", 3, "phone"]`, `["csv_file", "row", 5, "phone"]`).
+Times are RFC 3339 in UTC.
+"""
+
+
+def _error(status: int, code: str, message: str, details: list | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "details": details}}, status_code=status
+    )
+
+
+def _loc(raw: tuple) -> list:
+    # FastAPI prefixes where the value came from ("query", "path", "header", "body").
+    return list(raw[1:]) if raw and raw[0] in ("query", "path", "header", "body", "cookie") else list(raw)
+
+
+def create_api() -> FastAPI:
+    api = FastAPI(
+        title="Batch calls API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        openapi_url="/v1/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+
+    @api.exception_handler(DomainError)
+    async def domain_error(_request: Request, error: DomainError) -> JSONResponse:
+        response = JSONResponse(error.body(), status_code=error.status)
+        if isinstance(error, RateLimited):
+            response.headers["Retry-After"] = "1"
+        return response
+
+    @api.exception_handler(RequestValidationError)
+    async def request_invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        details = [{"loc": _loc(item["loc"]), "message": item["msg"]} for item in error.errors()]
+        where = ".".join(str(part) for part in details[0]["loc"]) if details else "request"
+        return _error(422, "validation_failed", f"{where}: {details[0]['message']}" if details else
+                      "the request is not valid", details)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(error.status_code, "error")
+        response = _error(error.status_code, code, str(error.detail))
+        for name, value in (error.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @api.exception_handler(Exception)
+    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=error)
+        return _error(500, "internal_error", "something went wrong on our side; it has been logged")
+
+    api.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @api.get("/v1/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        # Served from the swagger-ui-bundle package: the machines this runs on may have no CDN.
+        return get_swagger_ui_html(
+            openapi_url="/v1/openapi.json",
+            title="Batch calls API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
+
+    api.include_router(health.router)
+    api.include_router(batches.router)
+    api.include_router(agents.router)
+
+    @api.api_route(
+        "/v1/{path:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
+    async def unknown_route(path: str) -> JSONResponse:
+        # Registered last: without it an unknown /v1 path would fall through to the console.
+        raise NotFound(f"no such route: /v1/{path}")
+
+    return api

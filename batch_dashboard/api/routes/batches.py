@@ -1,0 +1,213 @@
+"""/v1/batch-calls: thin handlers over services.batches."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from batch_dashboard.api.deps import FastJSONResponse, SessionDep, WorkspaceId, WriteSessionDep
+from batch_dashboard.api.openapi import CREATE_BATCH_OPENAPI, ERRORS
+from batch_dashboard.models import BatchDetail, BatchList, BatchPublic
+from batch_dashboard.services import agents, batches, idempotency, recipients
+from batch_dashboard.services.errors import (
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from batch_dashboard.settings import get_settings
+
+router = APIRouter(prefix="/v1/batch-calls", tags=["Batch calls"])
+
+FORM_FIELDS = ("name", "agent_id", "phone_number_id", "scheduled_at", "ringing_timeout_ms")
+# Room for the multipart envelope and the form's other fields around a maximal CSV.
+_MULTIPART_ENVELOPE = 64 * 1024
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the request body is larger than the limit of {limit:,} bytes",
+        [{"loc": ["body"], "message": f"must be at most {limit:,} bytes"}],
+    )
+
+
+async def _limited_stream(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The body, refused as soon as it passes `limit` (never read whole first)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise _too_large(limit)
+        yield chunk
+
+
+def _parse_json(body: bytes) -> dict[str, Any]:
+    def refuse_constant(name: str) -> None:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        payload = json.loads(body, parse_constant=refuse_constant)
+    except (ValueError, RecursionError) as error:
+        raise ValidationFailed.at(["body"], f"is not valid JSON: {error}") from None
+    if not isinstance(payload, dict):
+        raise ValidationFailed.at(["body"], "must be a JSON object")
+    return payload
+
+
+async def _read_form(request: Request, limit: int) -> tuple[dict[str, str], bytes]:
+    parser = MultiPartParser(
+        request.headers, _limited_stream(request, limit + _MULTIPART_ENVELOPE), max_files=1, max_fields=20
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as error:
+        raise ValidationFailed.at(["body"], f"is not a valid multipart form: {error.message}") from None
+    try:
+        upload = form.get("csv_file")
+        if upload is None:
+            raise ValidationFailed.at(["csv_file"], "is required: attach the recipients as a CSV file")
+        if isinstance(upload, UploadFile):
+            data = await upload.read()
+        else:
+            data = upload.encode()
+        fields = {name: value for name in FORM_FIELDS if isinstance(value := form.get(name), str)}
+    finally:
+        await form.close()
+    if len(data) > limit:
+        raise PayloadTooLarge(
+            f"csv_file is larger than the limit of {limit:,} bytes",
+            [{"loc": ["csv_file"], "message": f"must be at most {limit:,} bytes"}],
+        )
+    return fields, data
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Create a batch call (JSON or CSV upload)",
+    response_model=BatchPublic,
+    responses=ERRORS,
+    openapi_extra=CREATE_BATCH_OPENAPI,
+)
+async def create_batch_call(
+    request: Request,
+    workspace_id: WorkspaceId,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Same key and body within 24 h answer the first batch again.",
+            max_length=255,
+        ),
+    ] = None,
+) -> Response:
+    settings = get_settings()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json" or content_type.endswith("+json"):
+        body = b"".join([chunk async for chunk in _limited_stream(request, settings.max_upload_bytes)])
+        payload = _parse_json(body)
+        rows = await run_in_threadpool(
+            recipients.from_json,
+            payload.get("recipients"),
+            max_recipients=settings.max_recipients_per_batch,
+        )
+        fields, from_form, request_hash = payload, False, idempotency.fingerprint(payload)
+    elif content_type == "multipart/form-data":
+        fields, data = await _read_form(request, settings.max_upload_bytes)
+        rows = await run_in_threadpool(
+            recipients.from_csv,
+            data,
+            max_recipients=settings.max_recipients_per_batch,
+            max_bytes=settings.max_upload_bytes,
+        )
+        from_form, request_hash = True, idempotency.fingerprint(fields, data)
+    else:
+        raise UnsupportedMediaType(
+            "send the batch as application/json, or as multipart/form-data with a csv_file",
+            [{"loc": ["Content-Type"], "message": f"{content_type or 'missing'} is not supported"}],
+        )
+    batch, _created = await run_in_threadpool(
+        batches.create_batch,
+        workspace_id=workspace_id,
+        fields=fields,
+        rows=rows,
+        from_form=from_form,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+    return FastJSONResponse(
+        batch, status_code=202, headers={"Location": f"/v1/batch-calls/{batch['id']}"}
+    )
+
+
+@router.get("", summary="List batch calls, newest first", response_model=BatchList, responses=ERRORS)
+def list_batch_calls(
+    session: SessionDep,
+    workspace_id: WorkspaceId,
+    limit: Annotated[int, Query(description="1–200")] = batches.LIST_LIMIT_DEFAULT,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    status: Annotated[str | None, Query(description="Only batches in this status")] = None,
+    agent_id: Annotated[str | None, Query(description="Only batches of this agent")] = None,
+) -> Response:
+    page = batches.list_batches(
+        session, workspace_id=workspace_id, limit=limit, cursor=cursor, status=status, agent_id=agent_id
+    )
+    return FastJSONResponse(page)
+
+
+@router.get(
+    "/sample.csv",
+    summary="A sample CSV that uploads cleanly",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {"example": "phone,first_name\r\n+14155552671,Ada\r\n"}}}, **ERRORS},
+)
+def sample_csv(
+    session: SessionDep,
+    workspace_id: WorkspaceId,
+    agent_id: Annotated[str | None, Query(description="Columns from this agent's placeholders")] = None,
+) -> Response:
+    columns = None
+    filename = "sample.csv"
+    if agent_id is not None:
+        agent = agents.get_agent(session, workspace_id=workspace_id, agent_id=agent_id)
+        columns = agents.agent_placeholders(agent)
+        filename = f"{agent.id}-sample.csv"
+    return Response(
+        agents.sample_csv(columns),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/{batch_id}", summary="A batch call with its recipients", response_model=BatchDetail, responses=ERRORS
+)
+def get_batch_call(
+    batch_id: str,
+    session: SessionDep,
+    workspace_id: WorkspaceId,
+    recipient_status: Annotated[str | None, Query(description="Only recipients in this status")] = None,
+) -> Response:
+    detail = batches.batch_detail(
+        session, workspace_id=workspace_id, batch_id=batch_id, recipient_status=recipient_status
+    )
+    return FastJSONResponse(detail)
+
+
+@router.post(
+    "/{batch_id}/cancel",
+    summary="Cancel a batch that has not started dialing",
+    response_model=BatchPublic,
+    responses=ERRORS,
+)
+def cancel_batch_call(batch_id: str, session: WriteSessionDep, workspace_id: WorkspaceId) -> Response:
+    return FastJSONResponse(batches.cancel_batch(session, workspace_id=workspace_id, batch_id=batch_id))

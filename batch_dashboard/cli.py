@@ -1,0 +1,157 @@
+"""`python -m batch_dashboard <command>`: one JSON object on stdout, or an error on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from batch_dashboard.db import session_scope
+from batch_dashboard.services import agents, auth, demo
+from batch_dashboard.services.errors import DomainError
+from batch_dashboard.settings import get_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def migrate(_args: argparse.Namespace) -> dict[str, Any]:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head")
+    return {"migrated": True, "database_url": _redacted(get_settings().database_url)}
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def run_demo(args: argparse.Namespace) -> dict[str, Any]:
+    with session_scope(write=True) as session:
+        return demo.seed_demo(session)
+
+
+def create_workspace(args: argparse.Namespace) -> dict[str, Any]:
+    with session_scope(write=True) as session:
+        workspace = auth.create_workspace(session, name=args.name)
+        issued = auth.create_api_key(session, workspace_id=workspace.id)
+        return {"workspace_id": workspace.id, "api_key": issued.api_key}
+
+
+def create_api_key(args: argparse.Namespace) -> dict[str, Any]:
+    with session_scope(write=True) as session:
+        issued = auth.create_api_key(session, workspace_id=args.workspace, label=args.label)
+        return {"api_key": issued.api_key, "prefix": issued.prefix, "id": issued.id}
+
+
+def create_phone_number(args: argparse.Namespace) -> dict[str, Any]:
+    with session_scope(write=True) as session:
+        auth.get_workspace(session, workspace_id=args.workspace)
+        number = agents.create_phone_number(
+            session,
+            workspace_id=args.workspace,
+            number=args.number,
+            label=args.label,
+            provider=args.provider or get_settings().provider,
+            outbound_enabled=args.outbound,
+        )
+        return agents.phone_number_public(number)
+
+
+def create_agent(args: argparse.Namespace) -> dict[str, Any]:
+    with session_scope(write=True) as session:
+        auth.get_workspace(session, workspace_id=args.workspace)
+        agent, secret = agents.create_agent(
+            session,
+            workspace_id=args.workspace,
+            name=args.name,
+            prompt=args.prompt,
+            first_message=args.first_message,
+            phone_number_id=args.phone_number_id,
+            webhook_url=args.webhook_url,
+        )
+        return {**agents.agent_public(agent), "webhook_secret": secret}
+
+
+def create_user(args: argparse.Namespace) -> dict[str, Any]:
+    with session_scope(write=True) as session:
+        user = auth.create_user(
+            session, workspace_id=args.workspace, email=args.email, password=args.password
+        )
+        return {"id": user.id, "workspace_id": user.workspace_id, "email": user.email}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m batch_dashboard", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    def command(name: str, handler: Callable[[argparse.Namespace], Any], help_: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_, description=help_)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("migrate", migrate, "apply the database migrations (alembic upgrade head)")
+    demo_cmd = command("demo", run_demo, "create or refresh the Demo workspace and print its logins")
+    demo_cmd.add_argument("--banner", action="store_true", help="print for people, not JSON")
+    sub = command("create-workspace", create_workspace, "a workspace and its first API key")
+    sub.add_argument("name")
+    sub = command("create-api-key", create_api_key, "a new API key (shown once)")
+    sub.add_argument("--workspace", required=True)
+    sub.add_argument("--label", default="")
+    sub = command("create-phone-number", create_phone_number, "a caller number")
+    sub.add_argument("--workspace", required=True)
+    sub.add_argument("--number", required=True, help="E.164, e.g. +14155550100")
+    sub.add_argument("--label", default="")
+    sub.add_argument("--provider", default=None)
+    sub.add_argument("--no-outbound", dest="outbound", action="store_false")
+    sub = command("create-agent", create_agent, "an agent (prints its webhook secret once)")
+    sub.add_argument("--workspace", required=True)
+    sub.add_argument("--name", required=True)
+    sub.add_argument("--prompt", required=True)
+    sub.add_argument("--first-message", default="")
+    sub.add_argument("--phone-number-id", default=None)
+    sub.add_argument("--webhook-url", default=None)
+    sub = command("create-user", create_user, "a console login")
+    sub.add_argument("--workspace", required=True)
+    sub.add_argument("--email", required=True)
+    sub.add_argument("--password", required=True)
+    return parser
+
+
+def _banner(result: dict[str, Any]) -> str:
+    import os
+
+    port = os.environ.get("PORT", "3000")
+    return "\n".join(
+        [
+            "",
+            f"  Console:  http://localhost:{port}/",
+            f"  API docs: http://localhost:{port}/v1/docs",
+            f"  Login:    {result['email']} / {result['password']}",
+            f"API key: {result['api_key']}",
+            "",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result = args.handler(args)
+    except DomainError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        for item in error.details or []:
+            print(f"  {'.'.join(map(str, item['loc']))}: {item['message']}", file=sys.stderr)
+        return 1
+    if getattr(args, "banner", False):
+        print(_banner(result))
+    else:
+        print(json.dumps(result, indent=2))
+    return 0

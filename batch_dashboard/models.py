@@ -1,0 +1,318 @@
+"""Tables, status enums and the public (API) shapes.
+
+Stored times are aware UTC. Variable maps that are only ever passed through (a recipient's
+`dynamic_vars`) are kept as JSON text so 50,000 of them are stored and served without a
+decode/encode round trip.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PydanticField
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class BatchStatus(StrEnum):
+    scheduled = "scheduled"
+    pending = "pending"
+    running = "running"
+    completed = "completed"
+    cancelled = "cancelled"
+    failed = "failed"
+
+
+class RecipientStatus(StrEnum):
+    pending = "pending"
+    dialing = "dialing"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+RECIPIENT_STATUSES = tuple(status.value for status in RecipientStatus)
+
+
+class Workspace(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    created_at: datetime
+
+
+class User(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspace.id", index=True, max_length=40)
+    email: str = Field(max_length=320, unique=True)
+    password_hash: str = Field(max_length=200)
+    created_at: datetime
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspace.id", index=True, max_length=40)
+    prefix: str = Field(max_length=16)
+    key_hash: str = Field(max_length=64, unique=True)
+    label: str = Field(default="", max_length=200)
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class PhoneNumber(SQLModel, table=True):
+    __tablename__ = "phone_number"
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspace.id", index=True, max_length=40)
+    phone_number: str = Field(max_length=20)
+    label: str = Field(default="", max_length=200)
+    provider: str = Field(default="simulator", max_length=40)
+    outbound_enabled: bool = True
+    created_at: datetime
+    deleted_at: datetime | None = None
+
+
+class Agent(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspace.id", index=True, max_length=40)
+    name: str = Field(max_length=200)
+    prompt: str = Field(sa_column=Column(Text, nullable=False))
+    first_message: str = Field(default="", sa_column=Column(Text, nullable=False))
+    phone_number_id: str | None = Field(default=None, foreign_key="phone_number.id", max_length=40)
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    webhook_secret: str | None = Field(default=None, max_length=200)
+    webhook_secret_previous: str | None = Field(default=None, max_length=200)
+    webhook_secret_rotated_at: datetime | None = None
+    webhook_disabled_reason: str | None = Field(default=None, max_length=500)
+    # [{"name": ..., "description": ...}]
+    evaluation_criteria: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    # [{"name": ..., "type": "string|boolean|number", "description": ...}]
+    data_collection: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    created_at: datetime
+    deleted_at: datetime | None = None
+
+
+class Batch(SQLModel, table=True):
+    __table_args__ = (
+        Index("ix_batch_workspace_created", "workspace_id", "created_at", "id"),
+        Index("ix_batch_status_scheduled", "status", "scheduled_at"),
+    )
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspace.id", max_length=40)
+    name: str = Field(max_length=200)
+    agent_id: str = Field(foreign_key="agent.id", index=True, max_length=40)
+    phone_number_id: str | None = Field(default=None, foreign_key="phone_number.id", max_length=40)
+    status: str = Field(max_length=16)
+    scheduled_at: datetime | None = None
+    ringing_timeout_ms: int = 30_000
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    total_recipients: int = 0
+    # Counters kept in step with recipient transitions, in the same transaction, so that the
+    # list, the detail and the wall screen never count recipients.
+    pending_count: int = 0
+    dialing_count: int = 0
+    completed_count: int = 0
+    failed_count: int = 0
+    cancelled_count: int = 0
+    # Bumped by every change; live pages poll it to know when to reload.
+    version: int = 0
+
+
+class Recipient(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("batch_id", "position", name="uq_recipient_batch_position"),
+        Index("ix_recipient_batch_status_position", "batch_id", "status", "position"),
+    )
+    id: str = Field(primary_key=True, max_length=40)
+    batch_id: str = Field(foreign_key="batch.id", max_length=40)
+    position: int
+    phone: str = Field(max_length=20)
+    dynamic_vars: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    status: str = Field(max_length=16)
+    attempts: int = 0
+    attempt_id: str | None = Field(default=None, max_length=40)
+    lease_expires_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    conversation_id: str | None = Field(default=None, max_length=40)
+    failure_reason: str | None = Field(default=None, max_length=40)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_seconds: float | None = None
+
+
+class Conversation(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspace.id", index=True, max_length=40)
+    batch_id: str = Field(foreign_key="batch.id", index=True, max_length=40)
+    recipient_id: str = Field(foreign_key="recipient.id", index=True, max_length=40)
+    agent_id: str = Field(foreign_key="agent.id", max_length=40)
+    transcript: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    evaluations: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    data_collection: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    started_at: datetime
+    ended_at: datetime
+    duration_seconds: float
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    __tablename__ = "idempotency_record"
+    __table_args__ = (UniqueConstraint("workspace_id", "key", name="uq_idempotency_workspace_key"),)
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspace.id", max_length=40)
+    key: str = Field(max_length=255)
+    request_hash: str = Field(max_length=64)
+    batch_id: str | None = Field(default=None, max_length=40)
+    created_at: datetime
+    completed_at: datetime | None = None
+
+
+class WebhookDelivery(SQLModel, table=True):
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (Index("ix_webhook_delivery_due", "status", "next_attempt_at"),)
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspace.id", index=True, max_length=40)
+    agent_id: str = Field(foreign_key="agent.id", index=True, max_length=40)
+    batch_id: str | None = Field(default=None, max_length=40)
+    recipient_id: str | None = Field(default=None, max_length=40)
+    event_type: str = Field(max_length=60)
+    url: str = Field(max_length=2000)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="pending", max_length=16)
+    attempt_count: int = 0
+    # [{"at": ..., "status_code": ..., "error": ...}]
+    attempts: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    next_attempt_at: datetime | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None
+
+
+# --- Public shapes (documentation of the REST contract; responses are built by services) ---
+
+
+class Counts(BaseModel):
+    pending: int
+    dialing: int
+    completed: int
+    failed: int
+    cancelled: int
+
+
+class BatchPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "id": "batch_01JD7Q9ZJ5T1F7M8V3ZCX0A4BN",
+                "name": "Appointment reminders",
+                "agent_id": "agent_01JD7Q8R3P2M6C1T0S9W4YQ2HE",
+                "phone_number_id": None,
+                "status": "pending",
+                "scheduled_at": None,
+                "ringing_timeout_ms": 30000,
+                "created_at": "2026-12-01T15:00:00Z",
+                "started_at": None,
+                "finished_at": None,
+                "total_recipients": 2,
+                "counts": {"pending": 2, "dialing": 0, "completed": 0, "failed": 0, "cancelled": 0},
+            }
+        }
+    )
+    id: str
+    name: str
+    agent_id: str
+    phone_number_id: str | None = PydanticField(
+        description="Caller-ID override; null means the agent's bound number."
+    )
+    status: BatchStatus
+    scheduled_at: str | None
+    ringing_timeout_ms: int
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    total_recipients: int
+    counts: Counts
+
+
+class RecipientPublic(BaseModel):
+    id: str
+    phone: str = PydanticField(description="E.164")
+    dynamic_vars: dict[str, str | int | float | bool]
+    status: RecipientStatus
+    attempts: int
+    conversation_id: str | None
+    failure_reason: str | None
+    started_at: str | None
+    ended_at: str | None
+    duration_seconds: float | None
+
+
+class BatchDetail(BaseModel):
+    batch_call: BatchPublic
+    recipients: list[RecipientPublic]
+
+
+class BatchList(BaseModel):
+    batch_calls: list[BatchPublic]
+    next_cursor: str | None
+
+
+class AgentPublic(BaseModel):
+    id: str
+    name: str
+    prompt: str
+    first_message: str
+    phone_number_id: str | None
+    webhook_url: str | None
+    placeholders: list[str]
+
+
+class AgentList(BaseModel):
+    agents: list[AgentPublic]
+
+
+class PhoneNumberPublic(BaseModel):
+    id: str
+    phone_number: str
+    label: str
+    provider: str
+    outbound_enabled: bool
+
+
+class PhoneNumberList(BaseModel):
+    phone_numbers: list[PhoneNumberPublic]
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    dialer: str
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int]
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] | None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

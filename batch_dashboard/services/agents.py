@@ -1,0 +1,208 @@
+"""Agents, caller numbers, placeholders and sample CSVs."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from batch_dashboard.clock import system_clock
+from batch_dashboard.ids import new_id
+from batch_dashboard.models import Agent, PhoneNumber
+from batch_dashboard.services import phones
+from batch_dashboard.services.errors import NotFound, Problems
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
+# Variables the runtime fills in itself (hosted platforms' convention), never asked of a CSV.
+SYSTEM_PREFIX = "system__"
+DEFAULT_SAMPLE_COLUMNS = ("first_name", "appointment_time")
+_SAMPLE_VALUES = {
+    "first_name": ("Ada", "Grace"),
+    "last_name": ("Lovelace", "Hopper"),
+    "name": ("Ada Lovelace", "Grace Hopper"),
+    "full_name": ("Ada Lovelace", "Grace Hopper"),
+    "appointment_time": ("3pm", "10:30am"),
+    "appointment_date": ("2026-12-01", "2026-12-02"),
+    "date": ("2026-12-01", "2026-12-02"),
+    "time": ("3pm", "10:30am"),
+    "email": ("ada@example.com", "grace@example.com"),
+    "city": ("London", "New York"),
+    "company": ("Analytical Engines Ltd", "Navy Labs"),
+}
+SAMPLE_PHONES = ("+14155552671", "+14155552672")
+
+
+def placeholders(*texts: str) -> list[str]:
+    """`{{name}}` placeholders in order of first use, without the runtime's own variables."""
+    names: list[str] = []
+    for text in texts:
+        for match in PLACEHOLDER.finditer(text or ""):
+            name = match.group(1)
+            if name not in names and not name.startswith(SYSTEM_PREFIX):
+                names.append(name)
+    return names
+
+
+def agent_placeholders(agent: Agent) -> list[str]:
+    return placeholders(agent.first_message, agent.prompt)
+
+
+def sample_csv(columns: list[str] | None = None) -> str:
+    """A CSV with a phone column and example variables whose two rows upload cleanly.
+
+    `columns=None` gives generic example columns; an agent's (possibly empty) list gives its own.
+    """
+    columns = list(DEFAULT_SAMPLE_COLUMNS) if columns is None else list(columns)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(["phone", *columns])
+    for row in range(2):
+        values = [_SAMPLE_VALUES.get(name, (f"{name} 1", f"{name} 2"))[row] for name in columns]
+        writer.writerow([SAMPLE_PHONES[row], *values])
+    return buffer.getvalue()
+
+
+def new_webhook_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def agent_public(agent: Agent) -> dict[str, Any]:
+    return {
+        "id": agent.id,
+        "name": agent.name,
+        "prompt": agent.prompt,
+        "first_message": agent.first_message,
+        "phone_number_id": agent.phone_number_id,
+        "webhook_url": agent.webhook_url,
+        "placeholders": agent_placeholders(agent),
+    }
+
+
+def phone_number_public(number: PhoneNumber) -> dict[str, Any]:
+    return {
+        "id": number.id,
+        "phone_number": number.phone_number,
+        "label": number.label,
+        "provider": number.provider,
+        "outbound_enabled": number.outbound_enabled,
+    }
+
+
+def list_agents(session: Session, *, workspace_id: str) -> list[Agent]:
+    return list(
+        session.exec(
+            select(Agent)
+            .where(Agent.workspace_id == workspace_id, Agent.deleted_at.is_(None))
+            .order_by(Agent.id)
+        )
+    )
+
+
+def get_agent(session: Session, *, workspace_id: str, agent_id: str) -> Agent:
+    agent = session.get(Agent, agent_id) if isinstance(agent_id, str) else None
+    if agent is None or agent.workspace_id != workspace_id or agent.deleted_at is not None:
+        raise NotFound(f"no agent {agent_id} in this workspace")
+    return agent
+
+
+def list_phone_numbers(session: Session, *, workspace_id: str) -> list[PhoneNumber]:
+    return list(
+        session.exec(
+            select(PhoneNumber)
+            .where(PhoneNumber.workspace_id == workspace_id, PhoneNumber.deleted_at.is_(None))
+            .order_by(PhoneNumber.id)
+        )
+    )
+
+
+def get_phone_number(session: Session, *, workspace_id: str, phone_number_id: str) -> PhoneNumber:
+    number = session.get(PhoneNumber, phone_number_id) if isinstance(phone_number_id, str) else None
+    if number is None or number.workspace_id != workspace_id or number.deleted_at is not None:
+        raise NotFound(f"no phone number {phone_number_id} in this workspace")
+    return number
+
+
+def create_phone_number(
+    session: Session,
+    *,
+    workspace_id: str,
+    number: str,
+    label: str = "",
+    provider: str = "simulator",
+    outbound_enabled: bool = True,
+    now: datetime | None = None,
+) -> PhoneNumber:
+    problems = Problems()
+    clean, reason = phones.normalize(number)
+    canonical = phones.check_valid(clean) if clean else None
+    if reason:
+        problems.add(["phone_number"], reason)
+    elif canonical is None:
+        problems.add(["phone_number"], phones.invalid_reason(clean or ""))
+    if len(label) > 200:
+        problems.add(["label"], "must be at most 200 characters")
+    problems.raise_if_any()
+    record = PhoneNumber(
+        id=new_id("pn"),
+        workspace_id=workspace_id,
+        phone_number=canonical or "",
+        label=label,
+        provider=provider,
+        outbound_enabled=outbound_enabled,
+        created_at=now or system_clock.now(),
+    )
+    session.add(record)
+    session.flush()
+    return record
+
+
+def create_agent(
+    session: Session,
+    *,
+    workspace_id: str,
+    name: str,
+    prompt: str,
+    first_message: str = "",
+    phone_number_id: str | None = None,
+    webhook_url: str | None = None,
+    evaluation_criteria: list[dict[str, Any]] | None = None,
+    data_collection: list[dict[str, Any]] | None = None,
+    now: datetime | None = None,
+) -> tuple[Agent, str]:
+    """The new agent and its webhook signing secret (shown once)."""
+    problems = Problems()
+    if not 1 <= len(name.strip()) <= 200:
+        problems.add(["name"], "must be 1 to 200 characters")
+    if not prompt.strip():
+        problems.add(["prompt"], "is required")
+    if phone_number_id is not None:
+        try:
+            get_phone_number(session, workspace_id=workspace_id, phone_number_id=phone_number_id)
+        except NotFound as error:
+            problems.add(["phone_number_id"], error.message)
+    if webhook_url is not None and not re.match(r"^https?://\S+$", webhook_url):
+        problems.add(["webhook_url"], "must be an http(s) URL")
+    problems.raise_if_any()
+    secret = new_webhook_secret()
+    agent = Agent(
+        id=new_id("agent"),
+        workspace_id=workspace_id,
+        name=name.strip(),
+        prompt=prompt,
+        first_message=first_message,
+        phone_number_id=phone_number_id,
+        webhook_url=webhook_url,
+        webhook_secret=secret,
+        evaluation_criteria=evaluation_criteria or [],
+        data_collection=data_collection or [],
+        created_at=now or system_clock.now(),
+    )
+    session.add(agent)
+    session.flush()
+    return agent, secret

@@ -1,0 +1,148 @@
+"""Workspaces, API keys and console users.
+
+API keys are `bc_` + 43 URL-safe characters from `secrets`; only their SHA-256 and a display
+prefix are stored. Passwords are hashed with argon2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlmodel import Session, select
+
+from batch_dashboard.clock import system_clock
+from batch_dashboard.ids import new_id
+from batch_dashboard.models import ApiKey, User, Workspace
+from batch_dashboard.services.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+
+KEY_PREFIX = "bc_"
+DISPLAY_PREFIX_LENGTH = 10
+_password_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    id: str
+    api_key: str  # shown once
+    prefix: str
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def create_workspace(session: Session, *, name: str, now: datetime | None = None) -> Workspace:
+    name = name.strip()
+    if not 1 <= len(name) <= 200:
+        raise ValidationFailed.at(["name"], "must be 1 to 200 characters")
+    workspace = Workspace(id=new_id("ws"), name=name, created_at=now or system_clock.now())
+    session.add(workspace)
+    session.flush()
+    return workspace
+
+
+def get_workspace(session: Session, *, workspace_id: str) -> Workspace:
+    workspace = session.get(Workspace, workspace_id)
+    if workspace is None:
+        raise NotFound(f"no workspace {workspace_id}")
+    return workspace
+
+
+def find_workspace_by_name(session: Session, *, name: str) -> Workspace | None:
+    return session.exec(
+        select(Workspace).where(Workspace.name == name).order_by(Workspace.id).limit(1)
+    ).first()
+
+
+def create_api_key(
+    session: Session, *, workspace_id: str, label: str = "", now: datetime | None = None
+) -> IssuedKey:
+    get_workspace(session, workspace_id=workspace_id)
+    api_key = KEY_PREFIX + secrets.token_urlsafe(32)
+    record = ApiKey(
+        id=new_id("key"),
+        workspace_id=workspace_id,
+        prefix=api_key[:DISPLAY_PREFIX_LENGTH],
+        key_hash=hash_key(api_key),
+        label=label,
+        created_at=now or system_clock.now(),
+    )
+    session.add(record)
+    session.flush()
+    return IssuedKey(id=record.id, api_key=api_key, prefix=record.prefix)
+
+
+def authenticate_api_key(session: Session, *, api_key: str | None) -> str:
+    """The workspace id of a live key; `Unauthorized` for a missing, unknown or revoked one."""
+    if not api_key or not api_key.startswith(KEY_PREFIX) or len(api_key) > 200:
+        raise Unauthorized("missing or invalid API key: send Authorization: Bearer <key>")
+    digest = hash_key(api_key)
+    record = session.exec(select(ApiKey).where(ApiKey.key_hash == digest)).first()
+    # The lookup is by hash, so timing reveals nothing about the key; the constant-time
+    # comparison guards against a collation-insensitive index ever matching a near miss.
+    if record is None or not hmac.compare_digest(record.key_hash, digest):
+        raise Unauthorized("unknown API key")
+    if record.revoked_at is not None:
+        raise Unauthorized("this API key has been revoked")
+    return record.workspace_id
+
+
+def list_api_keys(session: Session, *, workspace_id: str) -> list[ApiKey]:
+    return list(
+        session.exec(
+            select(ApiKey).where(ApiKey.workspace_id == workspace_id).order_by(ApiKey.id.desc())
+        )
+    )
+
+
+def revoke_api_key(
+    session: Session, *, workspace_id: str, key_id: str, now: datetime | None = None
+) -> ApiKey:
+    record = session.get(ApiKey, key_id)
+    if record is None or record.workspace_id != workspace_id:
+        raise NotFound(f"no API key {key_id}")
+    if record.revoked_at is None:
+        record.revoked_at = now or system_clock.now()
+        session.add(record)
+        session.flush()
+    return record
+
+
+def create_user(
+    session: Session, *, workspace_id: str, email: str, password: str, now: datetime | None = None
+) -> User:
+    get_workspace(session, workspace_id=workspace_id)
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320:
+        raise ValidationFailed.at(["email"], "must be an email address")
+    if len(password) < 8:
+        raise ValidationFailed.at(["password"], "must be at least 8 characters")
+    if session.exec(select(User).where(User.email == email)).first() is not None:
+        raise Conflict(f"a user with the email {email} already exists")
+    user = User(
+        id=new_id("user"),
+        workspace_id=workspace_id,
+        email=email,
+        password_hash=_password_hasher.hash(password),
+        created_at=now or system_clock.now(),
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def find_user(session: Session, *, email: str) -> User | None:
+    return session.exec(select(User).where(User.email == email.strip().lower())).first()
+
+
+def verify_password(user: User, password: str) -> bool:
+    try:
+        return _password_hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False

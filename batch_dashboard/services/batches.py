@@ -1,0 +1,520 @@
+"""Batches: create, list, read, cancel."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, insert, or_, update
+from sqlmodel import Session, func, select
+
+from batch_dashboard.clock import system_clock, to_utc, to_rfc3339
+from batch_dashboard.db import session_scope
+from batch_dashboard.ids import id_block, new_id
+from batch_dashboard.models import (
+    RECIPIENT_STATUSES,
+    Batch,
+    BatchStatus,
+    PhoneNumber,
+    Recipient,
+    RecipientStatus,
+)
+from batch_dashboard.services import agents, idempotency, recipients
+from batch_dashboard.services.errors import (
+    BatchNotCancellable,
+    NotFound,
+    Problems,
+    ValidationFailed,
+)
+from batch_dashboard.services.recipients import RecipientRows
+from batch_dashboard.settings import Settings, get_settings
+
+MAX_SCHEDULE_AHEAD = timedelta(days=30)
+RINGING_TIMEOUT_RANGE = (1_000, 80_000)
+DEFAULT_RINGING_TIMEOUT_MS = 30_000
+NAME_LENGTH = (1, 200)
+LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 100, 200
+BATCH_STATUSES = tuple(status.value for status in BatchStatus)
+CANCELLABLE = (BatchStatus.scheduled.value, BatchStatus.pending.value)
+_INSERT_CHUNK = 5_000
+
+
+@dataclass
+class BatchFields:
+    name: str
+    agent_id: str
+    phone_number_id: str | None
+    scheduled_at: datetime | None
+    ringing_timeout_ms: int
+
+
+# --- reading the request ------------------------------------------------------------------
+
+
+def _parse_timestamp(value: object, problems: Problems, now: datetime) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        problems.add(["scheduled_at"], "must be an RFC 3339 date-time string")
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        problems.add(
+            ["scheduled_at"], f"{value!r} is not an RFC 3339 date-time such as 2026-12-01T15:00:00Z"
+        )
+        return None
+    if moment.tzinfo is None:
+        problems.add(["scheduled_at"], "must include a time zone offset, e.g. Z or +02:00")
+        return None
+    moment = to_utc(moment)
+    if moment <= now:
+        problems.add(["scheduled_at"], f"must be in the future (now is {to_rfc3339(now)})")
+    elif moment > now + MAX_SCHEDULE_AHEAD:
+        problems.add(["scheduled_at"], "must be at most 30 days ahead")
+    return moment
+
+
+def _parse_timeout(value: object, problems: Problems, *, from_form: bool) -> int:
+    low, high = RINGING_TIMEOUT_RANGE
+    if value is None or (from_form and value == ""):
+        return DEFAULT_RINGING_TIMEOUT_MS
+    if from_form and isinstance(value, str) and value.strip().isdigit() and len(value) < 12:
+        value = int(value.strip())
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        problems.add(
+            ["ringing_timeout_ms"], f"must be an integer number of milliseconds, {low}–{high}"
+        )
+        return DEFAULT_RINGING_TIMEOUT_MS
+    if not low <= value <= high:
+        problems.add(["ringing_timeout_ms"], f"must be between {low} and {high} (got {value})")
+    return value
+
+
+def _parse_id(
+    fields: Mapping[str, Any], name: str, problems: Problems, *, required: bool
+) -> str | None:
+    value = fields.get(name)
+    if value is None or value == "":
+        if required:
+            problems.add([name], "is required")
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        problems.add([name], "must be an id string")
+        return None
+    return value
+
+
+def parse_fields(
+    fields: Mapping[str, Any], *, from_form: bool, now: datetime, problems: Problems
+) -> BatchFields:
+    name = fields.get("name")
+    if not isinstance(name, str):
+        problems.add(["name"], "is required" if name is None else "must be a string")
+        name = ""
+    elif not name.strip():
+        problems.add(["name"], "must not be blank")
+    elif not NAME_LENGTH[0] <= len(name) <= NAME_LENGTH[1]:
+        problems.add(["name"], f"must be 1 to 200 characters (got {len(name)})")
+    return BatchFields(
+        name=name.strip(),
+        agent_id=_parse_id(fields, "agent_id", problems, required=True) or "",
+        phone_number_id=_parse_id(fields, "phone_number_id", problems, required=False),
+        scheduled_at=_parse_timestamp(fields.get("scheduled_at"), problems, now),
+        ringing_timeout_ms=_parse_timeout(
+            fields.get("ringing_timeout_ms"), problems, from_form=from_form
+        ),
+    )
+
+
+def check_caller(
+    session: Session, *, workspace_id: str, fields: BatchFields, problems: Problems
+) -> None:
+    """The agent exists here and its caller number (override, else bound) can call out."""
+    if not fields.agent_id:
+        return
+    try:
+        agent = agents.get_agent(session, workspace_id=workspace_id, agent_id=fields.agent_id)
+    except NotFound as error:
+        problems.add(["agent_id"], error.message)
+        return
+    if fields.phone_number_id is not None:
+        loc, number_id = ["phone_number_id"], fields.phone_number_id
+    elif agent.phone_number_id is not None:
+        loc, number_id = ["agent_id"], agent.phone_number_id
+    else:
+        problems.add(
+            ["agent_id"],
+            f"agent {agent.id} has no caller number: bind a phone number to the agent "
+            "or pass phone_number_id",
+        )
+        return
+    try:
+        number = agents.get_phone_number(
+            session, workspace_id=workspace_id, phone_number_id=number_id
+        )
+    except NotFound as error:
+        problems.add(
+            loc,
+            error.message
+            if loc == ["phone_number_id"]
+            else f"the agent's caller number {number_id} no longer exists",
+        )
+        return
+    if not number.outbound_enabled:
+        problems.add(
+            loc,
+            f"caller number {number.phone_number} ({number.id}) is not enabled for outbound calls",
+        )
+
+
+# --- create -------------------------------------------------------------------------------
+
+
+def create_batch(
+    *,
+    workspace_id: str,
+    fields: Mapping[str, Any],
+    rows: RecipientRows,
+    from_form: bool = False,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    now: datetime | None = None,
+    settings: Settings | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Validate everything, then store the batch and its recipients in one transaction.
+
+    Returns the public Batch and whether it was created now (False: an idempotent replay).
+    Any problem raises `ValidationFailed` with all of them and stores nothing.
+    """
+    settings = settings or get_settings()
+    now = now or system_clock.now()
+    if idempotency_key is not None:
+        earlier = idempotency.claim(
+            workspace_id=workspace_id, key=idempotency_key, request_hash=request_hash or "", now=now
+        )
+        if earlier is not None:
+            with session_scope() as session:
+                return batch_public(_get_batch(session, workspace_id, earlier)), False
+    try:
+        return _create(workspace_id, fields, rows, from_form, idempotency_key, now, settings), True
+    except BaseException:
+        if idempotency_key is not None:
+            idempotency.release(workspace_id=workspace_id, key=idempotency_key)
+        raise
+
+
+def _create(
+    workspace_id: str,
+    fields: Mapping[str, Any],
+    rows: RecipientRows,
+    from_form: bool,
+    idempotency_key: str | None,
+    now: datetime,
+    settings: Settings,
+) -> dict[str, Any]:
+    problems = Problems()
+    parsed = parse_fields(fields, from_form=from_form, now=now, problems=problems)
+    with session_scope() as session:
+        check_caller(session, workspace_id=workspace_id, fields=parsed, problems=problems)
+    if len(rows) > settings.max_recipients_per_batch:
+        problems.add(
+            ["recipients"],
+            f"a batch holds at most {settings.max_recipients_per_batch:,} recipients",
+        )
+    # Numbers are checked on another core while this one stores the rows (optimistically:
+    # any problem found afterwards rolls the transaction back).
+    check = recipients.check_numbers(
+        rows, parallel=len(rows) >= settings.parallel_validation_threshold
+    )
+    if problems or rows.problems:
+        recipients.apply_validity(rows, check)
+        _raise(problems, rows)
+    batch_id = new_id("batch")
+    status = BatchStatus.scheduled if parsed.scheduled_at else BatchStatus.pending
+    batch = Batch(
+        id=batch_id,
+        workspace_id=workspace_id,
+        name=parsed.name,
+        agent_id=parsed.agent_id,
+        phone_number_id=parsed.phone_number_id,
+        status=status.value,
+        scheduled_at=parsed.scheduled_at,
+        ringing_timeout_ms=parsed.ringing_timeout_ms,
+        created_at=now,
+        total_recipients=len(rows),
+        pending_count=len(rows),
+    )
+    with session_scope(write=True) as session:
+        session.add(batch)
+        session.flush()
+        ids = id_block("rcpt", len(rows))
+        encode = recipients.encode_variables
+        pending = RecipientStatus.pending.value
+        table = Recipient.__table__
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            session.execute(
+                insert(table),
+                [
+                    {
+                        "id": ids[i],
+                        "batch_id": batch_id,
+                        "position": i,
+                        "phone": rows.phones[i],
+                        "dynamic_vars": encode(rows.variables[i]),
+                        "status": pending,
+                        "attempts": 0,
+                    }
+                    for i in range(start, min(start + _INSERT_CHUNK, len(rows)))
+                ],
+            )
+        changed = recipients.apply_validity(rows, check)
+        if rows.problems:
+            _raise(problems, rows)
+        for index in changed:
+            session.execute(
+                update(table).where(table.c.id == ids[index]).values(phone=rows.phones[index])
+            )
+        if idempotency_key is not None:
+            idempotency.complete(
+                session, workspace_id=workspace_id, key=idempotency_key, batch_id=batch_id, now=now
+            )
+    return batch_public(batch)
+
+
+def _raise(problems: Problems, rows: RecipientRows) -> None:
+    for item in rows.problems.items:
+        problems.add(item["loc"], item["message"])
+    problems.raise_if_any()
+
+
+# --- read ---------------------------------------------------------------------------------
+
+
+def batch_public(batch: Batch) -> dict[str, Any]:
+    return {
+        "id": batch.id,
+        "name": batch.name,
+        "agent_id": batch.agent_id,
+        "phone_number_id": batch.phone_number_id,
+        "status": batch.status,
+        "scheduled_at": to_rfc3339(batch.scheduled_at),
+        "ringing_timeout_ms": batch.ringing_timeout_ms,
+        "created_at": to_rfc3339(batch.created_at),
+        "started_at": to_rfc3339(batch.started_at),
+        "finished_at": to_rfc3339(batch.finished_at),
+        "total_recipients": batch.total_recipients,
+        "counts": {
+            "pending": batch.pending_count,
+            "dialing": batch.dialing_count,
+            "completed": batch.completed_count,
+            "failed": batch.failed_count,
+            "cancelled": batch.cancelled_count,
+        },
+    }
+
+
+def _get_batch(session: Session, workspace_id: str, batch_id: str) -> Batch:
+    batch = session.get(Batch, batch_id) if len(batch_id) <= 64 else None
+    if batch is None or batch.workspace_id != workspace_id:
+        raise NotFound(f"no batch call {batch_id}")
+    return batch
+
+
+def get_batch(session: Session, *, workspace_id: str, batch_id: str) -> Batch:
+    return _get_batch(session, workspace_id, batch_id)
+
+
+def _encode_cursor(batch: Batch) -> str:
+    raw = f"{batch.created_at.isoformat()}|{batch.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, batch_id = raw.split("|", 1)
+        return datetime.fromisoformat(created), batch_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailed.at(["cursor"], "is not a cursor this API returned") from None
+
+
+def list_batches(
+    session: Session,
+    *,
+    workspace_id: str,
+    limit: int = LIST_LIMIT_DEFAULT,
+    cursor: str | None = None,
+    status: str | None = None,
+    agent_id: str | None = None,
+) -> dict[str, Any]:
+    problems = Problems()
+    if not 1 <= limit <= LIST_LIMIT_MAX:
+        problems.add(["limit"], f"must be between 1 and {LIST_LIMIT_MAX}")
+    if status is not None and status not in BATCH_STATUSES:
+        problems.add(["status"], f"must be one of {', '.join(BATCH_STATUSES)}")
+    problems.raise_if_any()
+    query = select(Batch).where(Batch.workspace_id == workspace_id)
+    if status is not None:
+        query = query.where(Batch.status == status)
+    if agent_id is not None:
+        query = query.where(Batch.agent_id == agent_id)
+    if cursor:
+        created, last_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(Batch.created_at < created, and_(Batch.created_at == created, Batch.id < last_id))
+        )
+    page = list(
+        session.exec(query.order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit + 1))
+    )
+    more = len(page) > limit
+    page = page[:limit]
+    return {
+        "batch_calls": [batch_public(batch) for batch in page],
+        "next_cursor": _encode_cursor(page[-1]) if more else None,
+    }
+
+
+def _recipient_query(batch_id: str, *, status: str | None, search: str | None = None):
+    table = Recipient.__table__
+    query = select(
+        table.c.id,
+        table.c.phone,
+        table.c.dynamic_vars,
+        table.c.status,
+        table.c.attempts,
+        table.c.conversation_id,
+        table.c.failure_reason,
+        table.c.started_at,
+        table.c.ended_at,
+        table.c.duration_seconds,
+    ).where(table.c.batch_id == batch_id)
+    if status is not None:
+        query = query.where(table.c.status == status)
+    if search:
+        digits = "".join(ch for ch in search if ch.isdigit())
+        query = query.where(table.c.phone.contains(digits, autoescape=True))
+    return query.order_by(table.c.position)
+
+
+def _check_recipient_status(status: str | None) -> None:
+    if status is not None and status not in RECIPIENT_STATUSES:
+        raise ValidationFailed.at(
+            ["recipient_status"], f"must be one of {', '.join(RECIPIENT_STATUSES)}"
+        )
+
+
+def _recipient_public(row: Any) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "phone": row[1],
+        # Stored as JSON text and passed through untouched (see models.py).
+        "dynamic_vars": orjson.Fragment(row[2]),
+        "status": row[3],
+        "attempts": row[4],
+        "conversation_id": row[5],
+        "failure_reason": row[6],
+        "started_at": to_rfc3339(row[7]),
+        "ended_at": to_rfc3339(row[8]),
+        "duration_seconds": row[9],
+    }
+
+
+def batch_detail(
+    session: Session, *, workspace_id: str, batch_id: str, recipient_status: str | None = None
+) -> dict[str, Any]:
+    """The Batch with its recipients in input order, ready for orjson."""
+    _check_recipient_status(recipient_status)
+    batch = _get_batch(session, workspace_id, batch_id)
+    rows = session.connection().execute(_recipient_query(batch_id, status=recipient_status))
+    return {"batch_call": batch_public(batch), "recipients": [_recipient_public(r) for r in rows]}
+
+
+def recipients_page(
+    session: Session,
+    *,
+    workspace_id: str,
+    batch_id: str,
+    status: str | None = None,
+    search: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of a batch's recipients (the console never loads more) and the matching total."""
+    _check_recipient_status(status)
+    _get_batch(session, workspace_id, batch_id)
+    query = _recipient_query(batch_id, status=status, search=search)
+    total = (
+        session.connection()
+        .execute(select(func.count()).select_from(query.order_by(None).subquery()))
+        .scalar_one()
+    )
+    rows = session.connection().execute(query.offset(offset).limit(limit))
+    page = []
+    for row in rows:
+        item = _recipient_public(row)
+        item["dynamic_vars"] = orjson.loads(row[2])
+        page.append(item)
+    return page, total
+
+
+# --- cancel -------------------------------------------------------------------------------
+
+
+def cancel_batch(
+    session: Session, *, workspace_id: str, batch_id: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """Compare-and-set: only a batch still `scheduled` or `pending` (nothing dialed) cancels.
+
+    The dialer moves a batch to `running` in the same transaction as its first claim, so
+    exactly one of the two wins.
+    """
+    now = now or system_clock.now()
+    batches = Batch.__table__
+    result = session.execute(
+        update(batches)
+        .where(
+            batches.c.id == batch_id,
+            batches.c.workspace_id == workspace_id,
+            batches.c.status.in_(CANCELLABLE),
+        )
+        .values(
+            status=BatchStatus.cancelled.value,
+            finished_at=now,
+            cancelled_count=batches.c.cancelled_count + batches.c.pending_count,
+            pending_count=0,
+            version=batches.c.version + 1,
+        )
+    )
+    if result.rowcount == 1:
+        recipient_table = Recipient.__table__
+        session.execute(
+            update(recipient_table)
+            .where(
+                recipient_table.c.batch_id == batch_id,
+                recipient_table.c.status == RecipientStatus.pending.value,
+            )
+            .values(status=RecipientStatus.cancelled.value, ended_at=now)
+        )
+        session.expire_all()
+    batch = _get_batch(session, workspace_id, batch_id)
+    if batch.status != BatchStatus.cancelled.value:
+        raise BatchNotCancellable(
+            f"batch {batch_id} is {batch.status}; only scheduled or pending batches can be cancelled"
+        )
+    return batch_public(batch)
+
+
+def caller_number(session: Session, *, batch: Batch) -> PhoneNumber | None:
+    number_id = batch.phone_number_id
+    if number_id is None:
+        agent = session.get(agents.Agent, batch.agent_id)
+        number_id = agent.phone_number_id if agent else None
+    return session.get(PhoneNumber, number_id) if number_id else None

@@ -1,0 +1,97 @@
+"""Domain errors. Each carries the API's error code; the doors decide how to show it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_REPORTED_PROBLEMS = 1000
+
+Loc = list[str | int]
+
+
+class DomainError(Exception):
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class Unauthorized(DomainError):
+    code, status = "unauthorized", 401
+
+
+class NotFound(DomainError):
+    code, status = "not_found", 404
+
+
+class BatchNotCancellable(DomainError):
+    code, status = "batch_not_cancellable", 409
+
+
+class Conflict(DomainError):
+    code, status = "conflict", 409
+
+
+class IdempotencyKeyReused(DomainError):
+    code, status = "idempotency_key_reused", 422
+
+
+class PayloadTooLarge(DomainError):
+    code, status = "payload_too_large", 413
+
+
+class UnsupportedMediaType(DomainError):
+    code, status = "unsupported_media_type", 415
+
+
+class RateLimited(DomainError):
+    code, status = "rate_limited", 429
+
+
+class ValidationFailed(DomainError):
+    code, status = "validation_failed", 422
+
+    def __init__(self, problems: list[dict[str, Any]], message: str | None = None) -> None:
+        problems = problems[:MAX_REPORTED_PROBLEMS]
+        if message is None:
+            first = problems[0]
+            where = ".".join(str(part) for part in first["loc"])
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            message = f"{where}: {first['message']}{more}"
+        super().__init__(message, problems)
+
+    @classmethod
+    def at(cls, loc: Loc, message: str) -> ValidationFailed:
+        return cls([problem(loc, message)])
+
+
+def problem(loc: Loc, message: str) -> dict[str, Any]:
+    return {"loc": list(loc), "message": message}
+
+
+class Problems:
+    """Collects problems up to the reporting cap; `raise_if_any` turns them into one error."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def add(self, loc: Loc, message: str) -> None:
+        if len(self.items) < MAX_REPORTED_PROBLEMS:
+            self.items.append(problem(loc, message))
+
+    @property
+    def full(self) -> bool:
+        return len(self.items) >= MAX_REPORTED_PROBLEMS
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ValidationFailed(self.items)

@@ -1,0 +1,373 @@
+"""Recipients from JSON and from CSV → one validated shape.
+
+The console's preview and the API's upload call these same functions, so a file that previews
+cleanly is a file the API accepts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from batch_dashboard.services import phones
+from batch_dashboard.services.errors import (
+    Loc,
+    PayloadTooLarge,
+    Problems,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+PHONE_FIELDS = ("phone", "phone_number")
+_READ_CHUNK = 1 << 16
+_DELIMITERS = (",", ";", "\t")
+
+Scalar = str | int | float | bool
+
+
+@dataclass
+class RecipientRows:
+    """Parsed recipients, in input order, with every problem found so far.
+
+    `phones[i]` is the syntactically clean `+digits` form ("" where the row has a phone
+    problem); `check_numbers` adds validity, canonical forms and duplicates.
+    """
+
+    phones: list[str] = field(default_factory=list)
+    variables: list[dict[str, Scalar]] = field(default_factory=list)
+    # Where row i lives in the input, for error locations: ["recipients", 3] or ["csv_file", "row", 5]
+    locs: list[Loc] = field(default_factory=list)
+    phone_field: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # CSV: the variable columns, in file order
+    problems: Problems = field(default_factory=Problems)
+    # Rows that have a problem (by index), so a preview can mark them and "drop invalid rows".
+    invalid_rows: set[int] = field(default_factory=set)
+
+    def __len__(self) -> int:
+        return len(self.phones)
+
+    def flag(self, index: int, loc: Loc, message: str) -> None:
+        self.invalid_rows.add(index)
+        self.problems.add(loc, message)
+
+    def describe(self, index: int) -> str:
+        loc = self.locs[index]
+        return f"row {loc[2]}" if loc[0] == "csv_file" else f"recipients[{loc[1]}]"
+
+
+def _check_value(value: object) -> str | None:
+    if isinstance(value, bool | str):
+        return None
+    if isinstance(value, int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "must be a finite number"
+    kind = {dict: "an object", list: "a list", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+    return f"must be a string, number or boolean, not {kind}"
+
+
+def _bad_name_message(name: str) -> str:
+    return (
+        f"{name!r} is not a valid variable name: use letters, digits and underscores, "
+        "starting with a letter or underscore, at most 64 characters"
+    )
+
+
+def _add_phone(rows: RecipientRows, index: int, raw: object, loc: Loc) -> None:
+    number, reason = phones.normalize(raw)
+    if reason is not None:
+        rows.flag(index, loc, reason)
+        number = ""
+    rows.phones.append(number or "")
+
+
+def from_json(recipients: object, *, max_recipients: int) -> RecipientRows:
+    """Validate the `recipients` list of a JSON request (everything but number validity)."""
+    rows = RecipientRows()
+    if not isinstance(recipients, list):
+        rows.problems.add(["recipients"], "must be a list of recipient objects")
+        return rows
+    if not recipients:
+        rows.problems.add(["recipients"], "must contain at least one recipient")
+        return rows
+    if len(recipients) > max_recipients:
+        rows.problems.add(
+            ["recipients"],
+            f"has {len(recipients):,} recipients; a batch holds at most {max_recipients:,}",
+        )
+        return rows
+    for index, item in enumerate(recipients):
+        where: Loc = ["recipients", index]
+        rows.locs.append(where)
+        if not isinstance(item, dict):
+            rows.flag(index, where, "must be an object with a phone field")
+            rows.phones.append("")
+            rows.variables.append({})
+            rows.phone_field.append("phone")
+            continue
+        phone_key = "phone" if "phone" in item else "phone_number"
+        rows.phone_field.append(phone_key)
+        _add_phone(rows, index, item.get(phone_key), [*where, phone_key])
+        variables: dict[str, Scalar] = {}
+        nested = item.get("dynamic_vars")
+        if nested is not None:
+            if isinstance(nested, dict):
+                _take_variables(rows, index, nested, [*where, "dynamic_vars"], variables)
+            else:
+                rows.flag(index, [*where, "dynamic_vars"], "must be an object of variables")
+        extra = {k: v for k, v in item.items() if k not in ("dynamic_vars", *PHONE_FIELDS)}
+        # Fields on the recipient object win over dynamic_vars of the same name (API.md).
+        _take_variables(rows, index, extra, where, variables)
+        rows.variables.append(variables)
+    return rows
+
+
+def _take_variables(
+    rows: RecipientRows, index: int, source: dict[str, Any], where: Loc, into: dict[str, Scalar]
+) -> None:
+    for name, value in source.items():
+        if not VARIABLE_NAME.match(name):
+            rows.flag(index, [*where, name], _bad_name_message(name))
+            continue
+        reason = _check_value(value)
+        if reason is not None:
+            rows.flag(index, [*where, name], reason)
+            continue
+        into[name] = value
+
+
+def read_limited(stream: BinaryIO, *, max_bytes: int) -> bytes:
+    """Read a whole upload, refusing it as soon as it passes `max_bytes`."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := stream.read(_READ_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(
+                f"csv_file is larger than the limit of {max_bytes:,} bytes",
+                [{"loc": ["csv_file"], "message": f"must be at most {max_bytes:,} bytes"}],
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_csv(data: bytes) -> str:
+    if b"\x00" in data:
+        raise UnsupportedMediaType(
+            "csv_file is not a text file: upload a CSV saved as UTF-8",
+            [
+                {
+                    "loc": ["csv_file"],
+                    "message": "contains binary data (NUL bytes); expected UTF-8 CSV text",
+                }
+            ],
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        row = data[: error.start].count(b"\n") + 1
+        raise ValidationFailed.at(
+            ["csv_file", "row", row],
+            f"is not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
+            "save the file as CSV UTF-8",
+        ) from None
+
+
+def _normalised_header(cell: str) -> str:
+    return cell.strip().lower()
+
+
+def _sniff_delimiter(text: str) -> str:
+    """The delimiter under which the header has a phone column; else the one giving most cells."""
+    first_line = next((line for line in text.splitlines() if line.strip()), "")
+    best, best_cells = ",", 0
+    for delimiter in _DELIMITERS:
+        cells = next(csv.reader([first_line], delimiter=delimiter), [])
+        if any(_normalised_header(cell) in PHONE_FIELDS for cell in cells):
+            return delimiter
+        if len(cells) > best_cells:
+            best, best_cells = delimiter, len(cells)
+    return best
+
+
+def from_csv(source: bytes | BinaryIO, *, max_recipients: int, max_bytes: int) -> RecipientRows:
+    """Parse a CSV upload: header row with a phone column, every other column a variable."""
+    data = source if isinstance(source, bytes) else read_limited(source, max_bytes=max_bytes)
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(
+            f"csv_file is larger than the limit of {max_bytes:,} bytes",
+            [{"loc": ["csv_file"], "message": f"must be at most {max_bytes:,} bytes"}],
+        )
+    text = decode_csv(data)
+    if not text.strip():
+        raise ValidationFailed.at(
+            ["csv_file"], "is empty: the first row must be a header with a phone column"
+        )
+    return _parse_csv_text(text, max_recipients=max_recipients)
+
+
+def _parse_csv_text(text: str, *, max_recipients: int) -> RecipientRows:
+    rows = RecipientRows()
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text), strict=True
+    )
+    header: list[str] | None = None
+    header_line = 1
+    phone_column = -1
+    names: list[str] = []
+    last_line = 0
+    try:
+        for cells in reader:
+            line = last_line + 1
+            last_line = reader.line_num
+            if not any(cell.strip() for cell in cells):
+                continue  # blank line, or a line of bare delimiters
+            if header is None:
+                header, header_line = [cell.strip() for cell in cells], line
+                phone_column, names = _read_header(rows, header, header_line)
+                if phone_column < 0:
+                    break
+                continue
+            if len(rows) >= max_recipients:
+                rows.problems.add(
+                    ["csv_file"],
+                    f"has more than {max_recipients:,} recipient rows; a batch holds at most "
+                    f"{max_recipients:,}",
+                )
+                break
+            _add_csv_row(rows, cells, line, header, phone_column, names)
+    except csv.Error as error:
+        rows.problems.add(["csv_file", "row", last_line + 1], f"is not valid CSV: {error}")
+    if header is not None and phone_column >= 0 and not rows and not rows.problems:
+        rows.problems.add(["csv_file"], "has a header but no recipient rows")
+    return rows
+
+
+def _read_header(rows: RecipientRows, header: list[str], line: int) -> tuple[int, list[str]]:
+    normalised = [_normalised_header(cell) for cell in header]
+    phone_column = next((normalised.index(name) for name in PHONE_FIELDS if name in normalised), -1)
+    if phone_column < 0:
+        rows.problems.add(
+            ["csv_file", "row", line, "phone"],
+            "the header row has no phone column (found: "
+            + (", ".join(repr(cell) for cell in header if cell) or "nothing")
+            + ")",
+        )
+        return -1, []
+    seen: set[str] = set()
+    for position, name in enumerate(header):
+        if position == phone_column or not name:
+            continue
+        if not VARIABLE_NAME.match(name):
+            rows.problems.add(["csv_file", "row", line, name], _bad_name_message(name))
+        elif name in seen or _normalised_header(name) in PHONE_FIELDS:
+            rows.problems.add(["csv_file", "row", line, name], "is a duplicate column name")
+        seen.add(name)
+        rows.columns.append(name)
+    return phone_column, header
+
+
+def _add_csv_row(
+    rows: RecipientRows,
+    cells: list[str],
+    line: int,
+    header: list[str],
+    phone_column: int,
+    names: Iterable[str],
+) -> None:
+    index = len(rows)
+    where: Loc = ["csv_file", "row", line]
+    rows.locs.append(where)
+    phone_name = _normalised_header(header[phone_column])
+    rows.phone_field.append(phone_name)
+    if len(cells) > len(header) and any(cell.strip() for cell in cells[len(header) :]):
+        rows.flag(
+            index,
+            where,
+            f"has {len(cells)} cells but the header has {len(header)} columns",
+        )
+    _add_phone(
+        rows,
+        index,
+        cells[phone_column].strip() if phone_column < len(cells) else "",
+        [*where, phone_name],
+    )
+    variables: dict[str, Scalar] = {}
+    for position, name in enumerate(names):
+        if position == phone_column:
+            continue
+        value = cells[position].strip() if position < len(cells) else ""
+        if not name:
+            if value:
+                rows.flag(
+                    index,
+                    [*where, f"column {position + 1}"],
+                    "has a value but no column name in the header",
+                )
+            continue
+        variables[name] = value
+    rows.variables.append(variables)
+
+
+def check_numbers(rows: RecipientRows, *, parallel: bool) -> phones.ValidityCheck:
+    """Start the validity check of every clean number (possibly on another core)."""
+    return phones.ValidityCheck([p for p in rows.phones if p], parallel=parallel)
+
+
+def apply_validity(rows: RecipientRows, check: phones.ValidityCheck) -> list[int]:
+    """Record invalid and duplicate numbers; returns the indexes whose canonical form changed."""
+    canonical = iter(check.result())
+    changed: list[int] = []
+    first_seen: dict[str, int] = {}
+    for index, number in enumerate(rows.phones):
+        if not number:
+            continue
+        valid = next(canonical)
+        loc = [*rows.locs[index], rows.phone_field[index]]
+        if valid is None:
+            rows.flag(index, loc, phones.invalid_reason(number))
+            continue
+        if valid != number:
+            rows.phones[index] = valid
+            changed.append(index)
+        earlier = first_seen.setdefault(valid, index)
+        if earlier != index:
+            rows.flag(
+                index,
+                loc,
+                f"{valid} appears twice: {rows.describe(earlier)} and {rows.describe(index)}",
+            )
+    return changed
+
+
+def validate(rows: RecipientRows) -> RecipientRows:
+    """Single-core, all-at-once validation (previews, small batches)."""
+    if not rows.problems.full:
+        apply_validity(rows, check_numbers(rows, parallel=False))
+    return rows
+
+
+def encode_variables(variables: dict[str, Scalar]) -> str:
+    return json.dumps(variables, ensure_ascii=False, separators=(",", ":"))
+
+
+def drop_invalid(rows: RecipientRows) -> RecipientRows:
+    """The rows without a problem (the console's "drop invalid rows")."""
+    kept = RecipientRows(columns=list(rows.columns))
+    for index in range(len(rows)):
+        if index in rows.invalid_rows:
+            continue
+        kept.phones.append(rows.phones[index])
+        kept.variables.append(rows.variables[index])
+        kept.locs.append(rows.locs[index])
+        kept.phone_field.append(rows.phone_field[index])
+    return kept

@@ -1,0 +1,61 @@
+"""The one Settings object: every knob of OPERATIONS.md, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        "sqlite:///data/batch_dashboard.db", validation_alias=AliasChoices("DATABASE_URL")
+    )
+    dialer: Literal["embedded", "off"] = Field("embedded", validation_alias="BATCH_DIALER")
+    provider: str = Field("simulator", validation_alias="BATCH_PROVIDER")
+    sim_outcomes: str = Field(
+        "completed=0.8,no_answer=0.1,busy=0.05,failed=0.05", validation_alias="BATCH_SIM_OUTCOMES"
+    )
+    sim_call_seconds: float = Field(20, validation_alias="BATCH_SIM_CALL_SECONDS")
+    sim_seed: int | None = Field(None, validation_alias="BATCH_SIM_SEED")
+    max_concurrent_calls: int = Field(10, ge=1, validation_alias="BATCH_MAX_CONCURRENT_CALLS")
+    calls_per_second: float = Field(5, ge=0, validation_alias="BATCH_CALLS_PER_SECOND")
+    max_recipients_per_batch: int = Field(
+        50_000, ge=1, validation_alias="BATCH_MAX_RECIPIENTS_PER_BATCH"
+    )
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1, validation_alias="BATCH_MAX_UPLOAD_BYTES")
+    webhook_retry_schedule: str = Field(
+        "5,300,1800,7200,18000,36000,36000", validation_alias="BATCH_WEBHOOK_RETRY_SCHEDULE"
+    )
+    webhook_allow_private_targets: bool = Field(
+        False, validation_alias="BATCH_WEBHOOK_ALLOW_PRIVATE_TARGETS"
+    )
+    log_level: str = Field("INFO", validation_alias="BATCH_LOG_LEVEL")
+    # Batches at least this large are validated on a second core while the first one stores them.
+    parallel_validation_threshold: int = Field(
+        5_000, ge=1, validation_alias="BATCH_PARALLEL_VALIDATION_THRESHOLD"
+    )
+
+    @field_validator("sim_seed", mode="before")
+    @classmethod
+    def _empty_seed_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def retry_schedule_seconds(self) -> list[int]:
+        return [int(part) for part in self.webhook_retry_schedule.split(",") if part.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reload_settings() -> Settings:
+    """Forget the cached settings (tests and the CLI change the environment)."""
+    get_settings.cache_clear()
+    return get_settings()
