@@ -1,0 +1,103 @@
+"""The app started the way `make run` starts it: migrate, demo, `reflex run --env prod`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    database_url: str
+    demo: dict
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.demo['api_key']}"}
+
+
+def server_env(database_url: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "REFLEX_TELEMETRY_ENABLED": "false",
+        "PYTHONPATH": str(PROJECT_ROOT),
+        **extra,
+    }
+
+
+def start_server(tmp: Path, *, extra_env: dict[str, str] | None = None, backend_only: bool = False) -> Server:
+    database_url = f"sqlite:///{tmp / 'e2e.db'}"
+    env = server_env(database_url, **(extra_env or {}))
+    subprocess.run([sys.executable, "-m", "batch_dashboard", "migrate"], env=env, cwd=PROJECT_ROOT,
+                   check=True, capture_output=True, timeout=120)
+    demo = json.loads(
+        subprocess.run([sys.executable, "-m", "batch_dashboard", "demo"], env=env, cwd=PROJECT_ROOT,
+                       check=True, capture_output=True, text=True, timeout=120).stdout
+    )
+    port = free_port()
+    mode = ["--backend-only", "--backend-port", str(port)] if backend_only else ["--frontend-port", str(port)]
+    log = tmp / "server.log"
+    process = subprocess.Popen(
+        [str(BIN / "reflex"), "run", "--env", "prod", *mode],
+        cwd=PROJECT_ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
+                return Server(url, database_url, demo, process, log)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop_server(process)
+    raise RuntimeError(f"server did not answer in time:\n{log.read_text()[-3000:]}")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    """Stop the server's own process group (never anything found by name)."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = start_server(tmp_path_factory.mktemp("server"))
+    try:
+        yield running
+    finally:
+        stop_server(running.process)
