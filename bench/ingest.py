@@ -75,13 +75,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def backend_env(database_url: str) -> dict[str, str]:
+def backend_env(database_url: str, dialer: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url,
         REFLEX_TELEMETRY_ENABLED="false",
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
     )
+    if dialer is not None:
+        env["BATCH_DIALER"] = dialer
     return env
 
 
@@ -160,9 +162,9 @@ def stop_process_group(process: subprocess.Popen[bytes], pgid: int) -> None:
 
 
 @contextlib.contextmanager
-def local_backend(workdir: Path, timeout: float) -> Iterator[Backend]:
+def local_backend(workdir: Path, timeout: float, dialer: str | None) -> Iterator[Backend]:
     """A fresh database and `reflex run --env prod --backend-only` on a free port."""
-    env = backend_env(f"sqlite:///{workdir / 'bench.db'}")
+    env = backend_env(f"sqlite:///{workdir / 'bench.db'}", dialer)
     api_key, agent_id = provision(env)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -384,6 +386,8 @@ def run(backend: Backend, args: argparse.Namespace) -> list[Figure]:
     figures: list[Figure] = []
     headers = {"Authorization": f"Bearer {backend.api_key}"}
     with httpx.Client(base_url=backend.url, headers=headers, timeout=600) as client:
+        health = expect(client.get("/v1/health"), 200, "GET /v1/health")
+        print(f"health: {json.dumps(health)}")
         warm_seconds, _ = post_csv(client, backend, build_csv(numbers[:20]), "bench warm-up")
         print(f"warm-up: 20-row CSV in {warm_seconds * 1000:.0f} ms (not measured)")
 
@@ -467,6 +471,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--detail-repeats", type=int, default=5)
     parser.add_argument("--batches", type=int, default=1_000, help="batches stored before listing")
     parser.add_argument("--list-requests", type=int, default=200)
+    parser.add_argument(
+        "--dialer",
+        choices=("embedded", "off"),
+        help="BATCH_DIALER for the started backend (default: the environment's, i.e. embedded)",
+    )
     parser.add_argument("--startup-timeout", type=float, default=180)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (database, log)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
@@ -487,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
         try:
-            with local_backend(workdir, args.startup_timeout) as backend:
+            with local_backend(workdir, args.startup_timeout, args.dialer) as backend:
                 figures = run(backend, args)
         finally:
             if args.keep:

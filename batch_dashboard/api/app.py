@@ -46,7 +46,11 @@ def _error(status: int, code: str, message: str, details: list | None = None) ->
 
 def _loc(raw: tuple) -> list:
     # FastAPI prefixes where the value came from ("query", "path", "header", "body").
-    return list(raw[1:]) if raw and raw[0] in ("query", "path", "header", "body", "cookie") else list(raw)
+    return (
+        list(raw[1:])
+        if raw and raw[0] in ("query", "path", "header", "body", "cookie")
+        else list(raw)
+    )
 
 
 def create_api() -> FastAPI:
@@ -70,8 +74,12 @@ def create_api() -> FastAPI:
     async def request_invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
         details = [{"loc": _loc(item["loc"]), "message": item["msg"]} for item in error.errors()]
         where = ".".join(str(part) for part in details[0]["loc"]) if details else "request"
-        return _error(422, "validation_failed", f"{where}: {details[0]['message']}" if details else
-                      "the request is not valid", details)
+        return _error(
+            422,
+            "validation_failed",
+            f"{where}: {details[0]['message']}" if details else "the request is not valid",
+            details,
+        )
 
     @api.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -86,7 +94,9 @@ def create_api() -> FastAPI:
         log.exception("unhandled error", exc_info=error)
         return _error(500, "internal_error", "something went wrong on our side; it has been logged")
 
-    api.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+    api.mount(
+        DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets"
+    )
 
     @api.get("/v1/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

@@ -9,9 +9,15 @@ from batch_dashboard.models import ErrorResponse
 _ERROR_EXAMPLES = {
     401: ("unauthorized", "unknown API key"),
     404: ("not_found", "no batch call batch_01JD7Q9ZJ5T1F7M8V3ZCX0A4BN"),
-    409: ("batch_not_cancellable", "batch batch_… is running; only scheduled or pending batches can be cancelled"),
+    409: (
+        "batch_not_cancellable",
+        "batch batch_… is running; only scheduled or pending batches can be cancelled",
+    ),
     413: ("payload_too_large", "csv_file is larger than the limit of 20,971,520 bytes"),
-    415: ("unsupported_media_type", "send the batch as application/json, or as multipart/form-data with a csv_file"),
+    415: (
+        "unsupported_media_type",
+        "send the batch as application/json, or as multipart/form-data with a csv_file",
+    ),
     422: ("validation_failed", "recipients.1.phone: is missing the country code"),
 }
 
@@ -26,7 +32,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
                         "code": code,
                         "message": message,
                         "details": [
-                            {"loc": ["recipients", 1, "phone"], "message": "is missing the country code"}
+                            {
+                                "loc": ["recipients", 1, "phone"],
+                                "message": "is missing the country code",
+                            }
                         ]
                         if status == 422
                         else None,
@@ -66,7 +75,12 @@ CREATE_BATCH_OPENAPI: dict[str, Any] = {
                             "format": "date-time",
                             "description": "RFC 3339 with an offset; in the future, at most 30 days ahead",
                         },
-                        "ringing_timeout_ms": {"type": "integer", "minimum": 1000, "maximum": 80000, "default": 30000},
+                        "ringing_timeout_ms": {
+                            "type": "integer",
+                            "minimum": 1000,
+                            "maximum": 80000,
+                            "default": 30000,
+                        },
                         "recipients": {
                             "type": "array",
                             "minItems": 1,
@@ -74,9 +88,18 @@ CREATE_BATCH_OPENAPI: dict[str, Any] = {
                             "items": {
                                 "type": "object",
                                 "properties": {
-                                    "phone": {"type": "string", "description": "International format, e.g. +14155552671"},
-                                    "phone_number": {"type": "string", "description": "Same as phone"},
-                                    "dynamic_vars": {"type": "object", "additionalProperties": _SCALAR},
+                                    "phone": {
+                                        "type": "string",
+                                        "description": "International format, e.g. +14155552671",
+                                    },
+                                    "phone_number": {
+                                        "type": "string",
+                                        "description": "Same as phone",
+                                    },
+                                    "dynamic_vars": {
+                                        "type": "object",
+                                        "additionalProperties": _SCALAR,
+                                    },
                                 },
                                 "additionalProperties": _SCALAR,
                             },
@@ -90,8 +113,18 @@ CREATE_BATCH_OPENAPI: dict[str, Any] = {
                             "name": "Appointment reminders",
                             "agent_id": "agent_01JD7Q8R3P2M6C1T0S9W4YQ2HE",
                             "recipients": [
-                                {"phone": "+14155552671", "dynamic_vars": {"first_name": "Ada", "appointment_time": "3pm"}},
-                                {"phone": "+1 (415) 555-2672", "first_name": "Grace", "appointment_time": "10:30am"},
+                                {
+                                    "phone": "+14155552671",
+                                    "dynamic_vars": {
+                                        "first_name": "Ada",
+                                        "appointment_time": "3pm",
+                                    },
+                                },
+                                {
+                                    "phone": "+1 (415) 555-2672",
+                                    "first_name": "Grace",
+                                    "appointment_time": "10:30am",
+                                },
                             ],
                         },
                     }

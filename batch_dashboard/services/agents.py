@@ -16,7 +16,7 @@ from batch_dashboard.clock import system_clock
 from batch_dashboard.ids import new_id
 from batch_dashboard.models import Agent, PhoneNumber
 from batch_dashboard.services import phones
-from batch_dashboard.services.errors import NotFound, Problems
+from batch_dashboard.services.errors import NotFound, Problems, is_clean_id
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
 # Variables the runtime fills in itself (hosted platforms' convention), never asked of a CSV.
@@ -105,7 +105,7 @@ def list_agents(session: Session, *, workspace_id: str) -> list[Agent]:
 
 
 def get_agent(session: Session, *, workspace_id: str, agent_id: str) -> Agent:
-    agent = session.get(Agent, agent_id) if isinstance(agent_id, str) else None
+    agent = session.get(Agent, agent_id) if is_clean_id(agent_id) else None
     if agent is None or agent.workspace_id != workspace_id or agent.deleted_at is not None:
         raise NotFound(f"no agent {agent_id} in this workspace")
     return agent
@@ -122,7 +122,7 @@ def list_phone_numbers(session: Session, *, workspace_id: str) -> list[PhoneNumb
 
 
 def get_phone_number(session: Session, *, workspace_id: str, phone_number_id: str) -> PhoneNumber:
-    number = session.get(PhoneNumber, phone_number_id) if isinstance(phone_number_id, str) else None
+    number = session.get(PhoneNumber, phone_number_id) if is_clean_id(phone_number_id) else None
     if number is None or number.workspace_id != workspace_id or number.deleted_at is not None:
         raise NotFound(f"no phone number {phone_number_id} in this workspace")
     return number

@@ -71,6 +71,11 @@ class ValidationFailed(DomainError):
         return cls([problem(loc, message)])
 
 
+def is_clean_id(value: str) -> bool:
+    """Could this be one of our ids? (Keeps NULs and megabyte strings away from the database.)"""
+    return len(value) <= 64 and "\x00" not in value
+
+
 def problem(loc: Loc, message: str) -> dict[str, Any]:
     return {"loc": list(loc), "message": message}
 

@@ -71,6 +71,8 @@ def _national_prefix(country_code: int) -> re.Pattern[str] | None:
 
 
 def _fast_accept(digits: str) -> bool:
+    if digits[:1] == "0":
+        return False  # no country code starts with 0; parse refuses "+0…", and so must we
     for length in (1, 2, 3):
         country_code = int(digits[:length])
         if country_code in COUNTRY_CODE_TO_REGION_CODE:
@@ -165,33 +167,44 @@ def shutdown_pool() -> None:
 
 
 class ValidityCheck:
-    """The canonical forms of many numbers, computed in the background or inline."""
+    """The canonical forms of many numbers, in the order they were added.
 
-    def __init__(self, numbers: Sequence[str], *, parallel: bool) -> None:
-        self._numbers = numbers
+    With `parallel`, each `add` goes to the pool at once (so a CSV can be checked while it is
+    still being read); otherwise the numbers are checked on this core when `result` is asked.
+    """
+
+    def __init__(self, numbers: Sequence[str] = (), *, parallel: bool) -> None:
+        self._numbers: list[str] = []
         self._futures: list[Future[list[str | None]]] = []
-        self._inline: list[str | None] | None = None
-        if parallel and len(numbers) > 1:
-            try:
-                pool = _get_pool()
-                step = -(-len(numbers) // _POOL_WORKERS)
-                self._futures = [
-                    pool.submit(check_many, list(numbers[start : start + step]))
-                    for start in range(0, len(numbers), step)
-                ]
-                return
-            except (RuntimeError, OSError):
-                shutdown_pool()  # a broken pool: fall back to this core
-        self._inline = check_many(numbers)
+        self._parallel = parallel
+        self.add(numbers)
+
+    def add(self, numbers: Sequence[str]) -> None:
+        if not numbers:
+            return
+        start = len(self._numbers)
+        self._numbers.extend(numbers)
+        if not self._parallel:
+            return
+        try:
+            pool = _get_pool()
+            step = -(-len(numbers) // _POOL_WORKERS)
+            self._futures += [
+                pool.submit(check_many, self._numbers[i : i + step])
+                for i in range(start, len(self._numbers), step)
+            ]
+        except (RuntimeError, OSError):
+            shutdown_pool()  # a broken pool: this core still knows the rule
+            self._parallel = False
 
     def result(self) -> list[str | None]:
-        if self._inline is not None:
-            return self._inline
+        if not self._parallel:
+            return check_many(self._numbers)
         canonical: list[str | None] = []
         try:
             for future in self._futures:
                 canonical.extend(future.result())
-        except RuntimeError:  # BrokenProcessPool: a child died; this core still knows the rule
+        except RuntimeError:  # BrokenProcessPool: a child died
             shutdown_pool()
             return check_many(self._numbers)
         return canonical

@@ -11,9 +11,10 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
+
+import orjson
 
 from batch_dashboard.services import phones
 from batch_dashboard.services.errors import (
@@ -37,29 +38,56 @@ class RecipientRows:
     """Parsed recipients, in input order, with every problem found so far.
 
     `phones[i]` is the syntactically clean `+digits` form ("" where the row has a phone
-    problem); `check_numbers` adds validity, canonical forms and duplicates.
+    problem); `check_numbers` + `apply_validity` add validity, canonical forms and duplicates.
     """
 
+    source: str = "json"  # or "csv": decides how rows are named in error locations
     phones: list[str] = field(default_factory=list)
     variables: list[dict[str, Scalar]] = field(default_factory=list)
-    # Where row i lives in the input, for error locations: ["recipients", 3] or ["csv_file", "row", 5]
-    locs: list[Loc] = field(default_factory=list)
-    phone_field: list[str] = field(default_factory=list)
+    # CSV: the physical row of each recipient (the header is row 1).
+    lines: list[int] = field(default_factory=list)
+    # JSON: the field each recipient's number came from ("phone" or "phone_number").
+    phone_fields: list[str] = field(default_factory=list)
+    csv_phone_column: str = "phone"
     columns: list[str] = field(default_factory=list)  # CSV: the variable columns, in file order
     problems: Problems = field(default_factory=Problems)
     # Rows that have a problem (by index), so a preview can mark them and "drop invalid rows".
     invalid_rows: set[int] = field(default_factory=set)
+    # Numbers already sent for checking while the file was still being read.
+    check: phones.ValidityCheck | None = None
+    checked_upto: int = 0
 
     def __len__(self) -> int:
         return len(self.phones)
+
+    def loc(self, index: int) -> Loc:
+        if self.source == "csv":
+            return ["csv_file", "row", self.lines[index]]
+        return ["recipients", index]
+
+    def phone_loc(self, index: int) -> Loc:
+        field_name = self.csv_phone_column if self.source == "csv" else self.phone_fields[index]
+        return [*self.loc(index), field_name]
+
+    @property
+    def locs(self) -> list[Loc]:
+        return [self.loc(index) for index in range(len(self))]
 
     def flag(self, index: int, loc: Loc, message: str) -> None:
         self.invalid_rows.add(index)
         self.problems.add(loc, message)
 
     def describe(self, index: int) -> str:
-        loc = self.locs[index]
-        return f"row {loc[2]}" if loc[0] == "csv_file" else f"recipients[{loc[1]}]"
+        return f"row {self.lines[index]}" if self.source == "csv" else f"recipients[{index}]"
+
+    def send_for_checking(self, *, parallel: bool) -> phones.ValidityCheck:
+        """Send the numbers not yet sent to the validity check (started on first use)."""
+        if self.check is None:
+            self.check = phones.ValidityCheck(parallel=parallel)
+        fresh = [number for number in self.phones[self.checked_upto :] if number]
+        self.checked_upto = len(self.phones)
+        self.check.add(fresh)
+        return self.check
 
 
 def _check_value(value: object) -> str | None:
@@ -107,15 +135,14 @@ def from_json(recipients: object, *, max_recipients: int) -> RecipientRows:
         return rows
     for index, item in enumerate(recipients):
         where: Loc = ["recipients", index]
-        rows.locs.append(where)
         if not isinstance(item, dict):
             rows.flag(index, where, "must be an object with a phone field")
             rows.phones.append("")
             rows.variables.append({})
-            rows.phone_field.append("phone")
+            rows.phone_fields.append("phone")
             continue
-        phone_key = "phone" if "phone" in item else "phone_number"
-        rows.phone_field.append(phone_key)
+        phone_key = "phone_number" if "phone" not in item and "phone_number" in item else "phone"
+        rows.phone_fields.append(phone_key)
         _add_phone(rows, index, item.get(phone_key), [*where, phone_key])
         variables: dict[str, Scalar] = {}
         nested = item.get("dynamic_vars")
@@ -199,8 +226,18 @@ def _sniff_delimiter(text: str) -> str:
     return best
 
 
-def from_csv(source: bytes | BinaryIO, *, max_recipients: int, max_bytes: int) -> RecipientRows:
-    """Parse a CSV upload: header row with a phone column, every other column a variable."""
+def from_csv(
+    source: bytes | BinaryIO,
+    *,
+    max_recipients: int,
+    max_bytes: int,
+    check_while_reading_from: int | None = None,
+) -> RecipientRows:
+    """Parse a CSV upload: header row with a phone column, every other column a variable.
+
+    With `check_while_reading_from=N`, a file of N rows or more has its numbers sent to the
+    validation processes in chunks while the rest of it is still being read.
+    """
     data = source if isinstance(source, bytes) else read_limited(source, max_bytes=max_bytes)
     if len(data) > max_bytes:
         raise PayloadTooLarge(
@@ -212,11 +249,14 @@ def from_csv(source: bytes | BinaryIO, *, max_recipients: int, max_bytes: int) -
         raise ValidationFailed.at(
             ["csv_file"], "is empty: the first row must be a header with a phone column"
         )
-    return _parse_csv_text(text, max_recipients=max_recipients)
+    return _parse_csv_text(text, max_recipients=max_recipients, check_from=check_while_reading_from)
 
 
-def _parse_csv_text(text: str, *, max_recipients: int) -> RecipientRows:
-    rows = RecipientRows()
+_CHECK_CHUNK = 8192
+
+
+def _parse_csv_text(text: str, *, max_recipients: int, check_from: int | None) -> RecipientRows:
+    rows = RecipientRows(source="csv")
     reader = csv.reader(
         io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text), strict=True
     )
@@ -229,13 +269,14 @@ def _parse_csv_text(text: str, *, max_recipients: int) -> RecipientRows:
         for cells in reader:
             line = last_line + 1
             last_line = reader.line_num
-            if not any(cell.strip() for cell in cells):
+            if not "".join(cells).strip():
                 continue  # blank line, or a line of bare delimiters
             if header is None:
                 header, header_line = [cell.strip() for cell in cells], line
                 phone_column, names = _read_header(rows, header, header_line)
                 if phone_column < 0:
                     break
+                rows.csv_phone_column = _normalised_header(header[phone_column])
                 continue
             if len(rows) >= max_recipients:
                 rows.problems.add(
@@ -244,7 +285,13 @@ def _parse_csv_text(text: str, *, max_recipients: int) -> RecipientRows:
                     f"{max_recipients:,}",
                 )
                 break
-            _add_csv_row(rows, cells, line, header, phone_column, names)
+            _add_csv_row(rows, cells, line, len(header), phone_column, names)
+            if (
+                check_from is not None
+                and len(rows) >= check_from
+                and (len(rows) - rows.checked_upto >= _CHECK_CHUNK)
+            ):
+                rows.send_for_checking(parallel=True)
     except csv.Error as error:
         rows.problems.add(["csv_file", "row", last_line + 1], f"is not valid CSV: {error}")
     if header is not None and phone_column >= 0 and not rows and not rows.problems:
@@ -280,47 +327,42 @@ def _add_csv_row(
     rows: RecipientRows,
     cells: list[str],
     line: int,
-    header: list[str],
+    width: int,
     phone_column: int,
-    names: Iterable[str],
+    names: list[str],
 ) -> None:
     index = len(rows)
-    where: Loc = ["csv_file", "row", line]
-    rows.locs.append(where)
-    phone_name = _normalised_header(header[phone_column])
-    rows.phone_field.append(phone_name)
-    if len(cells) > len(header) and any(cell.strip() for cell in cells[len(header) :]):
-        rows.flag(
-            index,
-            where,
-            f"has {len(cells)} cells but the header has {len(header)} columns",
-        )
-    _add_phone(
-        rows,
-        index,
-        cells[phone_column].strip() if phone_column < len(cells) else "",
-        [*where, phone_name],
-    )
+    rows.lines.append(line)
+    if len(cells) != width:
+        if len(cells) > width and "".join(cells[width:]).strip():
+            rows.flag(
+                index, rows.loc(index), f"has {len(cells)} cells but the header has {width} columns"
+            )
+        cells = (cells + [""] * width)[:width]
+    raw_phone = cells[phone_column].strip()
+    number, reason = phones.normalize(raw_phone)
+    if reason is not None:
+        rows.flag(index, rows.phone_loc(index), reason)
+    rows.phones.append(number or "")
     variables: dict[str, Scalar] = {}
     for position, name in enumerate(names):
         if position == phone_column:
             continue
-        value = cells[position].strip() if position < len(cells) else ""
-        if not name:
-            if value:
-                rows.flag(
-                    index,
-                    [*where, f"column {position + 1}"],
-                    "has a value but no column name in the header",
-                )
-            continue
-        variables[name] = value
+        value = cells[position].strip()
+        if name:
+            variables[name] = value
+        elif value:
+            rows.flag(
+                index,
+                [*rows.loc(index), f"column {position + 1}"],
+                "has a value but no column name in the header",
+            )
     rows.variables.append(variables)
 
 
 def check_numbers(rows: RecipientRows, *, parallel: bool) -> phones.ValidityCheck:
-    """Start the validity check of every clean number (possibly on another core)."""
-    return phones.ValidityCheck([p for p in rows.phones if p], parallel=parallel)
+    """Start the validity check of every clean number (possibly on other cores)."""
+    return rows.send_for_checking(parallel=parallel or rows.check is not None)
 
 
 def apply_validity(rows: RecipientRows, check: phones.ValidityCheck) -> list[int]:
@@ -332,9 +374,8 @@ def apply_validity(rows: RecipientRows, check: phones.ValidityCheck) -> list[int
         if not number:
             continue
         valid = next(canonical)
-        loc = [*rows.locs[index], rows.phone_field[index]]
         if valid is None:
-            rows.flag(index, loc, phones.invalid_reason(number))
+            rows.flag(index, rows.phone_loc(index), phones.invalid_reason(number))
             continue
         if valid != number:
             rows.phones[index] = valid
@@ -343,7 +384,7 @@ def apply_validity(rows: RecipientRows, check: phones.ValidityCheck) -> list[int
         if earlier != index:
             rows.flag(
                 index,
-                loc,
+                rows.phone_loc(index),
                 f"{valid} appears twice: {rows.describe(earlier)} and {rows.describe(index)}",
             )
     return changed
@@ -357,17 +398,21 @@ def validate(rows: RecipientRows) -> RecipientRows:
 
 
 def encode_variables(variables: dict[str, Scalar]) -> str:
-    return json.dumps(variables, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return orjson.dumps(variables).decode()
+    except TypeError:  # integers beyond 64 bits: the standard library keeps them exact
+        return json.dumps(variables, ensure_ascii=False, separators=(",", ":"))
 
 
 def drop_invalid(rows: RecipientRows) -> RecipientRows:
     """The rows without a problem (the console's "drop invalid rows")."""
-    kept = RecipientRows(columns=list(rows.columns))
-    for index in range(len(rows)):
-        if index in rows.invalid_rows:
-            continue
-        kept.phones.append(rows.phones[index])
-        kept.variables.append(rows.variables[index])
-        kept.locs.append(rows.locs[index])
-        kept.phone_field.append(rows.phone_field[index])
-    return kept
+    keep = [index for index in range(len(rows)) if index not in rows.invalid_rows]
+    return RecipientRows(
+        source=rows.source,
+        phones=[rows.phones[i] for i in keep],
+        variables=[rows.variables[i] for i in keep],
+        lines=[rows.lines[i] for i in keep] if rows.source == "csv" else [],
+        phone_fields=[rows.phone_fields[i] for i in keep] if rows.source == "json" else [],
+        csv_phone_column=rows.csv_phone_column,
+        columns=list(rows.columns),
+    )

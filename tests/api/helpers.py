@@ -12,7 +12,10 @@ def batch_body(tenant: Tenant, **overrides: Any) -> dict[str, Any]:
         "name": "Appointment reminders",
         "agent_id": tenant.agent_id,
         "recipients": [
-            {"phone": "+14155552671", "dynamic_vars": {"first_name": "Ada", "appointment_time": "3pm"}},
+            {
+                "phone": "+14155552671",
+                "dynamic_vars": {"first_name": "Ada", "appointment_time": "3pm"},
+            },
             {"phone": "+1 (415) 555-2672", "first_name": "Bob"},
         ],
     }

@@ -11,7 +11,9 @@ from tests.conftest import Tenant
 
 
 def _create(client, tenant: Tenant, **overrides):
-    response = client.post("/v1/batch-calls", json=batch_body(tenant, **overrides), headers=tenant.headers)
+    response = client.post(
+        "/v1/batch-calls", json=batch_body(tenant, **overrides), headers=tenant.headers
+    )
     assert response.status_code == 202, response.text
     return response.json()
 
@@ -78,7 +80,13 @@ def test_create_answers_202_with_the_batch_and_location(client, tenant):
     assert batch["created_at"].endswith("Z")
     assert batch["started_at"] is None and batch["finished_at"] is None
     assert batch["total_recipients"] == 2
-    assert batch["counts"] == {"pending": 2, "dialing": 0, "completed": 0, "failed": 0, "cancelled": 0}
+    assert batch["counts"] == {
+        "pending": 2,
+        "dialing": 0,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
 
 
 def test_recipients_are_stored_in_e164_with_their_variables(client, tenant):
@@ -102,7 +110,13 @@ def test_recipients_are_stored_in_e164_with_their_variables(client, tenant):
     assert first["id"].startswith("rcpt_")
     assert first["status"] == "pending"
     assert first["attempts"] == 0
-    for field in ("conversation_id", "failure_reason", "started_at", "ended_at", "duration_seconds"):
+    for field in (
+        "conversation_id",
+        "failure_reason",
+        "started_at",
+        "ended_at",
+        "duration_seconds",
+    ):
         assert first[field] is None
 
 
@@ -172,7 +186,9 @@ def test_caller_number_must_exist_here_and_call_out(client, tenant, other_tenant
 
 
 def test_an_unbound_agent_works_with_an_override(client, tenant):
-    batch = _create(client, tenant, agent_id=tenant.unbound_agent_id, phone_number_id=tenant.number_id)
+    batch = _create(
+        client, tenant, agent_id=tenant.unbound_agent_id, phone_number_id=tenant.number_id
+    )
     assert batch["phone_number_id"] == tenant.number_id
 
 
@@ -221,17 +237,23 @@ def test_recipient_count_limit(client, tenant, monkeypatch):
     monkeypatch.setenv("BATCH_MAX_RECIPIENTS_PER_BATCH", "3")
     reload_settings()
     many = [{"phone": f"+1415555{2670 + i}"} for i in range(4)]
-    response = client.post("/v1/batch-calls", json=batch_body(tenant, recipients=many), headers=tenant.headers)
+    response = client.post(
+        "/v1/batch-calls", json=batch_body(tenant, recipients=many), headers=tenant.headers
+    )
     assert response.status_code == 422
     assert error_locs(response) == [["recipients"]]
     assert _create(client, tenant, recipients=many[:3])["total_recipients"] == 3
-    empty = client.post("/v1/batch-calls", json=batch_body(tenant, recipients=[]), headers=tenant.headers)
+    empty = client.post(
+        "/v1/batch-calls", json=batch_body(tenant, recipients=[]), headers=tenant.headers
+    )
     assert error_locs(empty) == [["recipients"]]
 
 
 def test_name_rules(client, tenant):
     for name in ("", "   ", "x" * 201, 5, None):
-        response = client.post("/v1/batch-calls", json=batch_body(tenant, name=name), headers=tenant.headers)
+        response = client.post(
+            "/v1/batch-calls", json=batch_body(tenant, name=name), headers=tenant.headers
+        )
         assert response.status_code == 422, name
         assert error_locs(response) == [["name"]]
     assert _create(client, tenant, name="x" * 200)["name"] == "x" * 200
@@ -252,14 +274,16 @@ def _post_csv(client, tenant: Tenant, text: str | bytes, **fields):
 
 
 def test_create_from_csv(client, tenant):
-    text = "\ufeffPhone ; first_name;appointment_time\r\n+1 415 555 2671;Ada; 3pm \r\n\r\n+14155552672;\"Bo;b\";\r\n"
+    text = '\ufeffPhone ; first_name;appointment_time\r\n+1 415 555 2671;Ada; 3pm \r\n\r\n+14155552672;"Bo;b";\r\n'
     response = _post_csv(client, tenant, text, ringing_timeout_ms="45000")
     assert response.status_code == 202, response.text
     batch = response.json()
     assert batch["ringing_timeout_ms"] == 45000
     assert batch["total_recipients"] == 2
     assert response.headers["location"] == f"/v1/batch-calls/{batch['id']}"
-    recipients = client.get(f"/v1/batch-calls/{batch['id']}", headers=tenant.headers).json()["recipients"]
+    recipients = client.get(f"/v1/batch-calls/{batch['id']}", headers=tenant.headers).json()[
+        "recipients"
+    ]
     assert recipients[0]["phone"] == "+14155552671"
     assert recipients[0]["dynamic_vars"] == {"first_name": "Ada", "appointment_time": "3pm"}
     assert recipients[1]["dynamic_vars"] == {"first_name": "Bo;b", "appointment_time": ""}
@@ -270,7 +294,10 @@ def test_csv_errors_name_row_and_column(client, tenant):
     response = _post_csv(client, tenant, text)
     assert response.status_code == 422
     details = response.json()["error"]["details"]
-    assert [d["loc"] for d in details] == [["csv_file", "row", 3, "phone"], ["csv_file", "row", 5, "phone"]]
+    assert [d["loc"] for d in details] == [
+        ["csv_file", "row", 3, "phone"],
+        ["csv_file", "row", 5, "phone"],
+    ]
     assert "row 2" in details[1]["message"] and "row 5" in details[1]["message"]
 
 
@@ -282,7 +309,9 @@ def test_csv_without_phone_column(client, tenant):
 
 
 def test_csv_form_fields_are_validated(client, tenant):
-    response = _post_csv(client, tenant, "phone\n+14155552671\n", agent_id="", ringing_timeout_ms="abc")
+    response = _post_csv(
+        client, tenant, "phone\n+14155552671\n", agent_id="", ringing_timeout_ms="abc"
+    )
     assert response.status_code == 422
     assert sorted(error_locs(response)) == [["agent_id"], ["ringing_timeout_ms"]]
 
@@ -305,7 +334,9 @@ def test_list_is_newest_first_with_a_cursor(client, tenant):
     seen = [b["id"] for b in page["batch_calls"]]
     while page["next_cursor"]:
         page = client.get(
-            "/v1/batch-calls", params={"limit": 2, "cursor": page["next_cursor"]}, headers=tenant.headers
+            "/v1/batch-calls",
+            params={"limit": 2, "cursor": page["next_cursor"]},
+            headers=tenant.headers,
         ).json()
         seen += [b["id"] for b in page["batch_calls"]]
     assert seen == ids[::-1]
@@ -315,8 +346,12 @@ def test_list_is_newest_first_with_a_cursor(client, tenant):
 
 def test_list_filters(client, tenant):
     pending = _create(client, tenant)["id"]
-    scheduled = _create(client, tenant, scheduled_at=_rfc3339(datetime.now(UTC) + timedelta(days=1)))["id"]
-    other_agent = _create(client, tenant, agent_id=tenant.unbound_agent_id, phone_number_id=tenant.number_id)["id"]
+    scheduled = _create(
+        client, tenant, scheduled_at=_rfc3339(datetime.now(UTC) + timedelta(days=1))
+    )["id"]
+    other_agent = _create(
+        client, tenant, agent_id=tenant.unbound_agent_id, phone_number_id=tenant.number_id
+    )["id"]
 
     def ids(**params):
         response = client.get("/v1/batch-calls", params=params, headers=tenant.headers)
@@ -342,8 +377,20 @@ def test_list_limit_bounds(client, tenant):
 def test_detail_filters_recipients_by_status(client, tenant):
     batch = _create(client, tenant)
     url = f"/v1/batch-calls/{batch['id']}"
-    assert len(client.get(url, params={"recipient_status": "pending"}, headers=tenant.headers).json()["recipients"]) == 2
-    assert client.get(url, params={"recipient_status": "completed"}, headers=tenant.headers).json()["recipients"] == []
+    assert (
+        len(
+            client.get(url, params={"recipient_status": "pending"}, headers=tenant.headers).json()[
+                "recipients"
+            ]
+        )
+        == 2
+    )
+    assert (
+        client.get(url, params={"recipient_status": "completed"}, headers=tenant.headers).json()[
+            "recipients"
+        ]
+        == []
+    )
     bad = client.get(url, params={"recipient_status": "nope"}, headers=tenant.headers)
     assert bad.status_code == 422 and error_locs(bad) == [["recipient_status"]]
 
@@ -353,7 +400,9 @@ def test_unknown_batch_is_404(client, tenant):
         response = client.get(path, headers=tenant.headers)
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "not_found"
-    assert client.post("/v1/batch-calls/batch_nope/cancel", headers=tenant.headers).status_code == 404
+    assert (
+        client.post("/v1/batch-calls/batch_nope/cancel", headers=tenant.headers).status_code == 404
+    )
 
 
 # --- cancel -------------------------------------------------------------------------------
@@ -366,7 +415,13 @@ def test_cancel_pending_and_scheduled(client, tenant):
         assert response.status_code == 200
         cancelled = response.json()
         assert cancelled["status"] == "cancelled"
-        assert cancelled["counts"] == {"pending": 0, "dialing": 0, "completed": 0, "failed": 0, "cancelled": 2}
+        assert cancelled["counts"] == {
+            "pending": 0,
+            "dialing": 0,
+            "completed": 0,
+            "failed": 0,
+            "cancelled": 2,
+        }
         assert cancelled["finished_at"] is not None
         detail = client.get(f"/v1/batch-calls/{batch['id']}", headers=tenant.headers).json()
         assert {r["status"] for r in detail["recipients"]} == {"cancelled"}
@@ -410,7 +465,9 @@ def test_sample_csv(client, tenant):
 
 
 def test_sample_csv_for_an_agent(client, tenant, other_tenant):
-    response = client.get(f"/v1/batch-calls/sample.csv?agent_id={tenant.agent_id}", headers=tenant.headers)
+    response = client.get(
+        f"/v1/batch-calls/sample.csv?agent_id={tenant.agent_id}", headers=tenant.headers
+    )
     assert _rows(response.text)[0] == ["phone", "first_name", "appointment_time"]
     assert _post_csv(client, tenant, response.text).status_code == 202
     unbound = client.get(
@@ -427,7 +484,15 @@ def test_agents_and_phone_numbers(client, tenant):
     agents = client.get("/v1/agents", headers=tenant.headers).json()["agents"]
     assert {a["id"] for a in agents} == {tenant.agent_id, tenant.unbound_agent_id}
     agent = client.get(f"/v1/agents/{tenant.agent_id}", headers=tenant.headers).json()
-    assert set(agent) == {"id", "name", "prompt", "first_message", "phone_number_id", "webhook_url", "placeholders"}
+    assert set(agent) == {
+        "id",
+        "name",
+        "prompt",
+        "first_message",
+        "phone_number_id",
+        "webhook_url",
+        "placeholders",
+    }
     assert agent["placeholders"] == ["first_name", "appointment_time"]
     assert agent["phone_number_id"] == tenant.number_id
     assert "secret" not in str(agents)
@@ -460,9 +525,16 @@ def test_health_reports_an_unreachable_database(client, monkeypatch):
 
 def test_openapi_and_docs(client):
     schema = client.get("/v1/openapi.json").json()
-    assert {"/v1/batch-calls", "/v1/batch-calls/{batch_id}", "/v1/batch-calls/{batch_id}/cancel",
-            "/v1/batch-calls/sample.csv", "/v1/agents", "/v1/agents/{agent_id}",
-            "/v1/phone-numbers", "/v1/health"} <= set(schema["paths"])
+    assert {
+        "/v1/batch-calls",
+        "/v1/batch-calls/{batch_id}",
+        "/v1/batch-calls/{batch_id}/cancel",
+        "/v1/batch-calls/sample.csv",
+        "/v1/agents",
+        "/v1/agents/{agent_id}",
+        "/v1/phone-numbers",
+        "/v1/health",
+    } <= set(schema["paths"])
     create = schema["paths"]["/v1/batch-calls"]["post"]
     assert {"application/json", "multipart/form-data"} <= set(create["requestBody"]["content"])
     assert create["requestBody"]["content"]["application/json"]["examples"]

@@ -15,8 +15,10 @@ def test_another_workspaces_batch_is_invisible(client, tenant, other_tenant):
         ("get", f"/v1/batch-calls/sample.csv?agent_id={tenant.agent_id}"),
     ):
         response = getattr(client, method)(path, headers=theirs)
-        unknown = getattr(client, method)(path.replace(mine["id"], "batch_nope").replace(
-            tenant.agent_id, "agent_nope"), headers=theirs)
+        unknown = getattr(client, method)(
+            path.replace(mine["id"], "batch_nope").replace(tenant.agent_id, "agent_nope"),
+            headers=theirs,
+        )
         assert response.status_code == unknown.status_code == 404, path
         assert response.json()["error"]["code"] == "not_found"
     assert client.get("/v1/batch-calls", headers=theirs).json()["batch_calls"] == []

@@ -16,18 +16,23 @@ router = APIRouter(prefix="/v1", responses=ERRORS)
 def list_agents(session: SessionDep, workspace_id: WorkspaceId) -> dict:
     return {
         "agents": [
-            agents.agent_public(agent) for agent in agents.list_agents(session, workspace_id=workspace_id)
+            agents.agent_public(agent)
+            for agent in agents.list_agents(session, workspace_id=workspace_id)
         ]
     }
 
 
 @router.get("/agents/{agent_id}", tags=["Agents"], summary="One agent", response_model=AgentPublic)
 def get_agent(agent_id: str, session: SessionDep, workspace_id: WorkspaceId) -> dict:
-    return agents.agent_public(agents.get_agent(session, workspace_id=workspace_id, agent_id=agent_id))
+    return agents.agent_public(
+        agents.get_agent(session, workspace_id=workspace_id, agent_id=agent_id)
+    )
 
 
 @router.get(
-    "/phone-numbers", tags=["Phone numbers"], summary="The workspace's caller numbers",
+    "/phone-numbers",
+    tags=["Phone numbers"],
+    summary="The workspace's caller numbers",
     response_model=PhoneNumberList,
 )
 def list_phone_numbers(session: SessionDep, workspace_id: WorkspaceId) -> dict:

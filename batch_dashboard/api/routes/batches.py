@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ from batch_dashboard.settings import get_settings
 
 router = APIRouter(prefix="/v1/batch-calls", tags=["Batch calls"])
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 FORM_FIELDS = ("name", "agent_id", "phone_number_id", "scheduled_at", "ringing_timeout_ms")
 # Room for the multipart envelope and the form's other fields around a maximal CSV.
 _MULTIPART_ENVELOPE = 64 * 1024
@@ -60,21 +62,36 @@ def _parse_json(body: bytes) -> dict[str, Any]:
         raise ValidationFailed.at(["body"], f"is not valid JSON: {error}") from None
     if not isinstance(payload, dict):
         raise ValidationFailed.at(["body"], "must be a JSON object")
+    # \ud800-\udfff escapes may decode to lone surrogates, which no database can store.
+    if _SURROGATE_ESCAPE.search(body):
+        try:
+            json.dumps(payload, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ValidationFailed.at(
+                ["body"], "contains invalid Unicode (an unpaired surrogate escape)"
+            ) from None
     return payload
 
 
 async def _read_form(request: Request, limit: int) -> tuple[dict[str, str], bytes]:
     parser = MultiPartParser(
-        request.headers, _limited_stream(request, limit + _MULTIPART_ENVELOPE), max_files=1, max_fields=20
+        request.headers,
+        _limited_stream(request, limit + _MULTIPART_ENVELOPE),
+        max_files=1,
+        max_fields=20,
     )
     try:
         form = await parser.parse()
     except MultiPartException as error:
-        raise ValidationFailed.at(["body"], f"is not a valid multipart form: {error.message}") from None
+        raise ValidationFailed.at(
+            ["body"], f"is not a valid multipart form: {error.message}"
+        ) from None
     try:
         upload = form.get("csv_file")
         if upload is None:
-            raise ValidationFailed.at(["csv_file"], "is required: attach the recipients as a CSV file")
+            raise ValidationFailed.at(
+                ["csv_file"], "is required: attach the recipients as a CSV file"
+            )
         if isinstance(upload, UploadFile):
             data = await upload.read()
         else:
@@ -113,7 +130,9 @@ async def create_batch_call(
     settings = get_settings()
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json" or content_type.endswith("+json"):
-        body = b"".join([chunk async for chunk in _limited_stream(request, settings.max_upload_bytes)])
+        body = b"".join(
+            [chunk async for chunk in _limited_stream(request, settings.max_upload_bytes)]
+        )
         payload = _parse_json(body)
         rows = await run_in_threadpool(
             recipients.from_json,
@@ -128,6 +147,7 @@ async def create_batch_call(
             data,
             max_recipients=settings.max_recipients_per_batch,
             max_bytes=settings.max_upload_bytes,
+            check_while_reading_from=settings.parallel_validation_threshold,
         )
         from_form, request_hash = True, idempotency.fingerprint(fields, data)
     else:
@@ -149,7 +169,9 @@ async def create_batch_call(
     )
 
 
-@router.get("", summary="List batch calls, newest first", response_model=BatchList, responses=ERRORS)
+@router.get(
+    "", summary="List batch calls, newest first", response_model=BatchList, responses=ERRORS
+)
 def list_batch_calls(
     session: SessionDep,
     workspace_id: WorkspaceId,
@@ -159,7 +181,12 @@ def list_batch_calls(
     agent_id: Annotated[str | None, Query(description="Only batches of this agent")] = None,
 ) -> Response:
     page = batches.list_batches(
-        session, workspace_id=workspace_id, limit=limit, cursor=cursor, status=status, agent_id=agent_id
+        session,
+        workspace_id=workspace_id,
+        limit=limit,
+        cursor=cursor,
+        status=status,
+        agent_id=agent_id,
     )
     return FastJSONResponse(page)
 
@@ -168,12 +195,17 @@ def list_batch_calls(
     "/sample.csv",
     summary="A sample CSV that uploads cleanly",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {"example": "phone,first_name\r\n+14155552671,Ada\r\n"}}}, **ERRORS},
+    responses={
+        200: {"content": {"text/csv": {"example": "phone,first_name\r\n+14155552671,Ada\r\n"}}},
+        **ERRORS,
+    },
 )
 def sample_csv(
     session: SessionDep,
     workspace_id: WorkspaceId,
-    agent_id: Annotated[str | None, Query(description="Columns from this agent's placeholders")] = None,
+    agent_id: Annotated[
+        str | None, Query(description="Columns from this agent's placeholders")
+    ] = None,
 ) -> Response:
     columns = None
     filename = "sample.csv"
@@ -189,13 +221,18 @@ def sample_csv(
 
 
 @router.get(
-    "/{batch_id}", summary="A batch call with its recipients", response_model=BatchDetail, responses=ERRORS
+    "/{batch_id}",
+    summary="A batch call with its recipients",
+    response_model=BatchDetail,
+    responses=ERRORS,
 )
 def get_batch_call(
     batch_id: str,
     session: SessionDep,
     workspace_id: WorkspaceId,
-    recipient_status: Annotated[str | None, Query(description="Only recipients in this status")] = None,
+    recipient_status: Annotated[
+        str | None, Query(description="Only recipients in this status")
+    ] = None,
 ) -> Response:
     detail = batches.batch_detail(
         session, workspace_id=workspace_id, batch_id=batch_id, recipient_status=recipient_status
@@ -209,5 +246,9 @@ def get_batch_call(
     response_model=BatchPublic,
     responses=ERRORS,
 )
-def cancel_batch_call(batch_id: str, session: WriteSessionDep, workspace_id: WorkspaceId) -> Response:
-    return FastJSONResponse(batches.cancel_batch(session, workspace_id=workspace_id, batch_id=batch_id))
+def cancel_batch_call(
+    batch_id: str, session: WriteSessionDep, workspace_id: WorkspaceId
+) -> Response:
+    return FastJSONResponse(
+        batches.cancel_batch(session, workspace_id=workspace_id, batch_id=batch_id)
+    )

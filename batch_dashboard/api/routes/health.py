@@ -35,6 +35,9 @@ def _database_ok() -> bool:
 )
 def health() -> JSONResponse:
     ok = _database_ok()
-    body = {"status": "ok" if ok else "unavailable", "database": "ok" if ok else "unreachable",
-            "dialer": dialer_state()}
+    body = {
+        "status": "ok" if ok else "unavailable",
+        "database": "ok" if ok else "unreachable",
+        "dialer": dialer_state(),
+    }
     return JSONResponse(body, status_code=200 if ok else 503)
