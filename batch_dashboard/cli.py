@@ -18,8 +18,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def migrate(_args: argparse.Namespace) -> dict[str, Any]:
-    from alembic import command
     from alembic.config import Config
+
+    from alembic import command
 
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.attributes["configure_logging"] = False
@@ -88,17 +89,29 @@ def create_user(args: argparse.Namespace) -> dict[str, Any]:
         return {"id": user.id, "workspace_id": user.workspace_id, "email": user.email}
 
 
+def worker(_args: argparse.Namespace) -> None:
+    from batch_dashboard.logs import configure_logging
+    from batch_dashboard.worker.main import main as run_worker
+
+    configure_logging()
+    run_worker()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m batch_dashboard", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
-    def command(name: str, handler: Callable[[argparse.Namespace], Any], help_: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, handler: Callable[[argparse.Namespace], Any], help_: str
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_, description=help_)
         sub.set_defaults(handler=handler)
         return sub
 
     command("migrate", migrate, "apply the database migrations (alembic upgrade head)")
-    demo_cmd = command("demo", run_demo, "create or refresh the Demo workspace and print its logins")
+    demo_cmd = command(
+        "demo", run_demo, "create or refresh the Demo workspace and print its logins"
+    )
     demo_cmd.add_argument("--banner", action="store_true", help="print for people, not JSON")
     sub = command("create-workspace", create_workspace, "a workspace and its first API key")
     sub.add_argument("name")
@@ -122,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--workspace", required=True)
     sub.add_argument("--email", required=True)
     sub.add_argument("--password", required=True)
+    command("worker", worker, "run the dialer, the scheduler and webhook delivery (no web server)")
     return parser
 
 
@@ -150,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for item in error.details or []:
             print(f"  {'.'.join(map(str, item['loc']))}: {item['message']}", file=sys.stderr)
         return 1
+    if result is None:
+        return 0
     if getattr(args, "banner", False):
         print(_banner(result))
     else:

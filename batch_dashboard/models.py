@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -72,6 +72,8 @@ class PhoneNumber(SQLModel, table=True):
     outbound_enabled: bool = True
     created_at: datetime
     deleted_at: datetime | None = None
+    # Dial pacing shared by every worker: the earliest moment this number may dial again.
+    next_dial_at: datetime | None = None
 
 
 class Agent(SQLModel, table=True):
@@ -102,6 +104,13 @@ class Batch(SQLModel, table=True):
     __table_args__ = (
         Index("ix_batch_workspace_created", "workspace_id", "created_at", "id"),
         Index("ix_batch_status_scheduled", "status", "scheduled_at"),
+        # The workspace's calls in progress are summed over these few rows on every claim.
+        Index(
+            "ix_batch_live_calls",
+            "workspace_id",
+            sqlite_where=text("dialing_count > 0"),
+            postgresql_where=text("dialing_count > 0"),
+        ),
     )
     id: str = Field(primary_key=True, max_length=40)
     workspace_id: str = Field(foreign_key="workspace.id", max_length=40)
@@ -130,6 +139,14 @@ class Recipient(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("batch_id", "position", name="uq_recipient_batch_position"),
         Index("ix_recipient_batch_status_position", "batch_id", "status", "position"),
+        Index("ix_recipient_attempt", "attempt_id"),
+        # Expired leases are looked for among the (few) recipients being dialed.
+        Index(
+            "ix_recipient_dialing_lease",
+            "lease_expires_at",
+            sqlite_where=text("status = 'dialing'"),
+            postgresql_where=text("status = 'dialing'"),
+        ),
     )
     id: str = Field(primary_key=True, max_length=40)
     batch_id: str = Field(foreign_key="batch.id", max_length=40)
@@ -166,6 +183,8 @@ class Conversation(SQLModel, table=True):
     started_at: datetime
     ended_at: datetime
     duration_seconds: float
+    # What the call could not do as asked, e.g. a placeholder without a value.
+    warnings: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
 class IdempotencyRecord(SQLModel, table=True):

@@ -40,6 +40,20 @@ class Settings(BaseSettings):
         5_000, ge=1, validation_alias="BATCH_PARALLEL_VALIDATION_THRESHOLD"
     )
 
+    # The dialer's own knobs (not in OPERATIONS.md's table; the defaults suit production).
+    lease_seconds: float = Field(30, gt=0, validation_alias="BATCH_LEASE_SECONDS")
+    worker_max_calls: int = Field(500, ge=1, validation_alias="BATCH_WORKER_MAX_CALLS")
+    recovery_interval_seconds: float = Field(
+        2, gt=0, validation_alias="BATCH_RECOVERY_INTERVAL_SECONDS"
+    )
+    shutdown_grace_seconds: float = Field(20, ge=0, validation_alias="BATCH_SHUTDOWN_GRACE_SECONDS")
+    http_provider_url: str = Field("", validation_alias="BATCH_HTTP_PROVIDER_URL")
+    http_provider_token: str = Field("", validation_alias="BATCH_HTTP_PROVIDER_TOKEN")
+    http_provider_secret: str = Field("", validation_alias="BATCH_HTTP_PROVIDER_SECRET")
+    http_provider_timeout_seconds: float = Field(
+        10, gt=0, validation_alias="BATCH_HTTP_PROVIDER_TIMEOUT_SECONDS"
+    )
+
     @field_validator("sim_seed", mode="before")
     @classmethod
     def _empty_seed_is_unset(cls, value: object) -> object:

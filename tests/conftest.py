@@ -28,8 +28,9 @@ def _pg_admin() -> psycopg.Connection:
 
 
 def _migrate(url: str) -> None:
-    from alembic import command
     from alembic.config import Config
+
+    from alembic import command
 
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.attributes["configure_logging"] = False

@@ -13,11 +13,17 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str, url: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, url: str, cwd: Path, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(PROJECT_ROOT)}
     result = subprocess.run(
         [sys.executable, "-m", "batch_dashboard", *args],
-        capture_output=True, text=True, env=env, cwd=cwd, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=60,
     )
     if check:
         assert result.returncode == 0, result.stderr
@@ -39,49 +45,112 @@ def test_migrate_then_build_a_workspace(fresh_url: str, tmp_path: Path) -> None:
     assert workspace["api_key"].startswith("bc_") and len(workspace["api_key"]) >= 35
     ws = workspace["workspace_id"]
 
-    key = json.loads(run_cli("create-api-key", "--workspace", ws, url=fresh_url, cwd=tmp_path).stdout)
+    key = json.loads(
+        run_cli("create-api-key", "--workspace", ws, url=fresh_url, cwd=tmp_path).stdout
+    )
     assert key["api_key"].startswith(key["prefix"]) and key["api_key"] != workspace["api_key"]
 
     number = json.loads(
-        run_cli("create-phone-number", "--workspace", ws, "--number", "+1 415 555 0100",
-                "--label", "Main", url=fresh_url, cwd=tmp_path).stdout
+        run_cli(
+            "create-phone-number",
+            "--workspace",
+            ws,
+            "--number",
+            "+1 415 555 0100",
+            "--label",
+            "Main",
+            url=fresh_url,
+            cwd=tmp_path,
+        ).stdout
     )
     assert number["phone_number"] == "+14155550100"
     assert number["outbound_enabled"] is True and number["provider"] == "simulator"
     inbound = json.loads(
-        run_cli("create-phone-number", "--workspace", ws, "--number", "+14155550101",
-                "--no-outbound", url=fresh_url, cwd=tmp_path).stdout
+        run_cli(
+            "create-phone-number",
+            "--workspace",
+            ws,
+            "--number",
+            "+14155550101",
+            "--no-outbound",
+            url=fresh_url,
+            cwd=tmp_path,
+        ).stdout
     )
     assert inbound["outbound_enabled"] is False
 
     agent = json.loads(
-        run_cli("create-agent", "--workspace", ws, "--name", "Reminders", "--prompt",
-                "Remind {{first_name}}", "--first-message", "Hi {{first_name}} at {{time}}",
-                "--phone-number-id", number["id"], "--webhook-url", "https://example.com/hook",
-                url=fresh_url, cwd=tmp_path).stdout
+        run_cli(
+            "create-agent",
+            "--workspace",
+            ws,
+            "--name",
+            "Reminders",
+            "--prompt",
+            "Remind {{first_name}}",
+            "--first-message",
+            "Hi {{first_name}} at {{time}}",
+            "--phone-number-id",
+            number["id"],
+            "--webhook-url",
+            "https://example.com/hook",
+            url=fresh_url,
+            cwd=tmp_path,
+        ).stdout
     )
     assert agent["placeholders"] == ["first_name", "time"]
     assert agent["webhook_secret"].startswith("whsec_")
     assert agent["phone_number_id"] == number["id"]
 
     user = json.loads(
-        run_cli("create-user", "--workspace", ws, "--email", "Ops@Example.com", "--password",
-                "correct horse", url=fresh_url, cwd=tmp_path).stdout
+        run_cli(
+            "create-user",
+            "--workspace",
+            ws,
+            "--email",
+            "Ops@Example.com",
+            "--password",
+            "correct horse",
+            url=fresh_url,
+            cwd=tmp_path,
+        ).stdout
     )
     assert user["email"] == "ops@example.com"
 
 
 def test_errors_go_to_stderr_with_a_non_zero_exit(fresh_url: str, tmp_path: Path) -> None:
     run_cli("migrate", url=fresh_url, cwd=tmp_path)
-    missing = run_cli("create-api-key", "--workspace", "ws_nope", url=fresh_url, cwd=tmp_path, check=False)
+    missing = run_cli(
+        "create-api-key", "--workspace", "ws_nope", url=fresh_url, cwd=tmp_path, check=False
+    )
     assert missing.returncode != 0 and missing.stdout == ""
     assert "ws_nope" in missing.stderr
-    ws = json.loads(run_cli("create-workspace", "A", url=fresh_url, cwd=tmp_path).stdout)["workspace_id"]
-    bad = run_cli("create-phone-number", "--workspace", ws, "--number", "4155550100",
-                  url=fresh_url, cwd=tmp_path, check=False)
+    ws = json.loads(run_cli("create-workspace", "A", url=fresh_url, cwd=tmp_path).stdout)[
+        "workspace_id"
+    ]
+    bad = run_cli(
+        "create-phone-number",
+        "--workspace",
+        ws,
+        "--number",
+        "4155550100",
+        url=fresh_url,
+        cwd=tmp_path,
+        check=False,
+    )
     assert bad.returncode != 0 and "country code" in bad.stderr
-    short = run_cli("create-user", "--workspace", ws, "--email", "a@b.c", "--password", "x",
-                    url=fresh_url, cwd=tmp_path, check=False)
+    short = run_cli(
+        "create-user",
+        "--workspace",
+        ws,
+        "--email",
+        "a@b.c",
+        "--password",
+        "x",
+        url=fresh_url,
+        cwd=tmp_path,
+        check=False,
+    )
     assert short.returncode != 0 and "password" in short.stderr
 
 

@@ -56,7 +56,9 @@ def _demo_key(session: Session, workspace_id: str) -> str:
     path = _key_file(get_settings().database_url)
     if path.exists():
         api_key = path.read_text().strip()
-        record = session.exec(select(ApiKey).where(ApiKey.key_hash == auth.hash_key(api_key))).first()
+        record = session.exec(
+            select(ApiKey).where(ApiKey.key_hash == auth.hash_key(api_key))
+        ).first()
         if record is not None and record.workspace_id == workspace_id and record.revoked_at is None:
             return api_key
     issued = auth.create_api_key(session, workspace_id=workspace_id, label=DEMO_KEY_LABEL)
@@ -70,7 +72,9 @@ def seed_demo(session: Session) -> dict[str, Any]:
     workspace = auth.find_workspace_by_name(session, name=WORKSPACE_NAME)
     if workspace is None:
         workspace = auth.create_workspace(session, name=WORKSPACE_NAME)
-    numbers = {n.phone_number: n for n in agents.list_phone_numbers(session, workspace_id=workspace.id)}
+    numbers = {
+        n.phone_number: n for n in agents.list_phone_numbers(session, workspace_id=workspace.id)
+    }
     for number, label in NUMBERS:
         if number not in numbers:
             numbers[number] = agents.create_phone_number(

@@ -50,21 +50,43 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
     }
 
 
-def start_server(tmp: Path, *, extra_env: dict[str, str] | None = None, backend_only: bool = False) -> Server:
+def start_server(
+    tmp: Path, *, extra_env: dict[str, str] | None = None, backend_only: bool = False
+) -> Server:
     database_url = f"sqlite:///{tmp / 'e2e.db'}"
     env = server_env(database_url, **(extra_env or {}))
-    subprocess.run([sys.executable, "-m", "batch_dashboard", "migrate"], env=env, cwd=PROJECT_ROOT,
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "batch_dashboard", "migrate"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     demo = json.loads(
-        subprocess.run([sys.executable, "-m", "batch_dashboard", "demo"], env=env, cwd=PROJECT_ROOT,
-                       check=True, capture_output=True, text=True, timeout=120).stdout
+        subprocess.run(
+            [sys.executable, "-m", "batch_dashboard", "demo"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
     )
     port = free_port()
-    mode = ["--backend-only", "--backend-port", str(port)] if backend_only else ["--frontend-port", str(port)]
+    mode = (
+        ["--backend-only", "--backend-port", str(port)]
+        if backend_only
+        else ["--frontend-port", str(port)]
+    )
     log = tmp / "server.log"
     process = subprocess.Popen(
         [str(BIN / "reflex"), "run", "--env", "prod", *mode],
-        cwd=PROJECT_ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"

@@ -14,7 +14,10 @@ def test_landing_page_and_api_share_the_port(server):
     health = httpx.get(f"{server.url}/v1/health", timeout=10).json()
     assert health["status"] == "ok" and health["database"] == "ok"
     assert httpx.get(f"{server.url}/v1/docs", timeout=10).status_code == 200
-    assert httpx.get(f"{server.url}/v1/docs-assets/swagger-ui-bundle.js", timeout=10).status_code == 200
+    assert (
+        httpx.get(f"{server.url}/v1/docs-assets/swagger-ui-bundle.js", timeout=10).status_code
+        == 200
+    )
     assert httpx.get(f"{server.url}/v1/openapi.json", timeout=10).json()["paths"]
     assert httpx.get(f"{server.url}/v1/batch-calls", timeout=10).status_code == 401
 
@@ -22,14 +25,20 @@ def test_landing_page_and_api_share_the_port(server):
 def test_readme_session(server):
     with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api:
         agent = next(a for a in api.get("/v1/agents").json()["agents"] if a["placeholders"])
-        created = api.post("/v1/batch-calls", json={
-            "name": "Appointment reminders",
-            "agent_id": agent["id"],
-            "recipients": [
-                {"phone": "+14155552671", "dynamic_vars": {"first_name": "Ada", "appointment_time": "3pm"}},
-                {"phone": "+1 415 555 2672", "first_name": "Bob", "appointment_time": "4pm"},
-            ],
-        })
+        created = api.post(
+            "/v1/batch-calls",
+            json={
+                "name": "Appointment reminders",
+                "agent_id": agent["id"],
+                "recipients": [
+                    {
+                        "phone": "+14155552671",
+                        "dynamic_vars": {"first_name": "Ada", "appointment_time": "3pm"},
+                    },
+                    {"phone": "+1 415 555 2672", "first_name": "Bob", "appointment_time": "4pm"},
+                ],
+            },
+        )
         assert created.status_code == 202, created.text
         sample = api.get("/v1/batch-calls/sample.csv", params={"agent_id": agent["id"]}).text
         from_csv = api.post(

@@ -31,16 +31,30 @@ def landing() -> rx.Component:
                     color_scheme="gray",
                 ),
                 rx.separator(),
-                _step("1", "Create a batch", rx.text(
-                    "POST /v1/batch-calls with JSON recipients or a CSV file.", size="2",
-                    color_scheme="gray")),
-                _step("2", "Watch it run", rx.text(
-                    "GET /v1/batch-calls/{id} shows every recipient's status.", size="2",
-                    color_scheme="gray")),
+                _step(
+                    "1",
+                    "Create a batch",
+                    rx.text(
+                        "POST /v1/batch-calls with JSON recipients or a CSV file.",
+                        size="2",
+                        color_scheme="gray",
+                    ),
+                ),
+                _step(
+                    "2",
+                    "Watch it run",
+                    rx.text(
+                        "GET /v1/batch-calls/{id} shows every recipient's status.",
+                        size="2",
+                        color_scheme="gray",
+                    ),
+                ),
                 rx.hstack(
                     rx.el.a(rx.button("Open the API docs", size="3"), href="/v1/docs"),
-                    rx.el.a(rx.button("OpenAPI schema", size="3", variant="soft"),
-                            href="/v1/openapi.json"),
+                    rx.el.a(
+                        rx.button("OpenAPI schema", size="3", variant="soft"),
+                        href="/v1/openapi.json",
+                    ),
                     spacing="3",
                 ),
                 rx.text("The web console is on its way.", size="1", color_scheme="gray"),

@@ -1,0 +1,1 @@
+"""Telephony providers behind one small interface (base.py)."""

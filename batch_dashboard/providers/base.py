@@ -1,0 +1,127 @@
+"""The provider interface: place calls, ask about an attempt, hang up.
+
+Attempt ids are the idempotency keys of every provider call: placing the same attempt twice
+must never ring a phone twice, and `call_status` must answer for an attempt even when the
+process that placed it is gone (that is how expired leases are settled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from batch_dashboard.clock import Clock, system_clock
+
+
+class CallStatus(StrEnum):
+    in_progress = "in_progress"
+    completed = "completed"
+    no_answer = "no_answer"
+    busy = "busy"
+    voicemail = "voicemail"
+    failed = "failed"
+
+
+TERMINAL = frozenset(CallStatus) - {CallStatus.in_progress}
+
+
+@dataclass(frozen=True)
+class AgentSnapshot:
+    id: str
+    name: str
+    prompt: str
+    first_message: str
+    evaluation_criteria: list[dict[str, Any]]
+    data_collection: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    attempt_id: str
+    attempt_number: int
+    workspace_id: str
+    batch_id: str
+    recipient_id: str
+    to: str
+    from_: str
+    agent: AgentSnapshot
+    variables: dict[str, Any]
+    ringing_timeout_ms: int
+
+
+@dataclass
+class CallResult:
+    """What a provider knows about one attempt. `in_progress` until the call has ended."""
+
+    status: CallStatus
+    failure_reason: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_seconds: float | None = None
+    # When an in-progress call is expected to end, if the provider knows (saves polling).
+    expected_end: datetime | None = None
+    # Connected calls only.
+    transcript: list[dict[str, Any]] | None = None
+    evaluations: dict[str, Any] | None = None
+    data_collection: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def connected(self) -> bool:
+        return self.status == CallStatus.completed
+
+
+class ProviderError(Exception):
+    """The provider could not be reached or refused; `retryable` when trying again may work."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Provider(ABC):
+    name: str = "provider"
+    # How often `wait` asks about a live call when the provider gives no end time.
+    poll_interval: float = 1.0
+
+    def __init__(self, *, clock: Clock = system_clock) -> None:
+        self.clock = clock
+
+    @abstractmethod
+    async def place_calls(
+        self, requests: Sequence[CallRequest]
+    ) -> list[CallResult | ProviderError]:
+        """Place calls (one result per request, in order); the result may already be final."""
+
+    @abstractmethod
+    async def call_status(self, attempt_id: str) -> CallResult | None:
+        """What happened to an attempt; None when the provider never received it."""
+
+    @abstractmethod
+    async def hang_up(self, attempt_id: str) -> None: ...
+
+    async def wait(self, attempt_id: str, placed: CallResult) -> CallResult:
+        """Until the call ends. Providers with status events may return sooner."""
+        result = placed
+        while not result.terminal:
+            delay = self.poll_interval
+            if result.expected_end is not None:
+                delay = max(0.0, (result.expected_end - self.clock.now()).total_seconds())
+            await asyncio.sleep(delay)
+            status = await self.call_status(attempt_id)
+            if status is None:
+                raise ProviderError(f"provider lost attempt {attempt_id}", retryable=False)
+            result = status
+        return result
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

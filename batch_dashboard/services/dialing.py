@@ -1,0 +1,613 @@
+"""Claims, outcomes, leases and batch transitions: the dialer's side of the domain core.
+
+Every write here is a compare-and-set, so any number of workers (and the API's cancel) can run
+at once: a recipient moves `pending → dialing` only in a claim that also takes its lease and a
+fresh attempt id, and every later change is conditional on that attempt id still being the one
+in flight. Batch counters change in the same transaction as the recipients they count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import String, bindparam, cast, func, insert, literal, select, update
+from sqlmodel import Session
+
+from batch_dashboard.ids import new_id
+from batch_dashboard.models import (
+    Agent,
+    Batch,
+    BatchStatus,
+    Conversation,
+    PhoneNumber,
+    Recipient,
+    RecipientStatus,
+    Workspace,
+)
+from batch_dashboard.providers.base import AgentSnapshot, CallRequest, CallResult, CallStatus
+
+recipients_t = Recipient.__table__
+batches_t = Batch.__table__
+conversations_t = Conversation.__table__
+
+LIVE_BATCH = (BatchStatus.pending.value, BatchStatus.running.value)
+# With pacing on, one claim takes at most this many seconds' worth of a number's dials.
+PACING_SLICE_SECONDS = 0.25
+CANDIDATE_BATCHES = 50
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claimed recipient: one attempt, in flight until its outcome is recorded."""
+
+    recipient_id: str
+    attempt_id: str
+    attempt_number: int
+    batch_id: str
+    workspace_id: str
+    phone: str
+    variables: dict[str, Any]
+    from_number: str
+    provider: str
+    agent: AgentSnapshot
+    ringing_timeout_ms: int
+
+    def request(self) -> CallRequest:
+        return CallRequest(
+            attempt_id=self.attempt_id,
+            attempt_number=self.attempt_number,
+            workspace_id=self.workspace_id,
+            batch_id=self.batch_id,
+            recipient_id=self.recipient_id,
+            to=self.phone,
+            from_=self.from_number,
+            agent=self.agent,
+            variables=self.variables,
+            ringing_timeout_ms=self.ringing_timeout_ms,
+        )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """An attempt found in the database (an expired lease), enough to settle it."""
+
+    recipient_id: str
+    attempt_id: str
+    batch_id: str
+    provider: str
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _snapshot(agent: Agent) -> AgentSnapshot:
+    return AgentSnapshot(
+        id=agent.id,
+        name=agent.name,
+        prompt=agent.prompt,
+        first_message=agent.first_message,
+        evaluation_criteria=list(agent.evaluation_criteria or []),
+        data_collection=list(agent.data_collection or []),
+    )
+
+
+# --- scheduling -----------------------------------------------------------------------------
+
+
+def promote_due(session: Session, *, now: datetime) -> int:
+    """`scheduled → pending` for every batch whose time has come."""
+    result = session.execute(
+        update(batches_t)
+        .where(batches_t.c.status == BatchStatus.scheduled.value, batches_t.c.scheduled_at <= now)
+        .values(status=BatchStatus.pending.value, version=batches_t.c.version + 1)
+    )
+    return result.rowcount or 0
+
+
+def fail_batch(session: Session, *, batch_id: str, now: datetime, why: str) -> bool:
+    """A batch that cannot be dialed at all: it and its undialed recipients end `failed`.
+
+    Calls already in flight finish and are recorded as usual.
+    """
+    result = session.execute(
+        update(batches_t)
+        .where(
+            batches_t.c.id == batch_id,
+            batches_t.c.status.in_((BatchStatus.scheduled.value, *LIVE_BATCH)),
+        )
+        .values(
+            status=BatchStatus.failed.value,
+            finished_at=now,
+            failed_count=batches_t.c.failed_count + batches_t.c.pending_count,
+            pending_count=0,
+            version=batches_t.c.version + 1,
+        )
+    )
+    if result.rowcount != 1:
+        return False
+    session.execute(
+        update(recipients_t)
+        .where(
+            recipients_t.c.batch_id == batch_id,
+            recipients_t.c.status == RecipientStatus.pending.value,
+        )
+        .values(status=RecipientStatus.failed.value, failure_reason="batch_failed", ended_at=now)
+    )
+    return True
+
+
+# --- claiming -------------------------------------------------------------------------------
+
+
+def _caller_problem(agent: Agent | None, number: PhoneNumber | None) -> str | None:
+    if agent is None or agent.deleted_at is not None:
+        return "its agent was deleted"
+    if number is None or number.deleted_at is not None:
+        return "its caller number was deleted"
+    if not number.outbound_enabled:
+        return "its caller number is not enabled for outbound calls"
+    return None
+
+
+def _lock_workspace(session: Session, workspace_id: str) -> None:
+    # Serialises the claims of one workspace across workers so the concurrency cap holds.
+    # SQLite needs nothing: BEGIN IMMEDIATE already made this the only writer.
+    if _is_postgres(session):
+        session.execute(
+            select(Workspace.__table__.c.id)
+            .where(Workspace.__table__.c.id == workspace_id)
+            .with_for_update()
+        )
+
+
+def _calls_in_progress(session: Session, workspace_id: str) -> int:
+    return session.execute(
+        select(func.coalesce(func.sum(batches_t.c.dialing_count), 0)).where(
+            batches_t.c.workspace_id == workspace_id, batches_t.c.dialing_count > 0
+        )
+    ).scalar_one()
+
+
+def _start_batch(session: Session, batch_id: str, now: datetime) -> bool:
+    """Lock the batch row and mark it running (its first dial); False if it is no longer live.
+
+    Taken before any recipient, so a cancel racing this claim waits for it and then finds
+    the batch running (409), or wins first and this finds it cancelled.
+    """
+    row = session.execute(
+        update(batches_t)
+        .where(batches_t.c.id == batch_id, batches_t.c.status.in_(LIVE_BATCH))
+        .values(
+            status=BatchStatus.running.value,
+            started_at=func.coalesce(batches_t.c.started_at, now),
+        )
+        .returning(batches_t.c.id)
+    ).first()
+    return row is not None
+
+
+def _claim_recipients(
+    session: Session, batch_id: str, count: int, now: datetime, lease_until: datetime
+) -> list[Any]:
+    candidates = (
+        select(recipients_t.c.id)
+        .where(
+            recipients_t.c.batch_id == batch_id,
+            recipients_t.c.status == RecipientStatus.pending.value,
+        )
+        .order_by(recipients_t.c.position)
+        .limit(count)
+    )
+    if _is_postgres(session):
+        candidates = candidates.with_for_update(skip_locked=True)
+    claim_id = new_id("att")
+    return list(
+        session.execute(
+            update(recipients_t)
+            .where(recipients_t.c.id.in_(candidates.scalar_subquery()))
+            .values(
+                status=RecipientStatus.dialing.value,
+                attempt_id=literal(claim_id) + "-" + cast(recipients_t.c.position, String),
+                attempts=recipients_t.c.attempts + 1,
+                lease_expires_at=lease_until,
+                started_at=now,
+            )
+            .returning(
+                recipients_t.c.id,
+                recipients_t.c.attempt_id,
+                recipients_t.c.attempts,
+                recipients_t.c.phone,
+                recipients_t.c.dynamic_vars,
+            )
+        )
+    )
+
+
+def _pacing_allowance(number: PhoneNumber, calls_per_second: float, now: datetime) -> int:
+    if calls_per_second <= 0:
+        return 1 << 30
+    if number.next_dial_at is not None and number.next_dial_at > now:
+        return 0
+    return max(1, math.floor(calls_per_second * PACING_SLICE_SECONDS))
+
+
+def claim_calls(
+    session: Session,
+    *,
+    limit: int,
+    now: datetime,
+    lease: timedelta,
+    max_concurrent_calls: int,
+    calls_per_second: float,
+    default_provider: str,
+) -> list[Claim]:
+    """Claim up to `limit` recipients to dial now, within every workspace's cap and pacing."""
+    if limit <= 0:
+        return []
+    candidates = session.execute(
+        select(
+            batches_t.c.id,
+            batches_t.c.workspace_id,
+            batches_t.c.agent_id,
+            batches_t.c.phone_number_id,
+            batches_t.c.ringing_timeout_ms,
+        )
+        .where(batches_t.c.status.in_(LIVE_BATCH), batches_t.c.pending_count > 0)
+        .order_by(batches_t.c.created_at, batches_t.c.id)
+        .limit(CANDIDATE_BATCHES)
+    ).all()
+    by_workspace: dict[str, list[Any]] = defaultdict(list)
+    for batch in candidates:
+        by_workspace[batch.workspace_id].append(batch)
+    claims: list[Claim] = []
+    lease_until = now + lease
+    for workspace_id, batches in by_workspace.items():
+        if len(claims) >= limit:
+            break
+        _lock_workspace(session, workspace_id)
+        available = min(
+            limit - len(claims), max_concurrent_calls - _calls_in_progress(session, workspace_id)
+        )
+        claims += _claim_in_workspace(
+            session, batches, available, now, lease_until, calls_per_second, default_provider
+        )
+    return claims
+
+
+def _claim_in_workspace(
+    session: Session,
+    batches: list[Any],
+    available: int,
+    now: datetime,
+    lease_until: datetime,
+    calls_per_second: float,
+    default_provider: str,
+) -> list[Claim]:
+    claims: list[Claim] = []
+    # Fair shares: every live batch of the workspace gets a slice of the free capacity, so one
+    # big batch cannot starve the others.
+    for position, batch in enumerate(batches):
+        if available <= 0:
+            break
+        share = math.ceil(available / (len(batches) - position))
+        agent = session.get(Agent, batch.agent_id)
+        number_id = batch.phone_number_id or (agent.phone_number_id if agent else None)
+        number = session.get(PhoneNumber, number_id) if number_id else None
+        problem = _caller_problem(agent, number)
+        if problem is not None:
+            fail_batch(session, batch_id=batch.id, now=now, why=problem)
+            continue
+        assert agent is not None and number is not None
+        count = min(share, _pacing_allowance(number, calls_per_second, now))
+        if count <= 0 or not _start_batch(session, batch.id, now):
+            continue
+        rows = _claim_recipients(session, batch.id, count, now, lease_until)
+        if not rows:
+            continue
+        session.execute(
+            update(batches_t)
+            .where(batches_t.c.id == batch.id)
+            .values(
+                pending_count=batches_t.c.pending_count - len(rows),
+                dialing_count=batches_t.c.dialing_count + len(rows),
+                version=batches_t.c.version + 1,
+            )
+        )
+        if calls_per_second > 0:
+            number.next_dial_at = now + timedelta(seconds=len(rows) / calls_per_second)
+            session.add(number)
+            session.flush()
+        available -= len(rows)
+        snapshot = _snapshot(agent)
+        provider = number.provider or default_provider
+        claims += [
+            Claim(
+                recipient_id=row.id,
+                attempt_id=row.attempt_id,
+                attempt_number=row.attempts,
+                batch_id=batch.id,
+                workspace_id=batch.workspace_id,
+                phone=row.phone,
+                variables=orjson.loads(row.dynamic_vars),
+                from_number=number.phone_number,
+                provider=provider,
+                agent=snapshot,
+                ringing_timeout_ms=batch.ringing_timeout_ms,
+            )
+            for row in rows
+        ]
+    return claims
+
+
+# --- outcomes -------------------------------------------------------------------------------
+
+
+def _recipient_outcome(result: CallResult) -> tuple[str, str | None]:
+    if result.status == CallStatus.completed:
+        return RecipientStatus.completed.value, None
+    return RecipientStatus.failed.value, result.failure_reason or result.status.value
+
+
+def record_outcomes(
+    session: Session, *, outcomes: Sequence[tuple[str, CallResult]], now: datetime
+) -> list[str]:
+    """Store the end of each `(attempt_id, result)` whose attempt is still in flight.
+
+    Returns the attempt ids recorded now; an attempt settled before (by another worker, a
+    provider event, or recovery) is skipped, so each call is recorded exactly once.
+    """
+    results = {attempt_id: result for attempt_id, result in outcomes if result.terminal}
+    if not results:
+        return []
+    live = (
+        select(
+            recipients_t.c.id,
+            recipients_t.c.attempt_id,
+            recipients_t.c.batch_id,
+            recipients_t.c.started_at,
+        )
+        .where(
+            recipients_t.c.attempt_id.in_(list(results)),
+            recipients_t.c.status == RecipientStatus.dialing.value,
+        )
+        .order_by(recipients_t.c.id)
+    )
+    if _is_postgres(session):
+        live = live.with_for_update()
+    rows = session.execute(live).all()
+    if not rows:
+        return []
+    batch_ids = {row.batch_id for row in rows}
+    batch_info = {
+        row.id: row
+        for row in session.execute(
+            select(batches_t.c.id, batches_t.c.workspace_id, batches_t.c.agent_id).where(
+                batches_t.c.id.in_(batch_ids)
+            )
+        )
+    }
+    updates: list[dict[str, Any]] = []
+    conversations: list[dict[str, Any]] = []
+    tally: dict[str, Counter[str]] = defaultdict(Counter)
+    for row in rows:
+        result = results[row.attempt_id]
+        status, reason = _recipient_outcome(result)
+        conversation_id = None
+        ended = result.ended_at or now
+        if result.connected:
+            conversation_id = new_id("conv")
+            info = batch_info[row.batch_id]
+            conversations.append(
+                {
+                    "id": conversation_id,
+                    "workspace_id": info.workspace_id,
+                    "batch_id": row.batch_id,
+                    "recipient_id": row.id,
+                    "agent_id": info.agent_id,
+                    "transcript": result.transcript or [],
+                    "evaluations": result.evaluations or {},
+                    "data_collection": result.data_collection or {},
+                    "warnings": result.warnings or [],
+                    "started_at": result.started_at or row.started_at or ended,
+                    "ended_at": ended,
+                    "duration_seconds": result.duration_seconds or 0.0,
+                }
+            )
+        updates.append(
+            {
+                "rid": row.id,
+                "new_status": status,
+                "reason": reason,
+                "ended": ended,
+                "duration": result.duration_seconds if result.connected else None,
+                "conversation": conversation_id,
+            }
+        )
+        tally[row.batch_id][status] += 1
+    session.execute(
+        update(recipients_t)
+        .where(recipients_t.c.id == bindparam("rid"))
+        .values(
+            status=bindparam("new_status"),
+            failure_reason=bindparam("reason"),
+            ended_at=bindparam("ended"),
+            duration_seconds=bindparam("duration"),
+            conversation_id=bindparam("conversation"),
+            lease_expires_at=None,
+        ),
+        updates,
+    )
+    if conversations:
+        session.execute(insert(conversations_t), conversations)
+    _count_ended(session, tally, now)
+    return [row.attempt_id for row in rows]
+
+
+def _count_ended(session: Session, tally: dict[str, Counter[str]], now: datetime) -> None:
+    # Batch rows in id order: two workers recording for the same batches never deadlock.
+    for batch_id in sorted(tally):
+        counts = tally[batch_id]
+        ended = sum(counts.values())
+        session.execute(
+            update(batches_t)
+            .where(batches_t.c.id == batch_id)
+            .values(
+                dialing_count=batches_t.c.dialing_count - ended,
+                completed_count=batches_t.c.completed_count + counts["completed"],
+                failed_count=batches_t.c.failed_count + counts["failed"],
+                version=batches_t.c.version + 1,
+            )
+        )
+    complete_finished(session, batch_ids=sorted(tally), now=now)
+
+
+def complete_finished(session: Session, *, batch_ids: Iterable[str], now: datetime) -> int:
+    """`running → completed` for batches whose every recipient has ended."""
+    result = session.execute(
+        update(batches_t)
+        .where(
+            batches_t.c.id.in_(list(batch_ids)),
+            batches_t.c.status == BatchStatus.running.value,
+            batches_t.c.pending_count == 0,
+            batches_t.c.dialing_count == 0,
+        )
+        .values(
+            status=BatchStatus.completed.value, finished_at=now, version=batches_t.c.version + 1
+        )
+    )
+    return result.rowcount or 0
+
+
+# --- leases ---------------------------------------------------------------------------------
+
+
+def renew_leases(session: Session, *, attempt_ids: Sequence[str], until: datetime) -> int:
+    renewed = 0
+    for start in range(0, len(attempt_ids), 500):
+        chunk = list(attempt_ids[start : start + 500])
+        result = session.execute(
+            update(recipients_t)
+            .where(
+                recipients_t.c.attempt_id.in_(chunk),
+                recipients_t.c.status == RecipientStatus.dialing.value,
+            )
+            .values(lease_expires_at=until)
+        )
+        renewed += result.rowcount or 0
+    return renewed
+
+
+def expire_leases(session: Session, *, attempt_ids: Sequence[str], now: datetime) -> int:
+    """Hand live attempts over to whichever worker looks next (a worker shutting down)."""
+    return renew_leases(session, attempt_ids=attempt_ids, until=now)
+
+
+def expired_attempts(
+    session: Session, *, now: datetime, limit: int, default_provider: str
+) -> list[Attempt]:
+    rows = session.execute(
+        select(
+            recipients_t.c.id,
+            recipients_t.c.attempt_id,
+            recipients_t.c.batch_id,
+            PhoneNumber.__table__.c.provider,
+        )
+        .select_from(recipients_t)
+        .join(batches_t, batches_t.c.id == recipients_t.c.batch_id)
+        .join(Agent.__table__, Agent.__table__.c.id == batches_t.c.agent_id)
+        .outerjoin(
+            PhoneNumber.__table__,
+            PhoneNumber.__table__.c.id
+            == func.coalesce(batches_t.c.phone_number_id, Agent.__table__.c.phone_number_id),
+        )
+        .where(
+            recipients_t.c.status == RecipientStatus.dialing.value,
+            recipients_t.c.lease_expires_at < now,
+        )
+        .order_by(recipients_t.c.lease_expires_at)
+        .limit(limit)
+    ).all()
+    return [
+        Attempt(
+            recipient_id=row.id,
+            attempt_id=row.attempt_id,
+            batch_id=row.batch_id,
+            provider=row.provider or default_provider,
+        )
+        for row in rows
+    ]
+
+
+def adopt(session: Session, *, attempt_id: str, now: datetime, until: datetime) -> bool:
+    """Take over a live call whose worker died (only one worker can win)."""
+    result = session.execute(
+        update(recipients_t)
+        .where(
+            recipients_t.c.attempt_id == attempt_id,
+            recipients_t.c.status == RecipientStatus.dialing.value,
+            recipients_t.c.lease_expires_at < now,
+        )
+        .values(lease_expires_at=until)
+    )
+    return result.rowcount == 1
+
+
+def release_unplaced(session: Session, *, attempt_id: str, now: datetime) -> bool:
+    """The provider never received this attempt: nothing was dialed, so it may be claimed again."""
+    row = session.execute(
+        update(recipients_t)
+        .where(
+            recipients_t.c.attempt_id == attempt_id,
+            recipients_t.c.status == RecipientStatus.dialing.value,
+        )
+        .values(
+            status=RecipientStatus.pending.value,
+            attempt_id=None,
+            attempts=recipients_t.c.attempts - 1,
+            lease_expires_at=None,
+            started_at=None,
+        )
+        .returning(recipients_t.c.batch_id)
+    ).first()
+    if row is None:
+        return False
+    session.execute(
+        update(batches_t)
+        .where(batches_t.c.id == row.batch_id)
+        .values(
+            dialing_count=batches_t.c.dialing_count - 1,
+            pending_count=batches_t.c.pending_count + 1,
+            version=batches_t.c.version + 1,
+        )
+    )
+    # A batch that failed meanwhile takes no new dials: its undialed recipient fails with it.
+    status = session.execute(
+        select(batches_t.c.status).where(batches_t.c.id == row.batch_id)
+    ).scalar_one()
+    if status == BatchStatus.failed.value:
+        session.execute(
+            update(batches_t)
+            .where(batches_t.c.id == row.batch_id)
+            .values(
+                pending_count=batches_t.c.pending_count - 1,
+                failed_count=batches_t.c.failed_count + 1,
+            )
+        )
+        session.execute(
+            update(recipients_t)
+            .where(
+                recipients_t.c.batch_id == row.batch_id,
+                recipients_t.c.status == RecipientStatus.pending.value,
+            )
+            .values(
+                status=RecipientStatus.failed.value, failure_reason="batch_failed", ended_at=now
+            )
+        )
+    return True

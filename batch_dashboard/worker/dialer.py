@@ -1,0 +1,242 @@
+"""The dialer loop: claim recipients, place their calls, record how each call ended.
+
+Database work is batched (one claim, one placement, one recording transaction for many calls)
+and runs in threads so the event loop — which in the embedded shape also serves the console's
+websockets — never blocks. Outcomes are recorded in small groups as calls end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import timedelta
+
+from batch_dashboard.clock import Clock, system_clock
+from batch_dashboard.db import session_scope
+from batch_dashboard.providers.base import CallResult, CallStatus, Provider, ProviderError
+from batch_dashboard.providers.registry import Registry
+from batch_dashboard.services import dialing
+from batch_dashboard.services.dialing import Claim
+from batch_dashboard.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 0.2  # how long an idle dialer waits before looking for work again
+RECORD_GROUP = 500
+RECORD_LINGER_SECONDS = 0.01
+
+
+def _failed(reason: str) -> CallResult:
+    return CallResult(status=CallStatus.failed, failure_reason=reason)
+
+
+class Dialer:
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        clock: Clock = system_clock,
+        registry: Registry | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.clock = clock
+        self.registry = registry or Registry(settings=self.settings, clock=clock)
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.live: dict[str, str] = {}  # attempt id → provider name
+        self.stats: Counter[str] = Counter()
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._ended: list[tuple[str, CallResult]] = []
+        self._ended_signal = asyncio.Event()
+        self._capacity_signal = asyncio.Event()
+        self.claiming = True
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.lease_seconds)
+
+    # --- the loops ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        recorder = asyncio.create_task(self._record_loop(), name="dialer-recorder")
+        renewer = asyncio.create_task(self._renew_loop(), name="dialer-leases")
+        try:
+            while not stop.is_set():
+                capacity = self.settings.worker_max_calls - len(self.live)
+                claims = await asyncio.to_thread(self._claim, capacity) if capacity > 0 else []
+                if claims:
+                    await self._place(claims)
+                    continue
+                await self._sleep_until(stop, IDLE_SECONDS)
+        finally:
+            self.claiming = False
+            await self._drain()
+            recorder.cancel()
+            renewer.cancel()
+            await self._flush()
+
+    async def _sleep_until(self, stop: asyncio.Event, seconds: float) -> None:
+        self._capacity_signal.clear()
+        waiters = [
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self._capacity_signal.wait()),
+        ]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    def _claim(self, capacity: int) -> list[Claim]:
+        settings = self.settings
+        with session_scope(write=True) as session:
+            return dialing.claim_calls(
+                session,
+                limit=capacity,
+                now=self.clock.now(),
+                lease=self.lease,
+                max_concurrent_calls=settings.max_concurrent_calls,
+                calls_per_second=settings.calls_per_second,
+                default_provider=settings.provider,
+            )
+
+    async def _place(self, claims: Sequence[Claim]) -> None:
+        by_provider: dict[str, list[Claim]] = defaultdict(list)
+        for claim in claims:
+            self.live[claim.attempt_id] = claim.provider
+            by_provider[claim.provider].append(claim)
+        for name, group in by_provider.items():
+            try:
+                provider = self.registry.get(name)
+                results = await provider.place_calls([claim.request() for claim in group])
+            except ProviderError as error:
+                log.warning("provider %s refused %d calls: %s", name, len(group), error)
+                results = [error] * len(group)
+            for claim, result in zip(group, results, strict=True):
+                self.stats["placed"] += 1
+                if isinstance(result, ProviderError):
+                    self._ended_call(claim.attempt_id, _failed("provider_error"))
+                elif result.terminal:
+                    self._ended_call(claim.attempt_id, result)
+                else:
+                    self._watch(provider, claim.attempt_id, result)
+
+    def _watch(self, provider: Provider, attempt_id: str, placed: CallResult) -> None:
+        async def watch() -> None:
+            try:
+                result = await provider.wait(attempt_id, placed)
+            except ProviderError as error:
+                log.warning("lost track of attempt %s: %s", attempt_id, error)
+                result = _failed("outcome_unknown")
+            self._ended_call(attempt_id, result)
+
+        task = asyncio.create_task(watch(), name=f"call-{attempt_id}")
+        self._watchers[attempt_id] = task
+        task.add_done_callback(lambda _t: self._watchers.pop(attempt_id, None))
+
+    def _ended_call(self, attempt_id: str, result: CallResult) -> None:
+        self._ended.append((attempt_id, result))
+        self._ended_signal.set()
+
+    async def _record_loop(self) -> None:
+        while True:
+            await self._ended_signal.wait()
+            if len(self._ended) < RECORD_GROUP:
+                await asyncio.sleep(RECORD_LINGER_SECONDS)  # let a few more calls end
+            await self._flush()
+
+    async def _flush(self) -> None:
+        while self._ended:
+            group, self._ended = self._ended[:RECORD_GROUP], self._ended[RECORD_GROUP:]
+            if not self._ended:
+                self._ended_signal.clear()
+            try:
+                recorded = await asyncio.to_thread(self._record, group)
+            except Exception:
+                # Keep the outcomes: the database may be back in a moment, and the lease keeps
+                # every attempt ours until then.
+                log.exception("recording %d call outcomes failed; retrying", len(group))
+                self._ended[:0] = group
+                self._ended_signal.set()
+                await asyncio.sleep(1)
+                return
+            self.stats["recorded"] += recorded
+            for attempt_id, _ in group:
+                self.live.pop(attempt_id, None)
+            self._capacity_signal.set()
+
+    def _record(self, outcomes: Sequence[tuple[str, CallResult]]) -> int:
+        with session_scope(write=True) as session:
+            return len(dialing.record_outcomes(session, outcomes=outcomes, now=self.clock.now()))
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lease_seconds / 3)
+            if self.live:
+                attempts = list(self.live)
+                until = self.clock.now() + self.lease
+                try:
+                    await asyncio.to_thread(self._renew, attempts, until)
+                except Exception:
+                    log.exception("renewing %d leases failed", len(attempts))
+
+    def _renew(self, attempts: list[str], until: object) -> None:
+        with session_scope(write=True) as session:
+            dialing.renew_leases(session, attempt_ids=attempts, until=until)  # type: ignore[arg-type]
+
+    async def _drain(self) -> None:
+        """Let live calls finish for the grace period, then hand the rest to other workers."""
+        deadline = asyncio.get_running_loop().time() + self.settings.shutdown_grace_seconds
+        while self.live and asyncio.get_running_loop().time() < deadline:
+            await self._flush()
+            await asyncio.sleep(0.05)
+        if not self.live:
+            return
+        remaining = list(self.live)
+        for task in list(self._watchers.values()):
+            task.cancel()
+        log.info("handing %d live calls over to other workers", len(remaining))
+        with session_scope(write=True) as session:
+            dialing.expire_leases(session, attempt_ids=remaining, now=self.clock.now())
+        self.live.clear()
+
+    # --- recovery ----------------------------------------------------------------------------
+
+    async def recover_expired(self) -> int:
+        """Settle attempts whose worker died, with the provider's answer for each attempt."""
+        now = self.clock.now()
+        with session_scope() as session:
+            attempts = dialing.expired_attempts(
+                session, now=now, limit=200, default_provider=self.settings.provider
+            )
+        settled = 0
+        for attempt in attempts:
+            if attempt.attempt_id in self.live:
+                continue
+            try:
+                provider = self.registry.get(attempt.provider)
+                status = await provider.call_status(attempt.attempt_id)
+            except ProviderError as error:
+                log.warning("provider cannot say what became of %s: %s", attempt.attempt_id, error)
+                status = _failed("outcome_unknown")
+            if status is None:
+                await asyncio.to_thread(self._release, attempt.attempt_id)
+            elif status.terminal:
+                await asyncio.to_thread(self._record, [(attempt.attempt_id, status)])
+            elif self.claiming and await asyncio.to_thread(self._adopt, attempt.attempt_id):
+                self.live[attempt.attempt_id] = attempt.provider
+                self._watch(provider, attempt.attempt_id, status)
+            settled += 1
+        return settled
+
+    def _release(self, attempt_id: str) -> None:
+        with session_scope(write=True) as session:
+            dialing.release_unplaced(session, attempt_id=attempt_id, now=self.clock.now())
+
+    def _adopt(self, attempt_id: str) -> bool:
+        now = self.clock.now()
+        with session_scope(write=True) as session:
+            return dialing.adopt(session, attempt_id=attempt_id, now=now, until=now + self.lease)

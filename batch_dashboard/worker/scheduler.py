@@ -1,0 +1,60 @@
+"""Timed work on APScheduler's AsyncIOScheduler: promote due batches, recover leases, tidy up.
+
+Every job is a compare-and-set in the database, so several schedulers (one per worker and per
+backend) at once are harmless: the database decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from batch_dashboard.clock import Clock, system_clock
+from batch_dashboard.db import session_scope
+from batch_dashboard.services import dialing, idempotency
+from batch_dashboard.worker.dialer import Dialer
+
+log = logging.getLogger(__name__)
+
+PROMOTE_EVERY_SECONDS = 0.5  # a scheduled batch starts within a second of its time
+HOUSEKEEPING_EVERY_SECONDS = 600
+
+
+def promote_due(clock: Clock = system_clock) -> int:
+    with session_scope(write=True) as session:
+        promoted = dialing.promote_due(session, now=clock.now())
+    if promoted:
+        log.info("%d scheduled batch(es) are due", promoted)
+    return promoted
+
+
+def housekeeping(clock: Clock = system_clock) -> None:
+    with session_scope(write=True) as session:
+        purged = idempotency.purge_expired(session, now=clock.now())
+    if purged:
+        log.info("forgot %d expired idempotency keys", purged)
+
+
+def build_scheduler(dialer: Dialer, *, clock: Clock = system_clock) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
+    )
+
+    async def promote() -> None:
+        if await asyncio.to_thread(promote_due, clock):
+            dialer._capacity_signal.set()  # wake the dialer now rather than at its next look
+
+    async def recover() -> None:
+        await dialer.recover_expired()
+
+    async def tidy() -> None:
+        await asyncio.to_thread(housekeeping, clock)
+
+    scheduler.add_job(promote, "interval", seconds=PROMOTE_EVERY_SECONDS, id="promote-due")
+    scheduler.add_job(
+        recover, "interval", seconds=dialer.settings.recovery_interval_seconds, id="recover-leases"
+    )
+    scheduler.add_job(tidy, "interval", seconds=HOUSEKEEPING_EVERY_SECONDS, id="housekeeping")
+    return scheduler
