@@ -206,3 +206,42 @@ def create_agent(
     session.add(agent)
     session.flush()
     return agent, secret
+
+
+def delete_agent(
+    session: Session, *, workspace_id: str, agent_id: str, now: datetime | None = None
+) -> Agent:
+    """Soft delete: batches keep their history; the dialer fails batches that still need it."""
+    agent = get_agent(session, workspace_id=workspace_id, agent_id=agent_id)
+    agent.deleted_at = now or system_clock.now()
+    session.add(agent)
+    session.flush()
+    return agent
+
+
+def update_phone_number(
+    session: Session,
+    *,
+    workspace_id: str,
+    phone_number_id: str,
+    label: str | None = None,
+    outbound_enabled: bool | None = None,
+) -> PhoneNumber:
+    number = get_phone_number(session, workspace_id=workspace_id, phone_number_id=phone_number_id)
+    if label is not None:
+        number.label = label
+    if outbound_enabled is not None:
+        number.outbound_enabled = outbound_enabled
+    session.add(number)
+    session.flush()
+    return number
+
+
+def delete_phone_number(
+    session: Session, *, workspace_id: str, phone_number_id: str, now: datetime | None = None
+) -> PhoneNumber:
+    number = get_phone_number(session, workspace_id=workspace_id, phone_number_id=phone_number_id)
+    number.deleted_at = now or system_clock.now()
+    session.add(number)
+    session.flush()
+    return number

@@ -208,7 +208,7 @@ def _claim_recipients(
     if _is_postgres(session):
         candidates = candidates.with_for_update(skip_locked=True)
     claim_id = new_id("att")
-    return list(
+    rows = list(
         session.execute(
             update(recipients_t)
             .where(recipients_t.c.id.in_(candidates.scalar_subquery()))
@@ -225,9 +225,12 @@ def _claim_recipients(
                 recipients_t.c.attempts,
                 recipients_t.c.phone,
                 recipients_t.c.dynamic_vars,
+                recipients_t.c.position,
             )
         )
     )
+    # RETURNING has no order on PostgreSQL; calls go out in the order the recipients were given.
+    return sorted(rows, key=lambda row: row.position)
 
 
 def _pacing_allowance(number: PhoneNumber, calls_per_second: float, now: datetime) -> int:

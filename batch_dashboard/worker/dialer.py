@@ -22,6 +22,7 @@ from batch_dashboard.providers.registry import Registry
 from batch_dashboard.services import dialing
 from batch_dashboard.services.dialing import Claim
 from batch_dashboard.settings import Settings, get_settings
+from batch_dashboard.worker.faults import AFTER_CLAIM, AFTER_PLACE, crash_point
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Dialer:
                 capacity = self.settings.worker_max_calls - len(self.live)
                 claims = await asyncio.to_thread(self._claim, capacity) if capacity > 0 else []
                 if claims:
+                    crash_point(AFTER_CLAIM)
                     await self._place(claims)
                     continue
                 await self._sleep_until(stop, IDLE_SECONDS)
@@ -115,6 +117,7 @@ class Dialer:
             except ProviderError as error:
                 log.warning("provider %s refused %d calls: %s", name, len(group), error)
                 results = [error] * len(group)
+            crash_point(AFTER_PLACE)
             for claim, result in zip(group, results, strict=True):
                 self.stats["placed"] += 1
                 if isinstance(result, ProviderError):
