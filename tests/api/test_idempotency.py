@@ -26,7 +26,9 @@ def test_same_key_same_body_answers_the_first_batch(client, tenant):
     # Key order and spacing are not part of the meaning.
     second = client.post(
         "/v1/batch-calls",
-        content='{{"recipients": {}, "agent_id": "{}", "name": "Appointment reminders"}}'.format(str(body["recipients"]).replace("'", '"'), tenant.agent_id),
+        content='{{"recipients": {}, "agent_id": "{}", "name": "Appointment reminders"}}'.format(
+            str(body["recipients"]).replace("'", '"'), tenant.agent_id
+        ),
         headers={**tenant.headers, "Idempotency-Key": "k-1", "Content-Type": "application/json"},
     )
     assert first.status_code == second.status_code == 202
