@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     http_provider_url: str = Field("", validation_alias="BATCH_HTTP_PROVIDER_URL")
     http_provider_token: str = Field("", validation_alias="BATCH_HTTP_PROVIDER_TOKEN")
     http_provider_secret: str = Field("", validation_alias="BATCH_HTTP_PROVIDER_SECRET")
+    # Where the runtime posts status events: https://<this host>/v1/provider-events/http
+    http_provider_callback_url: str = Field("", validation_alias="BATCH_HTTP_PROVIDER_CALLBACK_URL")
     http_provider_timeout_seconds: float = Field(
         10, gt=0, validation_alias="BATCH_HTTP_PROVIDER_TIMEOUT_SECONDS"
     )

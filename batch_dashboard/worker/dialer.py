@@ -120,7 +120,12 @@ class Dialer:
             crash_point(AFTER_PLACE)
             for claim, result in zip(group, results, strict=True):
                 self.stats["placed"] += 1
-                if isinstance(result, ProviderError):
+                if isinstance(result, ProviderError) and result.retryable:
+                    # The call may exist after all (an answer lost on the way): let the lease
+                    # lapse so recovery settles the attempt with the provider's own answer.
+                    self.live.pop(claim.attempt_id, None)
+                    self._capacity_signal.set()
+                elif isinstance(result, ProviderError):
                     self._ended_call(claim.attempt_id, _failed("provider_error"))
                 elif result.terminal:
                     self._ended_call(claim.attempt_id, result)

@@ -1,0 +1,240 @@
+"""/v1/provider-events/http: call status events from the HTTP voice runtime (docs/providers.md).
+
+No API key here: the runtime is not a workspace. It signs each event as Standard Webhooks says,
+with BATCH_HTTP_PROVIDER_SECRET, and that signature is the authentication.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificationError
+
+from batch_dashboard.clock import system_clock
+from batch_dashboard.db import session_scope
+from batch_dashboard.models import ErrorResponse
+from batch_dashboard.providers.base import CallResult
+from batch_dashboard.providers.http import RUNTIME_STATUSES, InvalidCall, parse_call
+from batch_dashboard.services import dialing
+from batch_dashboard.services.errors import (
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    ValidationFailed,
+)
+from batch_dashboard.settings import get_settings
+
+router = APIRouter(prefix="/v1/provider-events", tags=["Provider events"])
+log = logging.getLogger(__name__)
+
+# A status event carries one call's transcript; this is far beyond any real one.
+MAX_EVENT_BYTES = 5 * 1024 * 1024
+STATUS_EVENT = "call.status"
+
+
+class EventAnswer(BaseModel):
+    recorded: bool
+
+
+DESCRIPTION = f"""
+The HTTP voice runtime (`BATCH_PROVIDER=http`) posts here whenever a call's status changes, so a
+call's end is recorded at once instead of at the dialer's next poll.
+
+**Authentication** is the signature, not an API key: each event is signed as the Standard
+Webhooks specification says with `BATCH_HTTP_PROVIDER_SECRET` (a `whsec_…` secret), in the
+headers `webhook-id`, `webhook-timestamp` (Unix seconds, within 5 minutes of now) and
+`webhook-signature` (`v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`, several
+space-separated during a secret rotation). A missing or wrong signature answers `401`. Without a
+configured secret this route does not exist (`404`).
+
+**Body**: `{{"type": "{STATUS_EVENT}", "data": <Call>}}`, the Call object being what
+`GET /calls/{{attempt_id}}` of the runtime answers.
+
+**Answers**: a terminal status (`completed`, `no_answer`, `busy`, `voicemail`, `failed`) is recorded
+and answers `200 {{"recorded": true}}`; the same event again, or an event for an attempt that has
+already ended (or that this service does not know), answers `200 {{"recorded": false}}` and changes
+nothing, so the runtime may deliver at least once. A non-terminal status
+({", ".join(name for name, status in RUNTIME_STATUSES.items() if status == "in_progress")}) or
+another event type is accepted and ignored: `202 {{"recorded": false}}`.
+"""
+
+_CALL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["attempt_id", "status"],
+    "properties": {
+        "attempt_id": {"type": "string", "description": "The Idempotency-Key of the placement"},
+        "status": {"type": "string", "enum": list(RUNTIME_STATUSES)},
+        "started_at": {"type": ["string", "null"], "format": "date-time"},
+        "ended_at": {"type": ["string", "null"], "format": "date-time"},
+        "duration_seconds": {"type": ["number", "null"], "minimum": 0},
+        "failure_reason": {"type": ["string", "null"]},
+        "transcript": {"type": ["array", "null"], "items": {"type": "object"}},
+        "evaluations": {"type": ["object", "null"]},
+        "data_collection": {"type": ["object", "null"]},
+    },
+}
+
+OPENAPI_EXTRA: dict[str, Any] = {
+    "security": [],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["type", "data"],
+                    "properties": {
+                        "type": {"type": "string", "example": STATUS_EVENT},
+                        "data": _CALL_SCHEMA,
+                    },
+                },
+                "example": {
+                    "type": STATUS_EVENT,
+                    "data": {
+                        "attempt_id": "att_01JD7QA5V8K3M2N1P0Q9R8S7T6-0",
+                        "status": "completed",
+                        "started_at": "2026-12-01T15:00:04Z",
+                        "ended_at": "2026-12-01T15:00:46Z",
+                        "duration_seconds": 42.0,
+                        "transcript": [
+                            {"role": "agent", "message": "Hi Ada!", "time_in_call_secs": 0}
+                        ],
+                        "evaluations": {
+                            "confirmed": {"result": "success", "rationale": "She confirmed."}
+                        },
+                        "data_collection": {},
+                    },
+                },
+            }
+        },
+    },
+}
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": EventAnswer, "description": "Not a call's end: accepted and ignored"},
+    401: _error_response("unauthorized: the signature is missing, stale or wrong"),
+    404: _error_response("not found: no BATCH_HTTP_PROVIDER_SECRET is configured"),
+    413: _error_response("payload too large"),
+    422: _error_response("validation failed: the event is not a status event of a Call"),
+}
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    too_large = PayloadTooLarge(f"an event is at most {MAX_EVENT_BYTES:,} bytes")
+    if declared.isdigit() and int(declared) > MAX_EVENT_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > MAX_EVENT_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _verify(secret: str, body: bytes, headers: dict[str, str | None]) -> None:
+    try:
+        webhook = Webhook(secret)
+    except (EmptyWebhookSecretError, binascii.Error) as error:
+        # The operator's mistake, not the caller's: a 500 that says so in the log.
+        raise RuntimeError("BATCH_HTTP_PROVIDER_SECRET is not a whsec_… secret") from error
+    present = {name: value for name, value in headers.items() if value}
+    if len(present) < len(headers):
+        raise Unauthorized(
+            "sign the event: the webhook-id, webhook-timestamp and webhook-signature headers "
+            "are required"
+        )
+    try:
+        webhook.verify(body, present, json_parse=False)
+    # The library lets malformed headers and non-UTF-8 bodies escape as ValueError.
+    except (WebhookVerificationError, ValueError):
+        raise Unauthorized(
+            "the event's signature does not match, or its timestamp is not within 5 minutes"
+        ) from None
+
+
+def _parse(body: bytes) -> Any:
+    def refuse_constant(name: str) -> None:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        event = json.loads(body, parse_constant=refuse_constant)
+        # Lone surrogate escapes decode fine but no database can store them.
+        json.dumps(event, ensure_ascii=False).encode()
+    except (ValueError, RecursionError, UnicodeEncodeError) as error:
+        raise ValidationFailed.at(["body"], f"is not valid JSON: {error}") from None
+    if not isinstance(event, dict):
+        raise ValidationFailed.at(["body"], "must be an event object")
+    return event
+
+
+def _record(attempt_id: str, result: CallResult) -> bool:
+    with session_scope(write=True) as session:
+        recorded = dialing.record_outcomes(
+            session, outcomes=[(attempt_id, result)], now=system_clock.now()
+        )
+    return bool(recorded)
+
+
+@router.post(
+    "/http",
+    summary="Receive a call status event from the HTTP voice runtime (signed, no API key)",
+    description=DESCRIPTION,
+    response_model=EventAnswer,
+    responses=RESPONSES,
+    openapi_extra=OPENAPI_EXTRA,
+)
+async def http_provider_event(
+    request: Request,
+    webhook_id: Annotated[
+        str | None, Header(alias="webhook-id", description="The event's id (same on retries)")
+    ] = None,
+    webhook_timestamp: Annotated[
+        str | None, Header(alias="webhook-timestamp", description="Unix seconds of this attempt")
+    ] = None,
+    webhook_signature: Annotated[
+        str | None,
+        Header(alias="webhook-signature", description="`v1,<base64 HMAC-SHA256>`, space-separated"),
+    ] = None,
+) -> JSONResponse:
+    secret = get_settings().http_provider_secret
+    if not secret:
+        raise NotFound("no such route: /v1/provider-events/http")
+    body = await _read_body(request)
+    _verify(
+        secret,
+        body,
+        {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": webhook_timestamp,
+            "webhook-signature": webhook_signature,
+        },
+    )
+    event = _parse(body)
+    if event.get("type") != STATUS_EVENT:
+        # An event type from a newer runtime: not ours to judge, and not worth a retry storm.
+        return JSONResponse({"recorded": False}, status_code=202)
+    try:
+        attempt_id, result = parse_call(event.get("data"))
+    except InvalidCall as error:
+        raise ValidationFailed.at(["data", *error.loc], error.message) from None
+    if not result.terminal:
+        return JSONResponse({"recorded": False}, status_code=202)
+    recorded = await run_in_threadpool(_record, attempt_id, result)
+    log.info("http provider event: %s %s (recorded: %s)", attempt_id, result.status, recorded)
+    return JSONResponse({"recorded": recorded}, status_code=200)
