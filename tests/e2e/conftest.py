@@ -118,7 +118,10 @@ def stop_server(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(tmp_path_factory.mktemp("server"))
+    running = start_server(
+        tmp_path_factory.mktemp("server"),
+        extra_env={"BATCH_SIM_CALL_SECONDS": "0.5", "BATCH_SIM_OUTCOMES": "completed=1"},
+    )
     try:
         yield running
     finally:

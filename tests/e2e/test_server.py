@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
 
@@ -12,7 +15,7 @@ def test_landing_page_and_api_share_the_port(server):
     page = httpx.get(f"{server.url}/", timeout=10, follow_redirects=True)
     assert page.status_code == 200 and "<html" in page.text.lower()
     health = httpx.get(f"{server.url}/v1/health", timeout=10).json()
-    assert health["status"] == "ok" and health["database"] == "ok"
+    assert health == {"status": "ok", "database": "ok", "dialer": "running"}
     assert httpx.get(f"{server.url}/v1/docs", timeout=10).status_code == 200
     assert (
         httpx.get(f"{server.url}/v1/docs-assets/swagger-ui-bundle.js", timeout=10).status_code
@@ -41,13 +44,31 @@ def test_readme_session(server):
         )
         assert created.status_code == 202, created.text
         sample = api.get("/v1/batch-calls/sample.csv", params={"agent_id": agent["id"]}).text
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT09:00:00Z")
         from_csv = api.post(
             "/v1/batch-calls",
-            data={"name": "From CSV", "agent_id": agent["id"]},
+            data={"name": "Tomorrow", "agent_id": agent["id"], "scheduled_at": tomorrow},
             files={"csv_file": ("people.csv", sample.encode(), "text/csv")},
         )
         assert from_csv.status_code == 202, from_csv.text
-        detail = api.get(f"/v1/batch-calls/{created.json()['id']}").json()
-        assert detail["batch_call"]["total_recipients"] == 2
+        assert from_csv.json()["status"] == "scheduled"
         listing = api.get("/v1/batch-calls").json()["batch_calls"]
         assert [b["id"] for b in listing[:2]] == [from_csv.json()["id"], created.json()["id"]]
+
+        # The embedded dialer takes the first batch pending → running → completed.
+        seen = set()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            detail = api.get(f"/v1/batch-calls/{created.json()['id']}").json()
+            seen.add(detail["batch_call"]["status"])
+            if detail["batch_call"]["status"] == "completed":
+                break
+            time.sleep(0.1)
+        assert detail["batch_call"]["status"] == "completed", detail
+        assert "running" in seen
+        assert detail["batch_call"]["counts"]["completed"] == 2
+        assert all(r["conversation_id"] for r in detail["recipients"])
+        assert api.post(f"/v1/batch-calls/{created.json()['id']}/cancel").status_code == 409
+
+        cancelled = api.post(f"/v1/batch-calls/{from_csv.json()['id']}/cancel")
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
