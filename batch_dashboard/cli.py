@@ -89,6 +89,15 @@ def create_user(args: argparse.Namespace) -> dict[str, Any]:
         return {"id": user.id, "workspace_id": user.workspace_id, "email": user.email}
 
 
+def rotate_webhook_secret(args: argparse.Namespace) -> dict[str, Any]:
+    with session_scope(write=True) as session:
+        workspace_id = agents.workspace_of_agent(session, agent_id=args.agent)
+        secret = agents.rotate_webhook_secret(
+            session, workspace_id=workspace_id, agent_id=args.agent
+        )
+        return {"agent_id": args.agent, "webhook_secret": secret, "previous_valid_for_hours": 24}
+
+
 def worker(_args: argparse.Namespace) -> None:
     from batch_dashboard.logs import configure_logging
     from batch_dashboard.worker.main import main as run_worker
@@ -135,6 +144,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--workspace", required=True)
     sub.add_argument("--email", required=True)
     sub.add_argument("--password", required=True)
+    sub = command(
+        "rotate-webhook-secret",
+        rotate_webhook_secret,
+        "a new webhook signing secret; the old one also signs for 24 hours",
+    )
+    sub.add_argument("--agent", required=True)
     command("worker", worker, "run the dialer, the scheduler and webhook delivery (no web server)")
     return parser
 

@@ -176,3 +176,21 @@ def test_keys_and_passwords_are_stored_hashed(fresh_url: str, tmp_path: Path) ->
     dump = "\n".join(sqlite3.connect(tmp_path / "cli.db").iterdump())
     assert demo["api_key"] not in dump
     assert demo["password"] not in dump
+
+
+def test_rotate_webhook_secret(fresh_url: str, tmp_path: Path) -> None:
+    run_cli("migrate", url=fresh_url, cwd=tmp_path)
+    demo = json.loads(run_cli("demo", url=fresh_url, cwd=tmp_path).stdout)
+    agent_id = demo["agents"][0]["id"]
+    rotated = json.loads(
+        run_cli("rotate-webhook-secret", "--agent", agent_id, url=fresh_url, cwd=tmp_path).stdout
+    )
+    assert rotated["agent_id"] == agent_id and rotated["webhook_secret"].startswith("whsec_")
+    again = json.loads(
+        run_cli("rotate-webhook-secret", "--agent", agent_id, url=fresh_url, cwd=tmp_path).stdout
+    )
+    assert again["webhook_secret"] != rotated["webhook_secret"]
+    missing = run_cli(
+        "rotate-webhook-secret", "--agent", "agent_nope", url=fresh_url, cwd=tmp_path, check=False
+    )
+    assert missing.returncode != 0 and "agent_nope" in missing.stderr

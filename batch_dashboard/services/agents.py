@@ -15,8 +15,9 @@ from sqlmodel import Session, select
 from batch_dashboard.clock import system_clock
 from batch_dashboard.ids import new_id
 from batch_dashboard.models import Agent, PhoneNumber
-from batch_dashboard.services import phones
+from batch_dashboard.services import phones, webhooks
 from batch_dashboard.services.errors import NotFound, Problems, is_clean_id
+from batch_dashboard.settings import get_settings
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
 # Variables the runtime fills in itself (hosted platforms' convention), never asked of a CSV.
@@ -111,6 +112,14 @@ def get_agent(session: Session, *, workspace_id: str, agent_id: str) -> Agent:
     return agent
 
 
+def workspace_of_agent(session: Session, *, agent_id: str) -> str:
+    """For operator tools (the CLI) that name an agent without a workspace."""
+    agent = session.get(Agent, agent_id) if is_clean_id(agent_id) else None
+    if agent is None or agent.deleted_at is not None:
+        raise NotFound(f"no agent {agent_id}")
+    return agent.workspace_id
+
+
 def list_phone_numbers(session: Session, *, workspace_id: str) -> list[PhoneNumber]:
     return list(
         session.exec(
@@ -186,8 +195,9 @@ def create_agent(
             get_phone_number(session, workspace_id=workspace_id, phone_number_id=phone_number_id)
         except NotFound as error:
             problems.add(["phone_number_id"], error.message)
-    if webhook_url is not None and not re.match(r"^https?://\S+$", webhook_url):
-        problems.add(["webhook_url"], "must be an http(s) URL")
+    webhooks.check_webhook_url(
+        webhook_url, allow_private=get_settings().webhook_allow_private_targets, problems=problems
+    )
     problems.raise_if_any()
     secret = new_webhook_secret()
     agent = Agent(
@@ -245,3 +255,34 @@ def delete_phone_number(
     session.add(number)
     session.flush()
     return number
+
+
+def set_webhook_url(
+    session: Session, *, workspace_id: str, agent_id: str, webhook_url: str | None
+) -> Agent:
+    """Change (or clear) an agent's webhook URL; setting it again re-enables a disabled webhook."""
+    agent = get_agent(session, workspace_id=workspace_id, agent_id=agent_id)
+    problems = Problems()
+    webhooks.check_webhook_url(
+        webhook_url, allow_private=get_settings().webhook_allow_private_targets, problems=problems
+    )
+    problems.raise_if_any()
+    agent.webhook_url = webhook_url
+    agent.webhook_disabled_reason = None
+    session.add(agent)
+    session.flush()
+    return agent
+
+
+def rotate_webhook_secret(
+    session: Session, *, workspace_id: str, agent_id: str, now: datetime | None = None
+) -> str:
+    """A new signing secret (shown once); the old one keeps signing alongside it for 24 hours."""
+    agent = get_agent(session, workspace_id=workspace_id, agent_id=agent_id)
+    secret = new_webhook_secret()
+    agent.webhook_secret_previous = agent.webhook_secret
+    agent.webhook_secret = secret
+    agent.webhook_secret_rotated_at = now or system_clock.now()
+    session.add(agent)
+    session.flush()
+    return secret

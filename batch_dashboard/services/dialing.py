@@ -31,6 +31,7 @@ from batch_dashboard.models import (
     Workspace,
 )
 from batch_dashboard.providers.base import AgentSnapshot, CallRequest, CallResult, CallStatus
+from batch_dashboard.services import webhooks
 
 recipients_t = Recipient.__table__
 batches_t = Batch.__table__
@@ -375,6 +376,8 @@ def record_outcomes(
             recipients_t.c.attempt_id,
             recipients_t.c.batch_id,
             recipients_t.c.started_at,
+            recipients_t.c.phone,
+            recipients_t.c.dynamic_vars,
         )
         .where(
             recipients_t.c.attempt_id.in_(list(results)),
@@ -388,52 +391,85 @@ def record_outcomes(
     if not rows:
         return []
     batch_ids = {row.batch_id for row in rows}
+    agents_t = Agent.__table__
     batch_info = {
         row.id: row
         for row in session.execute(
-            select(batches_t.c.id, batches_t.c.workspace_id, batches_t.c.agent_id).where(
-                batches_t.c.id.in_(batch_ids)
+            select(
+                batches_t.c.id,
+                batches_t.c.workspace_id,
+                batches_t.c.agent_id,
+                agents_t.c.webhook_url,
+                agents_t.c.webhook_disabled_reason,
             )
+            .join(agents_t, agents_t.c.id == batches_t.c.agent_id)
+            .where(batches_t.c.id.in_(batch_ids))
         )
     }
     updates: list[dict[str, Any]] = []
     conversations: list[dict[str, Any]] = []
+    events: list[tuple[dict[str, Any], dict[str, Any]]] = []
     tally: dict[str, Counter[str]] = defaultdict(Counter)
     for row in rows:
         result = results[row.attempt_id]
         status, reason = _recipient_outcome(result)
-        conversation_id = None
+        info = batch_info[row.batch_id]
         ended = result.ended_at or now
+        conversation = None
         if result.connected:
-            conversation_id = new_id("conv")
-            info = batch_info[row.batch_id]
-            conversations.append(
-                {
-                    "id": conversation_id,
-                    "workspace_id": info.workspace_id,
-                    "batch_id": row.batch_id,
-                    "recipient_id": row.id,
-                    "agent_id": info.agent_id,
-                    "transcript": result.transcript or [],
-                    "evaluations": result.evaluations or {},
-                    "data_collection": result.data_collection or {},
-                    "warnings": result.warnings or [],
-                    "started_at": result.started_at or row.started_at or ended,
-                    "ended_at": ended,
-                    "duration_seconds": result.duration_seconds or 0.0,
-                }
-            )
+            conversation = {
+                "id": new_id("conv"),
+                "workspace_id": info.workspace_id,
+                "batch_id": row.batch_id,
+                "recipient_id": row.id,
+                "agent_id": info.agent_id,
+                "transcript": result.transcript or [],
+                "evaluations": result.evaluations or {},
+                "data_collection": result.data_collection or {},
+                "warnings": result.warnings or [],
+                "started_at": result.started_at or row.started_at or ended,
+                "ended_at": ended,
+                "duration_seconds": result.duration_seconds or 0.0,
+            }
+            conversations.append(conversation)
+        duration = result.duration_seconds if result.connected else None
         updates.append(
             {
                 "rid": row.id,
                 "new_status": status,
                 "reason": reason,
                 "ended": ended,
-                "duration": result.duration_seconds if result.connected else None,
-                "conversation": conversation_id,
+                "duration": duration,
+                "conversation": conversation["id"] if conversation else None,
             }
         )
         tally[row.batch_id][status] += 1
+        if info.webhook_url and not info.webhook_disabled_reason:
+            recipient = {
+                "id": row.id,
+                "workspace_id": info.workspace_id,
+                "agent_id": info.agent_id,
+                "batch_id": row.batch_id,
+                "phone": row.phone,
+                "dynamic_vars": row.dynamic_vars,
+                "started_at": row.started_at,
+                "ended_at": ended,
+                "duration_seconds": duration,
+                "failure_reason": reason,
+                "webhook_url": info.webhook_url,
+            }
+            event_type = webhooks.CONVERSATION_COMPLETED if conversation else webhooks.CALL_FAILED
+            events.append(
+                (
+                    recipient,
+                    webhooks.event_payload(
+                        event_type=event_type,
+                        now=now,
+                        recipient=recipient,
+                        conversation=conversation,
+                    ),
+                )
+            )
     session.execute(
         update(recipients_t)
         .where(recipients_t.c.id == bindparam("rid"))
@@ -449,6 +485,8 @@ def record_outcomes(
     )
     if conversations:
         session.execute(insert(conversations_t), conversations)
+    # The outbox: each ended call's event commits with the call's end, or not at all.
+    webhooks.enqueue(session, events=events, now=now)
     _count_ended(session, tally, now)
     return [row.attempt_id for row in rows]
 

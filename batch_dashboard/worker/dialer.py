@@ -22,7 +22,7 @@ from batch_dashboard.providers.registry import Registry
 from batch_dashboard.services import dialing
 from batch_dashboard.services.dialing import Claim
 from batch_dashboard.settings import Settings, get_settings
-from batch_dashboard.worker.faults import AFTER_CLAIM, AFTER_PLACE, crash_point
+from batch_dashboard.worker.faults import AFTER_CLAIM, AFTER_PLACE, AFTER_RECORD, crash_point
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,7 @@ class Dialer:
                 self._ended_signal.set()
                 await asyncio.sleep(1)
                 return
+            crash_point(AFTER_RECORD)
             self.stats["recorded"] += recorded
             for attempt_id, _ in group:
                 self.live.pop(attempt_id, None)

@@ -9,6 +9,7 @@ import signal
 
 AFTER_CLAIM = "after_claim"  # recipients claimed and committed; nothing placed yet
 AFTER_PLACE = "after_place"  # the provider accepted the calls; no outcome stored yet
+AFTER_RECORD = "after_record"  # outcomes and their webhook events committed; nothing sent yet
 
 
 def crash_point(name: str) -> None:

@@ -11,6 +11,7 @@ from batch_dashboard.clock import Clock, system_clock
 from batch_dashboard.settings import Settings, get_settings
 from batch_dashboard.worker.dialer import Dialer
 from batch_dashboard.worker.scheduler import build_scheduler
+from batch_dashboard.worker.sender import Sender
 from batch_dashboard.worker.status import set_dialer_running
 
 log = logging.getLogger(__name__)
@@ -22,13 +23,17 @@ async def run_worker(
     """Dial and schedule until `stop` is set, then shut down gracefully."""
     settings = settings or get_settings()
     dialer = Dialer(settings=settings, clock=clock)
+    sender = Sender(settings=settings, clock=clock)
     scheduler = build_scheduler(dialer, clock=clock)
     scheduler.start()
     set_dialer_running(True)
     log.info("worker %s started", dialer.worker_id)
+    sending = asyncio.create_task(sender.run(stop), name="webhook-sender")
     try:
         await dialer.run(stop)
     finally:
+        stop.set()
+        await sending
         set_dialer_running(False)
         scheduler.shutdown(wait=False)
         await dialer.registry.aclose()

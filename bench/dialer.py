@@ -1,0 +1,688 @@
+"""Dialer benchmark: how many zero-length simulated calls per second the workers get through.
+
+Creates a batch of 10,000 recipients on a fresh database, starts real
+`python -m batch_dashboard worker` processes (one on SQLite, four on PostgreSQL) and times them
+until the batch is completed, checks that every recipient ended and was dialed exactly once,
+then profiles the SQLite case in-process. Prints each figure, its target and PASS/MISS.
+See bench/README.md.
+
+    .venv/bin/python bench/dialer.py [--recipients 10000] [--skip-postgres] [--no-profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import os
+import pstats
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ingest import (
+    ROOT,
+    VENV_BIN,
+    Figure,
+    backend_env,
+    generate_numbers,
+    print_table,
+    run_cli,
+    stop_process_group,
+    tail,
+)
+
+# The bench process builds batches through the service layer (and profiles the worker) itself.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+PG_SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+TARGET_SQLITE_CPS = 1_000.0
+TARGET_POSTGRES_CPS = 2_000.0
+# Every worker (and the in-process profile) runs with exactly these settings.
+WORKER_ENV = {
+    "BATCH_SIM_CALL_SECONDS": "0",
+    "BATCH_MAX_CONCURRENT_CALLS": "200",
+    "BATCH_CALLS_PER_SECOND": "0",
+    "BATCH_SIM_OUTCOMES": "completed=0.8,busy=0.1,failed=0.1",
+    "BATCH_WORKER_MAX_CALLS": "200",
+    "BATCH_LOG_LEVEL": "INFO",
+}
+FIRST_NAMES = ("Ada", "Bob", "Chloé", "Dmitri", "Elif", "Farah", "Giulia", "Hiro", "Inès", "José")
+POLL_SECONDS = 0.05
+TERMINAL = ("completed", "failed", "cancelled")
+# Rows of the profile that only wrap or wait (the event loop, the thread pool, idle waits):
+# their cumulative time is the whole run, so they are left out of the top list.
+IDLE_OR_WRAPPER = re.compile(
+    r"base_events\.py.*\((run_forever|run_until_complete|_run_once)\)"
+    r"|runners\.py.*\((run|__exit__|close)\)"
+    r"|events\.py.*\(_run\)"
+    r"|concurrent/futures/thread\.py.*\((_worker|run)\)"
+    r"|threading\.py|selectors\.py.*\(select\)"
+    r"|select\.epoll|_queue\.SimpleQueue|_thread\.lock|built-in method _asyncio"
+    r"|bench/dialer\.py"
+)
+# (file, function) in the profile and what it is, for the phase table under the top list.
+PHASES = (
+    ("worker/dialer.py", "_claim", "claim: Dialer._claim (one transaction)"),
+    ("services/dialing.py", "claim_calls", "  dialing.claim_calls"),
+    ("providers/simulator.py", "_place", "place: Simulator._place (one transaction)"),
+    ("providers/simulator.py", "decide", "  Simulator.decide (per call)"),
+    ("providers/simulator.py", "_rng", "    Simulator._rng (a random.Random per call)"),
+    ("providers/simulator.py", "_conversation", "    _conversation (per connected call)"),
+    ("worker/dialer.py", "_record", "record: Dialer._record (one transaction)"),
+    ("services/dialing.py", "record_outcomes", "  dialing.record_outcomes"),
+    ("~", "<method 'commit' of 'sqlite3.Connection' objects>", "sqlite3 commit (all)"),
+    ("~", "<method 'execute' of 'sqlite3.Cursor' objects>", "sqlite3 execute (all)"),
+    ("~", "<method 'executemany' of 'sqlite3.Cursor' objects>", "sqlite3 executemany (all)"),
+)
+STDLIB = sysconfig.get_paths()["stdlib"]
+
+
+@dataclass
+class Setup:
+    """A migrated database with `workspaces` workspaces, each with a caller number and an agent."""
+
+    url: str
+    env: dict[str, str]
+    tenants: list[tuple[str, str]]  # (workspace id, agent id)
+
+
+@dataclass
+class Run:
+    """What one timed run found in the database afterwards."""
+
+    recipients: int
+    launched_at: datetime
+    seen_done_s: float  # launch → the bench saw every batch completed (poll granularity)
+    first_started_at: datetime
+    finished_at: datetime
+    ended_p10: datetime
+    ended_p90: datetime
+    statuses: dict[str, int]
+    ledger_rows: int
+    ledger_numbers: int
+    conversations: int
+    counters_ok: bool
+    claims: int = 0  # claim transactions that took recipients (attempt ids share a stem)
+    claim_to_place_ms: float = 0.0  # median, claim's `now` → the simulator's `placed_at`
+    exit_codes: list[int] = field(default_factory=list)
+    placed: list[int] = field(default_factory=list)
+
+    @property
+    def db_seconds(self) -> float:
+        return (self.finished_at - self.first_started_at).total_seconds()
+
+    @property
+    def launch_seconds(self) -> float:
+        return (self.finished_at - self.launched_at).total_seconds()
+
+    @property
+    def startup_seconds(self) -> float:
+        return (self.first_started_at - self.launched_at).total_seconds()
+
+    @property
+    def middle_rate(self) -> float:
+        """Calls per second between the 10th and the 90th percentile of the calls' ends."""
+        seconds = (self.ended_p90 - self.ended_p10).total_seconds()
+        return 0.8 * self.recipients / seconds if seconds > 0 else float("inf")
+
+    def problems(self) -> list[str]:
+        found: list[str] = []
+        n = self.recipients
+        ended = sum(self.statuses.get(status, 0) for status in TERMINAL)
+        if ended != n or sum(self.statuses.values()) != n:
+            found.append(f"recipients by status {self.statuses}, expected all {n:,} terminal")
+        if self.ledger_rows != n:
+            found.append(f"simulator ledger has {self.ledger_rows:,} rows, expected {n:,}")
+        if self.ledger_numbers != n:
+            found.append(f"ledger dialed {self.ledger_numbers:,} distinct numbers, not {n:,}")
+        if self.conversations != self.statuses.get("completed", 0):
+            found.append(f"{self.conversations:,} conversations for {self.statuses} recipients")
+        if not self.counters_ok:
+            found.append("batch counters disagree with the recipients' statuses")
+        if any(code != 0 for code in self.exit_codes):
+            found.append(f"worker exit codes {self.exit_codes}")
+        if self.placed and sum(self.placed) != n:
+            found.append(f"workers logged {self.placed} placed calls, {sum(self.placed):,} in all")
+        return found
+
+
+# --- databases ----------------------------------------------------------------------------
+
+
+def bench_env(database_url: str) -> dict[str, str]:
+    env = backend_env(database_url)
+    env.update(WORKER_ENV)
+    return env
+
+
+def use_database(env: dict[str, str]) -> None:
+    """Point this process's settings and engines at the bench database (env before settings)."""
+    os.environ.update({key: env[key] for key in ("DATABASE_URL", *WORKER_ENV)})
+    from batch_dashboard import db
+    from batch_dashboard.settings import reload_settings
+
+    db.dispose_engines()
+    reload_settings()
+
+
+def provision(database_url: str, workspaces: int) -> Setup:
+    """`migrate`, then per workspace `create-workspace`, `create-phone-number`, `create-agent`."""
+    env = bench_env(database_url)
+    run_cli(["migrate"], env)
+    tenants: list[tuple[str, str]] = []
+    for index in range(workspaces):
+        workspace = run_cli(["create-workspace", f"Bench {index + 1}"], env)
+        workspace_id = workspace["workspace_id"]
+        number = run_cli(
+            [
+                "create-phone-number",
+                "--workspace",
+                workspace_id,
+                "--number",
+                f"+141555501{index:02d}",
+            ],
+            env,
+        )
+        agent = run_cli(
+            [
+                "create-agent",
+                "--workspace",
+                workspace_id,
+                "--name",
+                f"Bench {index + 1}",
+                "--prompt",
+                "Hi {{first_name}}, about your appointment at {{appointment_time}}.",
+                "--phone-number-id",
+                number["id"],
+            ],
+            env,
+        )
+        tenants.append((workspace_id, agent["id"]))
+    return Setup(url=database_url, env=env, tenants=tenants)
+
+
+def create_batches(setup: Setup, numbers: Sequence[str]) -> list[str]:
+    """One batch per workspace, the numbers split evenly, through `batches.create_batch`."""
+    use_database(setup.env)
+    from batch_dashboard.services import batches, recipients
+    from batch_dashboard.settings import get_settings
+
+    # Validate on this core: no process pool left behind in the bench process.
+    settings = get_settings().model_copy(update={"parallel_validation_threshold": 1 << 30})
+    ids: list[str] = []
+    share = -(-len(numbers) // len(setup.tenants))
+    for index, (workspace_id, agent_id) in enumerate(setup.tenants):
+        chunk = numbers[index * share : (index + 1) * share]
+        rows = recipients.from_json(
+            [
+                {
+                    "phone": phone,
+                    "first_name": FIRST_NAMES[position % len(FIRST_NAMES)],
+                    "appointment_time": f"2026-12-{position % 28 + 1:02d} 10:30",
+                }
+                for position, phone in enumerate(chunk)
+            ],
+            max_recipients=len(chunk),
+        )
+        batch, _ = batches.create_batch(
+            workspace_id=workspace_id,
+            fields={"name": f"Bench dialer {index + 1}", "agent_id": agent_id},
+            rows=rows,
+            settings=settings,
+        )
+        if batch["total_recipients"] != len(chunk):
+            sys.exit(f"batch {batch['id']} holds {batch['total_recipients']}, not {len(chunk)}")
+        ids.append(batch["id"])
+    return ids
+
+
+def batch_statuses(batch_ids: Sequence[str]) -> list[str]:
+    from sqlalchemy import select
+
+    from batch_dashboard.db import session_scope
+    from batch_dashboard.models import Batch
+
+    table = Batch.__table__
+    with session_scope() as session:
+        return list(
+            session.execute(select(table.c.status).where(table.c.id.in_(batch_ids))).scalars()
+        )
+
+
+def inspect(batch_ids: Sequence[str], recipients: int, launched_at: datetime) -> Run:
+    """Timestamps, statuses, the ledger and the counters, read back from the database."""
+    from sqlalchemy import func, select
+
+    from batch_dashboard.db import session_scope
+    from batch_dashboard.models import Batch, Conversation, Recipient
+    from batch_dashboard.providers.simulator import ledger
+
+    r, b = Recipient.__table__, Batch.__table__
+    mine = r.c.batch_id.in_(batch_ids)
+    with session_scope() as session:
+        first = session.execute(select(func.min(r.c.started_at)).where(mine)).scalar_one()
+        finished = session.execute(
+            select(func.max(b.c.finished_at)).where(b.c.id.in_(batch_ids))
+        ).scalar_one()
+        ends = session.execute(
+            select(r.c.ended_at).where(mine, r.c.ended_at.is_not(None)).order_by(r.c.ended_at)
+        ).scalars()
+        ended = list(ends)
+        placed = session.execute(
+            select(r.c.attempt_id, r.c.started_at, ledger.c.placed_at)
+            .join(ledger, ledger.c.attempt_id == r.c.attempt_id)
+            .where(mine)
+        ).all()
+        statuses = dict(
+            session.execute(select(r.c.status, func.count()).where(mine).group_by(r.c.status)).all()
+        )
+        ledger_rows = session.execute(select(func.count()).select_from(ledger)).scalar_one()
+        ledger_numbers = session.execute(
+            select(func.count(func.distinct(ledger.c.to_number)))
+        ).scalar_one()
+        conversations = session.execute(
+            select(func.count())
+            .select_from(Conversation)
+            .where(Conversation.batch_id.in_(batch_ids))
+        ).scalar_one()
+        counters_ok = True
+        for batch in session.execute(select(b).where(b.c.id.in_(batch_ids))):
+            actual = dict(
+                session.execute(
+                    select(r.c.status, func.count())
+                    .where(r.c.batch_id == batch.id)
+                    .group_by(r.c.status)
+                ).all()
+            )
+            stored = {
+                "pending": batch.pending_count,
+                "dialing": batch.dialing_count,
+                "completed": batch.completed_count,
+                "failed": batch.failed_count,
+                "cancelled": batch.cancelled_count,
+            }
+            counters_ok &= stored == {status: actual.get(status, 0) for status in stored}
+            counters_ok &= batch.status == "completed"
+    if first is None or finished is None or not ended:
+        sys.exit(f"no timestamps in the database (first {first}, finished {finished})")
+    return Run(
+        recipients=recipients,
+        launched_at=launched_at,
+        seen_done_s=0.0,
+        first_started_at=first,
+        finished_at=finished,
+        ended_p10=ended[len(ended) // 10],
+        ended_p90=ended[min(len(ended) - 1, len(ended) * 9 // 10)],
+        statuses=statuses,
+        ledger_rows=ledger_rows,
+        ledger_numbers=ledger_numbers,
+        conversations=conversations,
+        counters_ok=counters_ok,
+        **claim_cycle(placed),
+    )
+
+
+def claim_cycle(placed: Sequence[Any]) -> dict[str, Any]:
+    """Claims (one attempt-id stem each) and the median delay from a claim to its placement."""
+    claims: dict[str, float] = {}
+    for attempt_id, started_at, placed_at in placed:
+        stem = attempt_id.rsplit("-", 1)[0]
+        claims[stem] = (placed_at - started_at).total_seconds() * 1000
+    return {
+        "claims": len(claims),
+        "claim_to_place_ms": statistics.median(claims.values()) if claims else 0.0,
+    }
+
+
+@contextlib.contextmanager
+def postgres_database(server: str) -> Iterator[str]:
+    """CREATE DATABASE bench_dialer_<random>; dropped (WITH (FORCE)) at the end."""
+    import psycopg
+
+    admin_url = server.replace("postgresql+psycopg", "postgresql") + "/postgres"
+    name = f"bench_dialer_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    print(f"postgres: created database {name}")
+    try:
+        yield f"{server}/{name}"
+    finally:
+        from batch_dashboard import db
+
+        db.dispose_engines()
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        print(f"postgres: dropped database {name}")
+
+
+# --- worker processes ---------------------------------------------------------------------
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    python = VENV_BIN / "python"
+    command = [str(python if python.exists() else sys.executable), "-m", "batch_dashboard"]
+    with log.open("wb") as log_file:
+        return subprocess.Popen(
+            [*command, "worker"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # each worker leads its own process group
+        )
+
+
+@contextlib.contextmanager
+def workers(env: dict[str, str], count: int, workdir: Path, tag: str) -> Iterator[list[Any]]:
+    """`count` workers, each in its own process group; SIGTERM to each group at the end."""
+    started: list[tuple[subprocess.Popen[bytes], int, Path]] = []
+    try:
+        for index in range(count):
+            log = workdir / f"{tag}-worker{index + 1}.log"
+            process = start_worker(env, log)
+            started.append((process, process.pid, log))
+        yield started
+    finally:
+        for _, pgid, _ in started:  # all at once, so they drain together
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGTERM)
+        for process, pgid, _ in started:
+            stop_process_group(process, pgid)
+        print(f"workers stopped (process groups {', '.join(str(p) for _, p, _ in started)})")
+
+
+def placed_by(log: Path) -> int | None:
+    found = re.findall(r"stopped \(\{'placed': (\d+)", log.read_text(errors="replace"))
+    return int(found[-1]) if found else None
+
+
+def timed_run(
+    setup: Setup, numbers: Sequence[str], count: int, workdir: Path, tag: str, timeout: float
+) -> Run:
+    """Create the batches, start `count` workers, wait until every batch is completed."""
+    batch_ids = create_batches(setup, numbers)
+    print(f"{tag}: {len(numbers):,} recipients in {len(batch_ids)} batch(es); {count} worker(s)")
+    launched_at = datetime.now(UTC)
+    started = time.perf_counter()
+    with workers(setup.env, count, workdir, tag) as running:
+        while True:
+            statuses = batch_statuses(batch_ids)
+            if all(status == "completed" for status in statuses):
+                break
+            if any(status in ("failed", "cancelled") for status in statuses):
+                sys.exit(f"{tag}: a batch ended {statuses}:\n{tail(running[0][2])}")
+            dead = [process for process, _, _ in running if process.poll() is not None]
+            if dead:
+                sys.exit(
+                    f"{tag}: a worker exited with {dead[0].returncode}:\n{tail(running[0][2])}"
+                )
+            if time.perf_counter() - started > timeout:
+                sys.exit(f"{tag}: not completed after {timeout:.0f} s:\n{tail(running[0][2])}")
+            time.sleep(POLL_SECONDS)
+        seen = time.perf_counter() - started
+    result = inspect(batch_ids, len(numbers), launched_at)
+    result.seen_done_s = seen
+    result.exit_codes = [process.returncode for process, _, _ in running]
+    result.placed = [placed_by(log) or 0 for _, _, log in running]
+    report(tag, result)
+    return result
+
+
+def report(tag: str, run: Run) -> None:
+    n = run.recipients
+    print(
+        f"{tag}: first claim {run.startup_seconds:.2f} s after launch; "
+        f"first claim → batch finished {run.db_seconds:.2f} s = {n / run.db_seconds:,.0f} calls/s; "
+        f"launch → finished {run.launch_seconds:.2f} s = {n / run.launch_seconds:,.0f} calls/s; "
+        f"middle 80 % of call ends {run.middle_rate:,.0f} calls/s; "
+        f"seen completed by the bench after {run.seen_done_s:.2f} s"
+    )
+    print(
+        f"{tag}: statuses {run.statuses}, ledger {run.ledger_rows:,} rows / "
+        f"{run.ledger_numbers:,} numbers, {run.conversations:,} conversations, "
+        f"placed per worker {run.placed}, exit codes {run.exit_codes}"
+    )
+    print(
+        f"{tag}: {run.claims} claims of {n / max(1, run.claims):.0f} recipients on average, "
+        f"one every {run.db_seconds / max(1, run.claims) * 1000:.1f} ms; "
+        f"claim → placed {run.claim_to_place_ms:.1f} ms (median)"
+    )
+    for problem in run.problems():
+        print(f"{tag}: CHECK FAILED: {problem}")
+
+
+def figures_for(tag: str, run: Run, target: float | None) -> list[Figure]:
+    n = run.recipients
+    rate = n / run.db_seconds
+    problems = run.problems()
+    return [
+        Figure(
+            f"{tag}: calls/s, first claim → finished",
+            f"{rate:,.0f}",
+            f">= {target:,.0f}" if target else "-",
+            rate >= target if target else None,
+        ),
+        Figure(
+            f"{tag}: calls/s, worker launch → finished", f"{n / run.launch_seconds:,.0f}", "-", None
+        ),
+        Figure(f"{tag}: calls/s, middle 80 % of call ends", f"{run.middle_rate:,.0f}", "-", None),
+        Figure(f"{tag}: s from launch to first claim", f"{run.startup_seconds:.2f}", "-", None),
+        Figure(
+            f"{tag}: all {n:,} terminal, ledger {n:,} rows, once each",
+            "ok" if not problems else f"{len(problems)} problem(s)",
+            "all",
+            not problems,
+        ),
+    ]
+
+
+# --- profile ------------------------------------------------------------------------------
+
+
+def profile_sqlite(setup: Setup, numbers: Sequence[str], top: int, timeout: float) -> Run:
+    """`run_worker(stop)` in this process under cProfile (every thread), until completed."""
+    batch_ids = create_batches(setup, numbers)  # also sets the environment, then the settings
+    from batch_dashboard.worker.main import run_worker
+
+    profiles: list[cProfile.Profile] = []
+
+    def profile_this_thread() -> None:  # the dialer's database work runs in to_thread
+        profile = cProfile.Profile()
+        profiles.append(profile)
+        profile.enable()
+
+    def watch(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, done: list[float]) -> None:
+        # A plain (unprofiled) thread: polling is not part of the worker's time.
+        started = time.perf_counter()
+        while time.perf_counter() - started < timeout:
+            if all(status == "completed" for status in batch_statuses(batch_ids)):
+                done.append(time.perf_counter() - started)
+                break
+            time.sleep(POLL_SECONDS)
+        loop.call_soon_threadsafe(stop.set)
+
+    async def main(done: list[float]) -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(
+            ThreadPoolExecutor(thread_name_prefix="profiled", initializer=profile_this_thread)
+        )
+        stop = asyncio.Event()
+        watcher = threading.Thread(target=watch, args=(loop, stop, done), daemon=True)
+        watcher.start()
+        await run_worker(stop)
+        watcher.join()
+
+    print(f"profile: {len(numbers):,} recipients, run_worker in-process under cProfile")
+    done: list[float] = []
+    launched_at = datetime.now(UTC)
+    main_profile = cProfile.Profile()
+    cpu_started = time.process_time()
+    main_profile.enable()
+    asyncio.run(main(done))  # shuts the default executor down, so its threads have ended
+    main_profile.disable()
+    cpu = time.process_time() - cpu_started
+    if not done:
+        sys.exit(f"profile: the batch did not complete within {timeout:.0f} s")
+    stats = pstats.Stats(main_profile)
+    for profile in profiles:
+        stats.add(profile)
+    result = inspect(batch_ids, len(numbers), launched_at)
+    result.seen_done_s = done[0]
+    report("profile", result)
+    print(
+        f"profile: process CPU {cpu:.2f} s for {result.launch_seconds:.2f} s wall "
+        f"({len(profiles)} pool threads + the event loop, merged)"
+    )
+    print_profile(stats, top)
+    return result
+
+
+def _label(key: tuple[str, int, str]) -> str:
+    filename, line, name = key
+    if filename == "~":
+        return name
+    site = [p + os.sep for p in sys.path if "site-packages" in p]
+    for prefix in (*site, str(ROOT) + os.sep, STDLIB + os.sep):
+        if filename.startswith(prefix):
+            filename = filename[len(prefix) :]
+            break
+    else:
+        filename = Path(filename).name
+    return f"{filename}:{line}({name})"
+
+
+def print_profile(stats: pstats.Stats, top: int) -> None:
+    entries: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
+    rows = sorted(entries.items(), key=lambda item: item[1][3], reverse=True)
+    shown = [(key, value) for key, value in rows if not IDLE_OR_WRAPPER.search(_label(key))]
+    print(
+        f"\ntop {top} by cumulative time (all threads merged; event-loop/thread-pool wrappers "
+        "and idle waits left out; cumulative time of coroutines counts only while they run)"
+    )
+    print(f"{'ncalls':>10} {'tottime':>8} {'cumtime':>8} {'percall µs':>10}  function")
+    for key, (_cc, calls, tottime, cumtime, _callers) in shown[:top]:
+        per = cumtime / calls * 1e6 if calls else 0.0
+        print(f"{calls:>10} {tottime:>8.3f} {cumtime:>8.3f} {per:>10.1f}  {_label(key)}")
+    by_self = sorted(shown, key=lambda item: item[1][2], reverse=True)[:15]
+    print("\ntop 15 by own time (tottime)")
+    for key, (_cc, calls, tottime, cumtime, _callers) in by_self:
+        print(f"{calls:>10} {tottime:>8.3f} {cumtime:>8.3f}  {_label(key)}")
+    print("\nphases (cumulative s under the profiler)")
+    for suffix, function, what in PHASES:
+        for (filename, _line, name), (_cc, calls, _tt, cumtime, _callers) in rows:
+            if name == function and filename.endswith(suffix):
+                print(f"{cumtime:>8.3f} s {calls:>7} calls  {what}")
+                break
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipients", type=int, default=10_000, help="batch size (10,000)")
+    parser.add_argument("--skip-postgres", action="store_true", help="only the SQLite case")
+    parser.add_argument("--workers", type=int, default=4, help="PostgreSQL worker processes")
+    parser.add_argument(
+        "--pg-workspaces",
+        type=int,
+        default=4,
+        help="also run PostgreSQL with this many workspaces, one batch each (0: don't)",
+    )
+    parser.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="profile the SQLite case in-process (default: on)",
+    )
+    parser.add_argument("--top", type=int, default=25, help="profile rows to print")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per run")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (databases, logs)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    if args.recipients < 1 or args.workers < 1 or args.pg_workspaces < 0:
+        parser.error("--recipients and --workers must be at least 1")
+    return args
+
+
+def run(args: argparse.Namespace, workdir: Path) -> list[Figure]:
+    n: int = args.recipients
+    started = time.perf_counter()
+    numbers = generate_numbers(n)
+    print(f"data: {n:,} distinct valid numbers, made in {time.perf_counter() - started:.1f} s")
+    print(f"worker env: {' '.join(f'{k}={v}' for k, v in WORKER_ENV.items())}")
+    figures: list[Figure] = []
+
+    sqlite = provision(f"sqlite:///{workdir / 'sqlite.db'}", 1)
+    result = timed_run(sqlite, numbers, 1, workdir, "SQLite 1 worker", args.timeout)
+    figures += figures_for("SQLite, 1 worker", result, TARGET_SQLITE_CPS)
+
+    if not args.skip_postgres:
+        with postgres_database(PG_SERVER) as url:
+            setup = provision(url, 1)
+            tag = f"PostgreSQL {args.workers} workers"
+            result = timed_run(setup, numbers, args.workers, workdir, tag, args.timeout)
+            figures += figures_for(f"PG, {args.workers} workers", result, TARGET_POSTGRES_CPS)
+        if args.pg_workspaces > 1:
+            with postgres_database(PG_SERVER) as url:
+                setup = provision(url, args.pg_workspaces)
+                tag = f"PostgreSQL {args.workers} workers, {args.pg_workspaces} workspaces"
+                result = timed_run(setup, numbers, args.workers, workdir, tag, args.timeout)
+                figures += figures_for(
+                    f"PG, {args.workers} workers, {args.pg_workspaces} workspaces", result, None
+                )
+
+    if args.profile:
+        setup = provision(f"sqlite:///{workdir / 'profile.db'}", 1)
+        result = profile_sqlite(setup, numbers, args.top, args.timeout)
+        figures.append(
+            Figure(
+                "SQLite in-process under cProfile: calls/s",
+                f"{n / result.db_seconds:,.0f}",
+                "-",
+                None,
+            )
+        )
+    return figures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-dialer-"))
+    try:
+        figures = run(args, workdir)
+    finally:
+        from batch_dashboard import db
+
+        db.dispose_engines()
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print_table(figures)
+    missed = [figure.name for figure in figures if figure.passed is False]
+    print(f"\n{len(missed)} target(s) missed" if missed else "\nall targets met")
+    return 1 if missed and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
