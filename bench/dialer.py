@@ -116,6 +116,7 @@ class Run:
     ended_p90: datetime
     statuses: dict[str, int]
     ledger_rows: int
+    ledger_matched: int
     ledger_numbers: int
     conversations: int
     counters_ok: bool
@@ -148,8 +149,11 @@ class Run:
         ended = sum(self.statuses.get(status, 0) for status in TERMINAL)
         if ended != n or sum(self.statuses.values()) != n:
             found.append(f"recipients by status {self.statuses}, expected all {n:,} terminal")
-        if self.ledger_rows != n:
-            found.append(f"simulator ledger has {self.ledger_rows:,} rows, expected {n:,}")
+        if self.ledger_rows != n or self.ledger_matched != n:
+            found.append(
+                f"simulator ledger has {self.ledger_rows:,} new rows, {self.ledger_matched:,} "
+                f"of them for these recipients; expected {n:,}"
+            )
         if self.ledger_numbers != n:
             found.append(f"ledger dialed {self.ledger_numbers:,} distinct numbers, not {n:,}")
         if self.conversations != self.statuses.get("completed", 0):
@@ -266,7 +270,19 @@ def batch_statuses(batch_ids: Sequence[str]) -> list[str]:
         )
 
 
-def inspect(batch_ids: Sequence[str], recipients: int, launched_at: datetime) -> Run:
+def ledger_count() -> int:
+    from sqlalchemy import func, select
+
+    from batch_dashboard.db import session_scope
+    from batch_dashboard.providers.simulator import ledger
+
+    with session_scope() as session:
+        return session.execute(select(func.count()).select_from(ledger)).scalar_one()
+
+
+def inspect(
+    batch_ids: Sequence[str], recipients: int, launched_at: datetime, ledger_before: int
+) -> Run:
     """Timestamps, statuses, the ledger and the counters, read back from the database."""
     from sqlalchemy import func, select
 
@@ -286,17 +302,14 @@ def inspect(batch_ids: Sequence[str], recipients: int, launched_at: datetime) ->
         ).scalars()
         ended = list(ends)
         placed = session.execute(
-            select(r.c.attempt_id, r.c.started_at, ledger.c.placed_at)
+            select(r.c.attempt_id, r.c.started_at, ledger.c.placed_at, ledger.c.to_number)
             .join(ledger, ledger.c.attempt_id == r.c.attempt_id)
             .where(mine)
         ).all()
         statuses = dict(
             session.execute(select(r.c.status, func.count()).where(mine).group_by(r.c.status)).all()
         )
-        ledger_rows = session.execute(select(func.count()).select_from(ledger)).scalar_one()
-        ledger_numbers = session.execute(
-            select(func.count(func.distinct(ledger.c.to_number)))
-        ).scalar_one()
+        ledger_total = session.execute(select(func.count()).select_from(ledger)).scalar_one()
         conversations = session.execute(
             select(func.count())
             .select_from(Conversation)
@@ -331,8 +344,10 @@ def inspect(batch_ids: Sequence[str], recipients: int, launched_at: datetime) ->
         ended_p10=ended[len(ended) // 10],
         ended_p90=ended[min(len(ended) - 1, len(ended) * 9 // 10)],
         statuses=statuses,
-        ledger_rows=ledger_rows,
-        ledger_numbers=ledger_numbers,
+        # This run's calls: new ledger rows in all, and the ledger's rows for these recipients.
+        ledger_rows=ledger_total - ledger_before,
+        ledger_matched=len(placed),
+        ledger_numbers=len({row.to_number for row in placed}),
         conversations=conversations,
         counters_ok=counters_ok,
         **claim_cycle(placed),
@@ -342,7 +357,7 @@ def inspect(batch_ids: Sequence[str], recipients: int, launched_at: datetime) ->
 def claim_cycle(placed: Sequence[Any]) -> dict[str, Any]:
     """Claims (one attempt-id stem each) and the median delay from a claim to its placement."""
     claims: dict[str, float] = {}
-    for attempt_id, started_at, placed_at in placed:
+    for attempt_id, started_at, placed_at, _number in placed:
         stem = attempt_id.rsplit("-", 1)[0]
         claims[stem] = (placed_at - started_at).total_seconds() * 1000
     return {
@@ -420,6 +435,7 @@ def timed_run(
     """Create the batches, start `count` workers, wait until every batch is completed."""
     batch_ids = create_batches(setup, numbers)
     print(f"{tag}: {len(numbers):,} recipients in {len(batch_ids)} batch(es); {count} worker(s)")
+    ledger_before = ledger_count()
     launched_at = datetime.now(UTC)
     started = time.perf_counter()
     with workers(setup.env, count, workdir, tag) as running:
@@ -438,7 +454,7 @@ def timed_run(
                 sys.exit(f"{tag}: not completed after {timeout:.0f} s:\n{tail(running[0][2])}")
             time.sleep(POLL_SECONDS)
         seen = time.perf_counter() - started
-    result = inspect(batch_ids, len(numbers), launched_at)
+    result = inspect(batch_ids, len(numbers), launched_at, ledger_before)
     result.seen_done_s = seen
     result.exit_codes = [process.returncode for process, _, _ in running]
     result.placed = [placed_by(log) or 0 for _, _, log in running]
@@ -469,26 +485,38 @@ def report(tag: str, run: Run) -> None:
         print(f"{tag}: CHECK FAILED: {problem}")
 
 
-def figures_for(tag: str, run: Run, target: float | None) -> list[Figure]:
-    n = run.recipients
-    rate = n / run.db_seconds
-    problems = run.problems()
+def figures_for(tag: str, runs: Sequence[Run], target: float | None) -> list[Figure]:
+    """Medians over the runs; the checks must hold in every run."""
+    n = runs[0].recipients
+
+    def median(values: Sequence[float], digits: int = 0) -> tuple[float, str]:
+        shown = ", ".join(f"{value:,.{digits}f}" for value in values)
+        return statistics.median(values), shown
+
+    rate, rates = median([n / run.db_seconds for run in runs])
+    launch, launches = median([n / run.launch_seconds for run in runs])
+    middle, middles = median([run.middle_rate for run in runs])
+    startup, startups = median([run.startup_seconds for run in runs], 2)
+    problems = [problem for run in runs for problem in run.problems()]
+    of = f"median of {len(runs)}" if len(runs) > 1 else "1 run"
     return [
         Figure(
-            f"{tag}: calls/s, first claim → finished",
+            f"{tag}: calls/s, first claim → finished ({of}: {rates})",
             f"{rate:,.0f}",
             f">= {target:,.0f}" if target else "-",
             rate >= target if target else None,
         ),
         Figure(
-            f"{tag}: calls/s, worker launch → finished", f"{n / run.launch_seconds:,.0f}", "-", None
+            f"{tag}: calls/s, worker launch → finished ({launches})", f"{launch:,.0f}", "-", None
         ),
-        Figure(f"{tag}: calls/s, middle 80 % of call ends", f"{run.middle_rate:,.0f}", "-", None),
-        Figure(f"{tag}: s from launch to first claim", f"{run.startup_seconds:.2f}", "-", None),
         Figure(
-            f"{tag}: all {n:,} terminal, ledger {n:,} rows, once each",
+            f"{tag}: calls/s, middle 80 % of call ends ({middles})", f"{middle:,.0f}", "-", None
+        ),
+        Figure(f"{tag}: s from launch to first claim ({startups})", f"{startup:.2f}", "-", None),
+        Figure(
+            f"{tag}: all {n:,} terminal, {n:,} ledger rows, each number once",
             "ok" if not problems else f"{len(problems)} problem(s)",
-            "all",
+            "all runs",
             not problems,
         ),
     ]
@@ -532,6 +560,7 @@ def profile_sqlite(setup: Setup, numbers: Sequence[str], top: int, timeout: floa
 
     print(f"profile: {len(numbers):,} recipients, run_worker in-process under cProfile")
     done: list[float] = []
+    ledger_before = ledger_count()
     launched_at = datetime.now(UTC)
     main_profile = cProfile.Profile()
     cpu_started = time.process_time()
@@ -544,7 +573,7 @@ def profile_sqlite(setup: Setup, numbers: Sequence[str], top: int, timeout: floa
     stats = pstats.Stats(main_profile)
     for profile in profiles:
         stats.add(profile)
-    result = inspect(batch_ids, len(numbers), launched_at)
+    result = inspect(batch_ids, len(numbers), launched_at, ledger_before)
     result.seen_done_s = done[0]
     report("profile", result)
     print(
@@ -613,14 +642,42 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=True,
         help="profile the SQLite case in-process (default: on)",
     )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs per case, each on a fresh database (3)"
+    )
     parser.add_argument("--top", type=int, default=25, help="profile rows to print")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per run")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (databases, logs)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
-    if args.recipients < 1 or args.workers < 1 or args.pg_workspaces < 0:
-        parser.error("--recipients and --workers must be at least 1")
+    if min(args.recipients, args.workers, args.repeats) < 1 or args.pg_workspaces < 0:
+        parser.error("--recipients, --workers and --repeats must be at least 1")
     return args
+
+
+def measure(
+    args: argparse.Namespace,
+    workdir: Path,
+    numbers: Sequence[str],
+    *,
+    postgres: bool,
+    workspaces: int,
+    count: int,
+    tag: str,
+) -> list[Run]:
+    """`--repeats` runs, each on a fresh database (a new SQLite file or PostgreSQL database)."""
+    runs: list[Run] = []
+    for attempt in range(1, args.repeats + 1):
+        label = f"{tag} #{attempt}"
+        if postgres:
+            with postgres_database(PG_SERVER) as url:
+                setup = provision(url, workspaces)
+                runs.append(timed_run(setup, numbers, count, workdir, label, args.timeout))
+        else:
+            path = workdir / f"{re.sub(r'[^a-z0-9]+', '-', label.lower())}.db"
+            setup = provision(f"sqlite:///{path}", workspaces)
+            runs.append(timed_run(setup, numbers, count, workdir, label, args.timeout))
+    return runs
 
 
 def run(args: argparse.Namespace, workdir: Path) -> list[Figure]:
@@ -631,31 +688,30 @@ def run(args: argparse.Namespace, workdir: Path) -> list[Figure]:
     print(f"worker env: {' '.join(f'{k}={v}' for k, v in WORKER_ENV.items())}")
     figures: list[Figure] = []
 
-    sqlite = provision(f"sqlite:///{workdir / 'sqlite.db'}", 1)
-    result = timed_run(sqlite, numbers, 1, workdir, "SQLite 1 worker", args.timeout)
-    figures += figures_for("SQLite, 1 worker", result, TARGET_SQLITE_CPS)
+    runs = measure(
+        args, workdir, numbers, postgres=False, workspaces=1, count=1, tag="SQLite 1 worker"
+    )
+    figures += figures_for("SQLite, 1 worker", runs, TARGET_SQLITE_CPS)
 
     if not args.skip_postgres:
-        with postgres_database(PG_SERVER) as url:
-            setup = provision(url, 1)
-            tag = f"PostgreSQL {args.workers} workers"
-            result = timed_run(setup, numbers, args.workers, workdir, tag, args.timeout)
-            figures += figures_for(f"PG, {args.workers} workers", result, TARGET_POSTGRES_CPS)
+        workers_ = args.workers
+        tag = f"PostgreSQL {workers_} workers"
+        runs = measure(args, workdir, numbers, postgres=True, workspaces=1, count=workers_, tag=tag)
+        figures += figures_for(f"PG, {workers_} workers", runs, TARGET_POSTGRES_CPS)
         if args.pg_workspaces > 1:
-            with postgres_database(PG_SERVER) as url:
-                setup = provision(url, args.pg_workspaces)
-                tag = f"PostgreSQL {args.workers} workers, {args.pg_workspaces} workspaces"
-                result = timed_run(setup, numbers, args.workers, workdir, tag, args.timeout)
-                figures += figures_for(
-                    f"PG, {args.workers} workers, {args.pg_workspaces} workspaces", result, None
-                )
+            spaces = args.pg_workspaces
+            tag = f"PostgreSQL {workers_} workers, {spaces} workspaces"
+            runs = measure(
+                args, workdir, numbers, postgres=True, workspaces=spaces, count=workers_, tag=tag
+            )
+            figures += figures_for(f"PG, {workers_} workers, {spaces} workspaces", runs, None)
 
     if args.profile:
         setup = provision(f"sqlite:///{workdir / 'profile.db'}", 1)
         result = profile_sqlite(setup, numbers, args.top, args.timeout)
         figures.append(
             Figure(
-                "SQLite in-process under cProfile: calls/s",
+                "SQLite in-process under cProfile: calls/s, 1 run",
                 f"{n / result.db_seconds:,.0f}",
                 "-",
                 None,
