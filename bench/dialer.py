@@ -109,7 +109,7 @@ class Run:
 
     recipients: int
     launched_at: datetime
-    seen_done_s: float  # launch → the bench saw every batch completed (poll granularity)
+    seen_done_s: float  # origin → the bench saw every batch completed (poll granularity)
     first_started_at: datetime
     finished_at: datetime
     ended_p10: datetime
@@ -122,6 +122,7 @@ class Run:
     counters_ok: bool
     claims: int = 0  # claim transactions that took recipients (attempt ids share a stem)
     claim_to_place_ms: float = 0.0  # median, claim's `now` → the simulator's `placed_at`
+    origin: str = "worker launch"  # what launched_at is: the workers' start, or with --warm
     exit_codes: list[int] = field(default_factory=list)
     placed: list[int] = field(default_factory=list)
 
@@ -405,59 +406,96 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+@dataclass
+class Worker:
+    process: subprocess.Popen[bytes]
+    pgid: int  # start_new_session=True: the worker leads its own process group
+    log: Path
+
+    def started(self) -> bool:
+        return " started" in self.log.read_text(errors="replace")
+
+    def placed(self) -> int:
+        found = re.findall(r"stopped \(\{'placed': (\d+)", self.log.read_text(errors="replace"))
+        return int(found[-1]) if found else 0
+
+
+def wait_started(running: Sequence[Worker], timeout: float) -> None:
+    """Until every worker has logged `worker … started` (its SIGTERM handler is in place)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(worker.started() or worker.process.poll() is not None for worker in running):
+            return
+        time.sleep(POLL_SECONDS)
+
+
 @contextlib.contextmanager
-def workers(env: dict[str, str], count: int, workdir: Path, tag: str) -> Iterator[list[Any]]:
+def workers(env: dict[str, str], count: int, workdir: Path, tag: str) -> Iterator[list[Worker]]:
     """`count` workers, each in its own process group; SIGTERM to each group at the end."""
-    started: list[tuple[subprocess.Popen[bytes], int, Path]] = []
+    running: list[Worker] = []
     try:
         for index in range(count):
-            log = workdir / f"{tag}-worker{index + 1}.log"
+            log = workdir / f"{re.sub(r'[^A-Za-z0-9]+', '-', tag)}-worker{index + 1}.log"
             process = start_worker(env, log)
-            started.append((process, process.pid, log))
-        yield started
+            running.append(Worker(process=process, pgid=process.pid, log=log))
+        yield running
     finally:
-        for _, pgid, _ in started:  # all at once, so they drain together
+        # A worker signalled before its handler is installed just dies (-15): let them all
+        # come up first, so that the exit codes say whether each one shut down cleanly.
+        wait_started(running, 30)
+        for worker in running:  # all at once, so they drain together
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGTERM)
-        for process, pgid, _ in started:
-            stop_process_group(process, pgid)
-        print(f"workers stopped (process groups {', '.join(str(p) for _, p, _ in started)})")
-
-
-def placed_by(log: Path) -> int | None:
-    found = re.findall(r"stopped \(\{'placed': (\d+)", log.read_text(errors="replace"))
-    return int(found[-1]) if found else None
+                os.killpg(worker.pgid, signal.SIGTERM)
+        for worker in running:
+            stop_process_group(worker.process, worker.pgid)
+        print(f"workers stopped (process groups {', '.join(str(w.pgid) for w in running)})")
 
 
 def timed_run(
-    setup: Setup, numbers: Sequence[str], count: int, workdir: Path, tag: str, timeout: float
+    setup: Setup,
+    numbers: Sequence[str],
+    count: int,
+    workdir: Path,
+    tag: str,
+    timeout: float,
+    warm: bool = False,
 ) -> Run:
-    """Create the batches, start `count` workers, wait until every batch is completed."""
-    batch_ids = create_batches(setup, numbers)
-    print(f"{tag}: {len(numbers):,} recipients in {len(batch_ids)} batch(es); {count} worker(s)")
-    ledger_before = ledger_count()
-    launched_at = datetime.now(UTC)
-    started = time.perf_counter()
-    with workers(setup.env, count, workdir, tag) as running:
+    """Start `count` workers and wait until every batch is completed.
+
+    The batches are created first, then the workers started; with `warm`, the workers are
+    started and have logged `started` before the batches are created.
+    """
+    with contextlib.ExitStack() as stack:
+        if warm:
+            running = stack.enter_context(workers(setup.env, count, workdir, tag))
+            wait_started(running, timeout)
+        batch_ids = create_batches(setup, numbers)
+        ledger_before = ledger_count()
+        launched_at = datetime.now(UTC)
+        started = time.perf_counter()
+        if not warm:
+            running = stack.enter_context(workers(setup.env, count, workdir, tag))
+        how = "already running" if warm else "started now"
+        print(f"{tag}: {len(numbers):,} recipients in {len(batch_ids)} batch(es); {count} {how}")
         while True:
             statuses = batch_statuses(batch_ids)
             if all(status == "completed" for status in statuses):
                 break
             if any(status in ("failed", "cancelled") for status in statuses):
-                sys.exit(f"{tag}: a batch ended {statuses}:\n{tail(running[0][2])}")
-            dead = [process for process, _, _ in running if process.poll() is not None]
+                sys.exit(f"{tag}: a batch ended {statuses}:\n{tail(running[0].log)}")
+            dead = [worker for worker in running if worker.process.poll() is not None]
             if dead:
-                sys.exit(
-                    f"{tag}: a worker exited with {dead[0].returncode}:\n{tail(running[0][2])}"
-                )
+                code = dead[0].process.returncode
+                sys.exit(f"{tag}: a worker exited with {code}:\n{tail(dead[0].log)}")
             if time.perf_counter() - started > timeout:
-                sys.exit(f"{tag}: not completed after {timeout:.0f} s:\n{tail(running[0][2])}")
+                sys.exit(f"{tag}: not completed after {timeout:.0f} s:\n{tail(running[0].log)}")
             time.sleep(POLL_SECONDS)
         seen = time.perf_counter() - started
     result = inspect(batch_ids, len(numbers), launched_at, ledger_before)
     result.seen_done_s = seen
-    result.exit_codes = [process.returncode for process, _, _ in running]
-    result.placed = [placed_by(log) or 0 for _, _, log in running]
+    result.origin = "batch created" if warm else "worker launch"
+    result.exit_codes = [worker.process.returncode for worker in running]
+    result.placed = [worker.placed() for worker in running]
     report(tag, result)
     return result
 
@@ -465,9 +503,9 @@ def timed_run(
 def report(tag: str, run: Run) -> None:
     n = run.recipients
     print(
-        f"{tag}: first claim {run.startup_seconds:.2f} s after launch; "
+        f"{tag}: first claim {run.startup_seconds:.2f} s after {run.origin}; "
         f"first claim → batch finished {run.db_seconds:.2f} s = {n / run.db_seconds:,.0f} calls/s; "
-        f"launch → finished {run.launch_seconds:.2f} s = {n / run.launch_seconds:,.0f} calls/s; "
+        f"{run.origin} → finished {run.launch_seconds:.2f} s = {n / run.launch_seconds:,.0f} calls/s; "
         f"middle 80 % of call ends {run.middle_rate:,.0f} calls/s; "
         f"seen completed by the bench after {run.seen_done_s:.2f} s"
     )
@@ -507,12 +545,17 @@ def figures_for(tag: str, runs: Sequence[Run], target: float | None) -> list[Fig
             rate >= target if target else None,
         ),
         Figure(
-            f"{tag}: calls/s, worker launch → finished ({launches})", f"{launch:,.0f}", "-", None
+            f"{tag}: calls/s, {runs[0].origin} → finished ({launches})", f"{launch:,.0f}", "-", None
         ),
         Figure(
             f"{tag}: calls/s, middle 80 % of call ends ({middles})", f"{middle:,.0f}", "-", None
         ),
-        Figure(f"{tag}: s from launch to first claim ({startups})", f"{startup:.2f}", "-", None),
+        Figure(
+            f"{tag}: s from {runs[0].origin} to first claim ({startups})",
+            f"{startup:.2f}",
+            "-",
+            None,
+        ),
         Figure(
             f"{tag}: all {n:,} terminal, {n:,} ledger rows, each number once",
             "ok" if not problems else f"{len(problems)} problem(s)",
@@ -645,6 +688,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs per case, each on a fresh database (3)"
     )
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="start the workers (and wait for them) before creating the batch",
+    )
     parser.add_argument("--top", type=int, default=25, help="profile rows to print")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per run")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (databases, logs)")
@@ -672,11 +720,13 @@ def measure(
         if postgres:
             with postgres_database(PG_SERVER) as url:
                 setup = provision(url, workspaces)
-                runs.append(timed_run(setup, numbers, count, workdir, label, args.timeout))
+                runs.append(
+                    timed_run(setup, numbers, count, workdir, label, args.timeout, args.warm)
+                )
         else:
             path = workdir / f"{re.sub(r'[^a-z0-9]+', '-', label.lower())}.db"
             setup = provision(f"sqlite:///{path}", workspaces)
-            runs.append(timed_run(setup, numbers, count, workdir, label, args.timeout))
+            runs.append(timed_run(setup, numbers, count, workdir, label, args.timeout, args.warm))
     return runs
 
 

@@ -93,7 +93,7 @@ def test_migrate_then_build_a_workspace(fresh_url: str, tmp_path: Path) -> None:
             "--phone-number-id",
             number["id"],
             "--webhook-url",
-            "https://example.com/hook",
+            "https://93.184.216.34/hook",
             url=fresh_url,
             cwd=tmp_path,
         ).stdout
