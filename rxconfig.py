@@ -9,6 +9,7 @@ config = rx.Config(
     app_name="batch_dashboard",
     db_url=get_settings().database_url,
     telemetry_enabled=False,
+    show_built_with_reflex=False,
     disable_plugins=[SitemapPlugin],
     plugins=[
         rx.plugins.RadixThemesPlugin(

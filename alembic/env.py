@@ -8,7 +8,6 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import batch_dashboard.models  # noqa: F401 - registers the tables on SQLModel.metadata
-import batch_dashboard.providers.simulator  # noqa: F401 - the simulator's ledger table
 from batch_dashboard.db import get_engine, is_sqlite
 
 config = context.config

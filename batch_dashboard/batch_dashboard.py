@@ -13,7 +13,12 @@ from batch_dashboard.api.app import create_api
 from batch_dashboard.logs import configure_logging
 from batch_dashboard.services import phones
 from batch_dashboard.settings import get_settings
+from batch_dashboard.ui.pages.batches import batch_detail_page, batches_page
 from batch_dashboard.ui.pages.landing import landing
+from batch_dashboard.ui.pages.login import login
+from batch_dashboard.ui.states.base import AuthState
+from batch_dashboard.ui.states.batches import BatchDetailState, BatchesState
+from batch_dashboard.ui.states.live import live_updates
 from batch_dashboard.worker.main import run_worker
 
 configure_logging()
@@ -51,7 +56,27 @@ async def embedded_worker() -> AsyncIterator[None]:
             log.warning("embedded worker did not stop in time")
 
 
-app = rx.App(api_transformer=create_api())
-app.add_page(landing, route="/", title="Batch calls")
+def index() -> rx.Component:
+    return landing()
+
+
+app = rx.App(api_transformer=create_api(), toaster=rx.toast.provider(position="bottom-right"))
+app.add_page(index, route="/", title="Batch calls", on_load=AuthState.redirect_if_signed_in)
+app.add_page(
+    login, route="/login", title="Sign in · Batch calls", on_load=AuthState.redirect_if_signed_in
+)
+app.add_page(
+    batches_page,
+    route="/batches",
+    title="Batch calls",
+    on_load=[AuthState.require_login, BatchesState.open],
+)
+app.add_page(
+    batch_detail_page,
+    route="/batches/[batch_id]",
+    title="Batch · Batch calls",
+    on_load=[AuthState.require_login, BatchDetailState.open],
+)
 app.register_lifespan_task(validation_pool)
 app.register_lifespan_task(embedded_worker)
+app.register_lifespan_task(live_updates)

@@ -13,3 +13,4 @@ def configure_logging() -> None:
     logging.getLogger("batch_dashboard").setLevel(level)
     # APScheduler logs every run of every job at INFO; the promote job runs twice a second.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Float, Index, String, Table, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 
 class BatchStatus(StrEnum):
@@ -49,6 +50,17 @@ class User(SQLModel, table=True):
     email: str = Field(max_length=320, unique=True)
     password_hash: str = Field(max_length=200)
     created_at: datetime
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in browser. Only the token's SHA-256 is stored."""
+
+    __tablename__ = "console_session"
+    id: str = Field(primary_key=True, max_length=40)
+    user_id: str = Field(foreign_key="user.id", index=True, max_length=40)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime
+    expires_at: datetime
 
 
 class ApiKey(SQLModel, table=True):
@@ -140,6 +152,8 @@ class Recipient(SQLModel, table=True):
         UniqueConstraint("batch_id", "position", name="uq_recipient_batch_position"),
         Index("ix_recipient_batch_status_position", "batch_id", "status", "position"),
         Index("ix_recipient_attempt", "attempt_id"),
+        # Calls per minute on live pages: the calls of a batch that ended recently.
+        Index("ix_recipient_batch_ended", "batch_id", "ended_at"),
         # Expired leases are looked for among the (few) recipients being dialed.
         Index(
             "ix_recipient_dialing_lease",
@@ -219,6 +233,24 @@ class WebhookDelivery(SQLModel, table=True):
     next_attempt_at: datetime | None = None
     created_at: datetime
     delivered_at: datetime | None = None
+
+
+# The simulator's own ledger (providers/simulator.py): the carrier's record, not part of the
+# domain model, so a plain table.
+simulator_ledger = Table(
+    "simulator_call",
+    SQLModel.metadata,
+    Column("attempt_id", String(80), primary_key=True),
+    Column("to_number", String(20), nullable=False),
+    Column("from_number", String(20), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("placed_at", UTCDateTime(), nullable=False),
+    Column("answered_at", UTCDateTime(), nullable=True),
+    Column("ends_at", UTCDateTime(), nullable=False),
+    Column("duration_seconds", Float, nullable=True),
+    Column("result", Text, nullable=False),
+    Column("hung_up_at", UTCDateTime(), nullable=True),
+)
 
 
 # --- Public shapes (documentation of the REST contract; responses are built by services) ---

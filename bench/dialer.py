@@ -469,8 +469,8 @@ def timed_run(
         if warm:
             running = stack.enter_context(workers(setup.env, count, workdir, tag))
             wait_started(running, timeout)
-        batch_ids = create_batches(setup, numbers)
         ledger_before = ledger_count()
+        batch_ids = create_batches(setup, numbers)
         launched_at = datetime.now(UTC)
         started = time.perf_counter()
         if not warm:
@@ -772,7 +772,8 @@ def run(args: argparse.Namespace, workdir: Path) -> list[Figure]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {load}")
     workdir = Path(tempfile.mkdtemp(prefix="bench-dialer-"))
     try:
         figures = run(args, workdir)
@@ -785,6 +786,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     print_table(figures)
+    print(f"\nload average at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     missed = [figure.name for figure in figures if figure.passed is False]
     print(f"\n{len(missed)} target(s) missed" if missed else "\nall targets met")
     return 1 if missed and args.strict else 0

@@ -19,12 +19,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Float, String, Table, Text, insert, select, update
-from sqlmodel import SQLModel
-from sqlmodel.sql.sqltypes import UTCDateTime
+from sqlalchemy import insert, select, update
 
 from batch_dashboard.clock import Clock, system_clock, to_utc
 from batch_dashboard.db import session_scope
+from batch_dashboard.models import simulator_ledger as ledger
 from batch_dashboard.providers.base import (
     AgentSnapshot,
     CallRequest,
@@ -34,22 +33,6 @@ from batch_dashboard.providers.base import (
     ProviderError,
 )
 from batch_dashboard.settings import Settings, get_settings
-
-# The simulator's own ledger: not part of the domain model, so a plain table, not a SQLModel class.
-ledger = Table(
-    "simulator_call",
-    SQLModel.metadata,
-    Column("attempt_id", String(80), primary_key=True),
-    Column("to_number", String(20), nullable=False),
-    Column("from_number", String(20), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("placed_at", UTCDateTime(), nullable=False),
-    Column("answered_at", UTCDateTime(), nullable=True),
-    Column("ends_at", UTCDateTime(), nullable=False),
-    Column("duration_seconds", Float, nullable=True),
-    Column("result", Text, nullable=False),
-    Column("hung_up_at", UTCDateTime(), nullable=True),
-)
 
 OUTCOMES = ("completed", "no_answer", "busy", "voicemail", "failed")
 FAILURE_REASONS = {

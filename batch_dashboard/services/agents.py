@@ -286,3 +286,41 @@ def rotate_webhook_secret(
     session.add(agent)
     session.flush()
     return secret
+
+
+def update_agent(
+    session: Session,
+    *,
+    workspace_id: str,
+    agent_id: str,
+    name: str,
+    prompt: str,
+    first_message: str,
+    phone_number_id: str | None,
+    webhook_url: str | None,
+) -> Agent:
+    agent = get_agent(session, workspace_id=workspace_id, agent_id=agent_id)
+    problems = Problems()
+    if not 1 <= len(name.strip()) <= 200:
+        problems.add(["name"], "must be 1 to 200 characters")
+    if not prompt.strip():
+        problems.add(["prompt"], "is required")
+    if phone_number_id is not None:
+        try:
+            get_phone_number(session, workspace_id=workspace_id, phone_number_id=phone_number_id)
+        except NotFound as error:
+            problems.add(["phone_number_id"], error.message)
+    if webhook_url != agent.webhook_url:
+        webhooks.check_webhook_url(
+            webhook_url,
+            allow_private=get_settings().webhook_allow_private_targets,
+            problems=problems,
+        )
+    problems.raise_if_any()
+    if webhook_url != agent.webhook_url:
+        agent.webhook_disabled_reason = None
+    agent.name, agent.prompt, agent.first_message = name.strip(), prompt, first_message
+    agent.phone_number_id, agent.webhook_url = phone_number_id, webhook_url
+    session.add(agent)
+    session.flush()
+    return agent

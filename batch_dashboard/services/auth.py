@@ -10,15 +10,16 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete
 from sqlmodel import Session, select
 
 from batch_dashboard.clock import system_clock
 from batch_dashboard.ids import new_id
-from batch_dashboard.models import ApiKey, User, Workspace
+from batch_dashboard.models import ApiKey, ConsoleSession, User, Workspace
 from batch_dashboard.services.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 
 KEY_PREFIX = "bc_"
@@ -146,3 +147,68 @@ def verify_password(user: User, password: str) -> bool:
         return _password_hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+# --- console sessions --------------------------------------------------------------------------
+
+SESSION_LIFETIME = timedelta(hours=12)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking at the console: a user of one workspace."""
+
+    user_id: str
+    email: str
+    workspace_id: str
+    workspace_name: str
+
+
+def sign_in(session: Session, *, email: str, password: str, now: datetime | None = None) -> str:
+    """A new session token for the right email and password; `Unauthorized` otherwise."""
+    user = find_user(session, email=email)
+    if user is None:
+        # Spend the same time as a real check, so timing does not tell which emails exist.
+        _password_hasher.hash(password or "x")
+        raise Unauthorized("wrong email or password")
+    if not verify_password(user, password):
+        raise Unauthorized("wrong email or password")
+    now = now or system_clock.now()
+    token = secrets.token_urlsafe(32)
+    session.add(
+        ConsoleSession(
+            id=new_id("sess"),
+            user_id=user.id,
+            token_hash=hash_key(token),
+            created_at=now,
+            expires_at=now + SESSION_LIFETIME,
+        )
+    )
+    session.flush()
+    return token
+
+
+def viewer_for(
+    session: Session, *, token: str | None, now: datetime | None = None
+) -> Viewer | None:
+    """The signed-in user of a live session token, or None."""
+    if not token or len(token) > 200:
+        return None
+    now = now or system_clock.now()
+    row = session.exec(
+        select(ConsoleSession, User, Workspace)
+        .join(User, User.id == ConsoleSession.user_id)
+        .join(Workspace, Workspace.id == User.workspace_id)
+        .where(ConsoleSession.token_hash == hash_key(token))
+    ).first()
+    if row is None:
+        return None
+    console_session, user, workspace = row
+    if console_session.expires_at <= now:
+        return None
+    return Viewer(user.id, user.email, workspace.id, workspace.name)
+
+
+def sign_out(session: Session, *, token: str | None) -> None:
+    if token:
+        session.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == hash_key(token)))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +22,7 @@ from batch_dashboard.models import (
     RECIPIENT_STATUSES,
     Batch,
     BatchStatus,
+    Conversation,
     PhoneNumber,
     Recipient,
     RecipientStatus,
@@ -537,3 +540,130 @@ def caller_number(session: Session, *, batch: Batch) -> PhoneNumber | None:
         agent = session.get(agents.Agent, batch.agent_id)
         number_id = agent.phone_number_id if agent else None
     return session.get(PhoneNumber, number_id) if number_id else None
+
+
+# --- live pages and exports ---------------------------------------------------------------
+
+
+def versions(session: Session, *, batch_ids: list[str]) -> dict[str, int]:
+    """The change marker of each batch (bumped by every transition): what live pages poll."""
+    if not batch_ids:
+        return {}
+    rows = session.execute(select(Batch.id, Batch.version).where(Batch.id.in_(batch_ids)))
+    return {row.id: row.version for row in rows}
+
+
+def workspace_marker(session: Session, *, workspace_id: str) -> str:
+    """Changes whenever any batch of the workspace is created or changes."""
+    count, total, newest = session.execute(
+        select(func.count(), func.coalesce(func.sum(Batch.version), 0), func.max(Batch.id)).where(
+            Batch.workspace_id == workspace_id
+        )
+    ).one()
+    return f"{count}:{total}:{newest}"
+
+
+def calls_per_minute(session: Session, *, batch_id: str, now: datetime) -> int:
+    """Calls of the batch that ended in the last minute."""
+    table = Recipient.__table__
+    return session.execute(
+        select(func.count())
+        .select_from(table)
+        .where(table.c.batch_id == batch_id, table.c.ended_at > now - timedelta(minutes=1))
+        .where(table.c.status.in_((RecipientStatus.completed.value, RecipientStatus.failed.value)))
+    ).scalar_one()
+
+
+def get_conversation(
+    session: Session, *, workspace_id: str, conversation_id: str
+) -> dict[str, Any]:
+    conversation = (
+        session.get(Conversation, conversation_id) if is_clean_id(conversation_id) else None
+    )
+    if conversation is None or conversation.workspace_id != workspace_id:
+        raise NotFound(f"no conversation {conversation_id}")
+    return {
+        "id": conversation.id,
+        "recipient_id": conversation.recipient_id,
+        "started_at": to_rfc3339(conversation.started_at),
+        "ended_at": to_rfc3339(conversation.ended_at),
+        "duration_seconds": conversation.duration_seconds,
+        "transcript": conversation.transcript,
+        "evaluations": conversation.evaluations,
+        "data_collection": conversation.data_collection,
+        "warnings": conversation.warnings,
+    }
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _neutralise(value: object) -> str:
+    """Spreadsheets run cells that start with = + - @ (and tab, CR) as formulas."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def export_results_csv(session: Session, *, workspace_id: str, batch_id: str) -> str:
+    """The batch's input columns, each recipient's outcome and its collected data, as CSV.
+
+    Phone numbers are exported in E.164 (so `+…` is written as `'+…` like every other cell
+    that a spreadsheet would take for a formula).
+    """
+    _get_batch(session, workspace_id, batch_id)
+    table = Recipient.__table__
+    rows = session.execute(
+        select(
+            table.c.phone,
+            table.c.dynamic_vars,
+            table.c.status,
+            table.c.failure_reason,
+            table.c.attempts,
+            table.c.started_at,
+            table.c.ended_at,
+            table.c.duration_seconds,
+            table.c.conversation_id,
+            Conversation.data_collection,
+        )
+        .select_from(table)
+        .outerjoin(Conversation, Conversation.id == table.c.conversation_id)
+        .where(table.c.batch_id == batch_id)
+        .order_by(table.c.position)
+    ).all()
+    variables: dict[str, None] = {}
+    collected: dict[str, None] = {}
+    decoded = []
+    for row in rows:
+        values = orjson.loads(row.dynamic_vars)
+        variables.update(dict.fromkeys(values))
+        data = row.data_collection or {}
+        collected.update(dict.fromkeys(data))
+        decoded.append((row, values, data))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    outcome = [
+        "status",
+        "failure_reason",
+        "attempts",
+        "started_at",
+        "ended_at",
+        "duration_seconds",
+        "conversation_id",
+    ]
+    writer.writerow(["phone", *variables, *outcome, *(f"collected_{name}" for name in collected)])
+    for row, values, data in decoded:
+        writer.writerow(
+            [
+                _neutralise(row.phone),
+                *(_neutralise(values.get(name, "")) for name in variables),
+                row.status,
+                row.failure_reason or "",
+                row.attempts,
+                to_rfc3339(row.started_at) or "",
+                to_rfc3339(row.ended_at) or "",
+                "" if row.duration_seconds is None else row.duration_seconds,
+                row.conversation_id or "",
+                *(_neutralise((data.get(name) or {}).get("value", "")) for name in collected),
+            ]
+        )
+    return buffer.getvalue()

@@ -391,7 +391,9 @@ def list_deliveries(
         if not is_clean_id(before):
             raise ValidationFailed.at(["cursor"], "is not a cursor this API returned")
         query = query.where(WebhookDelivery.id < before)
-    page = list(session.execute(query.order_by(WebhookDelivery.id.desc()).limit(limit + 1)).scalars())
+    page = list(
+        session.execute(query.order_by(WebhookDelivery.id.desc()).limit(limit + 1)).scalars()
+    )
     more = len(page) > limit
     page = page[:limit]
     return {

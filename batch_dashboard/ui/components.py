@@ -1,0 +1,137 @@
+"""Small pieces every console page uses."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from batch_dashboard.ui.styles import STATUS_COLORS
+
+
+def status_badge(status: rx.Var | str) -> rx.Component:
+    return rx.match(
+        status,
+        *[
+            (
+                name,
+                rx.badge(
+                    name.capitalize(),
+                    color_scheme=color,
+                    variant="outline" if name == "cancelled" else "soft",
+                    radius="full",
+                ),
+            )
+            for name, color in STATUS_COLORS.items()
+        ],
+        rx.badge(status, variant="soft", radius="full"),
+    )
+
+
+def progress(done: rx.Var | int, total: rx.Var | int, status: rx.Var | str) -> rx.Component:
+    """Completed + failed of total, in the status colour."""
+    percent = rx.cond(total > 0, done * 100 / total, 0)
+    return rx.hstack(
+        rx.progress(
+            value=percent.to(int),
+            max=100,
+            color_scheme=rx.match(status, *STATUS_COLORS.items(), "gray"),
+            size="2",
+            width="100%",
+        ),
+        rx.text(
+            f"{done}/{total}",
+            size="1",
+            color_scheme="gray",
+            white_space="nowrap",
+            style={"font_variant_numeric": "tabular-nums"},
+        ),
+        width="100%",
+        align="center",
+        spacing="2",
+    )
+
+
+def page_header(
+    title: str, *actions: rx.Component, subtitle: rx.Component | None = None
+) -> rx.Component:
+    return rx.hstack(
+        rx.vstack(rx.heading(title, size="6"), subtitle or rx.fragment(), spacing="1"),
+        rx.spacer(),
+        *actions,
+        width="100%",
+        align="center",
+        margin_bottom="20px",
+    )
+
+
+def empty_state(
+    icon: str, title: str, body: rx.Component | str, *actions: rx.Component
+) -> rx.Component:
+    return rx.center(
+        rx.vstack(
+            rx.center(
+                rx.icon(icon, size=28, color=rx.color("accent", 9)),
+                width="56px",
+                height="56px",
+                border_radius="50%",
+                background=rx.color("accent", 3),
+            ),
+            rx.heading(title, size="4"),
+            rx.text(body, color_scheme="gray", size="2", text_align="center", max_width="420px"),
+            rx.hstack(*actions, spacing="3"),
+            align="center",
+            spacing="3",
+        ),
+        padding="56px 24px",
+        width="100%",
+        border=f"1px dashed {rx.color('gray', 6)}",
+        border_radius="12px",
+    )
+
+
+def count_tile(label: str, value: rx.Var | int, color: str) -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.hstack(
+                rx.box(
+                    width="8px", height="8px", border_radius="50%", background=rx.color(color, 9)
+                ),
+                rx.text(label, size="2", color_scheme="gray"),
+                align="center",
+                spacing="2",
+            ),
+            rx.text(value, size="7", weight="bold", style={"font_variant_numeric": "tabular-nums"}),
+            spacing="1",
+        ),
+        flex="1",
+        min_width="140px",
+    )
+
+
+def field(
+    label: str,
+    control: rx.Component,
+    hint: str | rx.Component | None = None,
+    error: rx.Var | str | None = None,
+    html_for: str | None = None,
+) -> rx.Component:
+    """A labelled form control (tests and screen readers find controls by these labels)."""
+    return rx.vstack(
+        rx.el.label(label, html_for=html_for, style={"font_weight": "500", "font_size": "14px"}),
+        control,
+        rx.cond(error, rx.text(error, color_scheme="red", size="1"), rx.fragment())
+        if error is not None
+        else rx.fragment(),
+        rx.text(hint, size="1", color_scheme="gray") if hint is not None else rx.fragment(),
+        spacing="1",
+        width="100%",
+        align="stretch",
+    )
+
+
+def local_time(value: rx.Var, *, empty: str = "—") -> rx.Component:
+    """An RFC 3339 time shown in the viewer's own time zone."""
+    return rx.cond(
+        value,
+        rx.moment(value, format="MMM D, HH:mm", local=True),
+        rx.text(empty, as_="span", color_scheme="gray"),
+    )

@@ -1,0 +1,526 @@
+"""/batches and /batches/[batch_id]."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from batch_dashboard.ui.components import (
+    count_tile,
+    empty_state,
+    local_time,
+    page_header,
+    progress,
+    status_badge,
+)
+from batch_dashboard.ui.layout import frame
+from batch_dashboard.ui.states.base import AuthState
+from batch_dashboard.ui.states.batches import (
+    RECIPIENT_FILTERS,
+    STATUS_FILTERS,
+    BatchDetailState,
+    BatchesState,
+)
+from batch_dashboard.ui.states.live import BatchLive, BatchRow, RecipientRow, WorkspaceLive
+
+NUMERIC = {"font_variant_numeric": "tabular-nums"}
+
+
+def _batch_line(row: BatchRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(
+            rx.link(row.name, href=f"/batches/{row.id}", weight="medium"),
+        ),
+        rx.table.cell(status_badge(row.status)),
+        rx.table.cell(rx.text(row.agent_name, size="2")),
+        rx.table.cell(progress(row.done, row.total, row.status), min_width="180px"),
+        rx.table.cell(
+            rx.hstack(
+                rx.tooltip(
+                    rx.text(row.completed, color=rx.color("green", 11)), content="Completed"
+                ),
+                rx.text("·", color_scheme="gray"),
+                rx.tooltip(rx.text(row.failed, color=rx.color("red", 11)), content="Failed"),
+                rx.text("·", color_scheme="gray"),
+                rx.tooltip(
+                    rx.text(row.pending + row.dialing, color_scheme="gray"),
+                    content="Waiting or dialing",
+                ),
+                spacing="1",
+                style=NUMERIC,
+            )
+        ),
+        rx.table.cell(
+            rx.cond(
+                row.scheduled_at & (row.status == "scheduled"),
+                rx.hstack(
+                    rx.icon("clock", size=13),
+                    local_time(row.scheduled_at),
+                    spacing="1",
+                    align="center",
+                ),
+                local_time(row.created_at),
+            ),
+            white_space="nowrap",
+        ),
+        _hover={"background": rx.color("gray", 2)},
+    )
+
+
+def _batch_table(rows: rx.Var) -> rx.Component:
+    return rx.table.root(
+        rx.table.header(
+            rx.table.row(
+                *[
+                    rx.table.column_header_cell(h)
+                    for h in (
+                        "Name",
+                        "Status",
+                        "Agent",
+                        "Progress",
+                        "Done · failed · left",
+                        "Created / scheduled",
+                    )
+                ]
+            )
+        ),
+        rx.table.body(rx.foreach(rows, _batch_line)),
+        variant="surface",
+        width="100%",
+    )
+
+
+def batches_page() -> rx.Component:
+    new_button = rx.link(
+        rx.button(rx.icon("plus", size=16), "New batch", size="2"), href="/batches/new"
+    )
+    rows = rx.cond(
+        BatchesState.status_filter == "all", WorkspaceLive.rows, BatchesState.filtered_rows
+    )
+    return frame(
+        page_header(
+            "Batch calls",
+            rx.hstack(
+                rx.el.label(
+                    "Status",
+                    html_for="status-filter",
+                    style={"font_size": "14px", "color": rx.color("gray", 11)},
+                ),
+                rx.select(
+                    STATUS_FILTERS,
+                    value=BatchesState.status_filter,
+                    on_change=BatchesState.set_filter,
+                    id="status-filter",
+                    size="2",
+                ),
+                align="center",
+                spacing="2",
+            ),
+            new_button,
+            subtitle=rx.text(
+                "Newest first. Times in ",
+                rx.cond(AuthState.timezone, AuthState.timezone, "your time zone"),
+                ".",
+                size="2",
+                color_scheme="gray",
+            ),
+        ),
+        rx.cond(
+            ~WorkspaceLive.loaded,
+            rx.vstack(*[rx.skeleton(height="44px", width="100%") for _ in range(4)], width="100%"),
+            rx.cond(
+                rows.length() > 0,
+                _batch_table(rows),
+                rx.cond(
+                    BatchesState.status_filter == "all",
+                    empty_state(
+                        "phone-outgoing",
+                        "No batches yet",
+                        rx.fragment(
+                            "Start one here, or POST /v1/batch-calls from your own systems."
+                        ),
+                        new_button,
+                        rx.link(
+                            rx.button("API docs", variant="soft"), href="/v1/docs", is_external=True
+                        ),
+                    ),
+                    empty_state(
+                        "filter",
+                        "No batches with this status",
+                        "Choose another status to see more.",
+                    ),
+                ),
+            ),
+        ),
+    )
+
+
+# --- detail -------------------------------------------------------------------------------
+
+
+def _fact(label: str, value: rx.Component) -> rx.Component:
+    return rx.vstack(rx.text(label, size="1", color_scheme="gray"), value, spacing="1")
+
+
+def _recipient_line(row: RecipientRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(
+            rx.button(
+                row.phone,
+                variant="ghost",
+                size="2",
+                style=NUMERIC,
+                white_space="nowrap",
+                on_click=BatchDetailState.open_recipient(row),
+                aria_label=f"Open recipient {row.phone}",
+            )
+        ),
+        rx.table.cell(status_badge(row.status)),
+        rx.table.cell(rx.text(row.failure, size="2", color_scheme="red")),
+        rx.table.cell(
+            rx.text(row.variables, size="1", color_scheme="gray", max_width="260px", truncate=True)
+        ),
+        rx.table.cell(rx.text(row.duration, size="2", style=NUMERIC)),
+        rx.table.cell(local_time(row.ended_at, empty="")),
+        on_click=BatchDetailState.open_recipient(row),
+        cursor="pointer",
+        _hover={"background": rx.color("gray", 3)},
+    )
+
+
+def _panel() -> rx.Component:
+    recipient = BatchDetailState.panel_recipient
+    return rx.drawer.root(
+        rx.drawer.overlay(z_index="5"),
+        rx.drawer.portal(
+            rx.drawer.content(
+                rx.vstack(
+                    rx.hstack(
+                        rx.heading(recipient.phone, size="5"),
+                        rx.spacer(),
+                        rx.drawer.close(
+                            rx.icon_button(rx.icon("x"), variant="ghost", aria_label="Close")
+                        ),
+                        width="100%",
+                    ),
+                    rx.hstack(
+                        status_badge(recipient.status),
+                        rx.text(recipient.failure, color_scheme="red", size="2"),
+                        spacing="2",
+                    ),
+                    rx.text(recipient.variables, size="2", color_scheme="gray"),
+                    rx.cond(
+                        recipient.conversation_id,
+                        rx.vstack(
+                            rx.foreach(
+                                BatchDetailState.panel_warnings,
+                                lambda w: rx.callout(
+                                    w, icon="info", color_scheme="amber", size="1"
+                                ),
+                            ),
+                            rx.heading("Transcript", size="3"),
+                            rx.vstack(
+                                rx.foreach(
+                                    BatchDetailState.panel_transcript,
+                                    lambda turn: rx.box(
+                                        rx.text(
+                                            rx.cond(turn["role"] == "agent", "Agent", "Callee"),
+                                            " · ",
+                                            turn["at"],
+                                            size="1",
+                                            color_scheme="gray",
+                                        ),
+                                        rx.text(turn["message"], size="2"),
+                                        padding="8px 10px",
+                                        border_radius="8px",
+                                        background=rx.cond(
+                                            turn["role"] == "agent",
+                                            rx.color("accent", 3),
+                                            rx.color("gray", 3),
+                                        ),
+                                        width="100%",
+                                    ),
+                                ),
+                                spacing="2",
+                                width="100%",
+                            ),
+                            rx.heading("Evaluations", size="3"),
+                            rx.foreach(
+                                BatchDetailState.panel_evaluations,
+                                lambda e: rx.vstack(
+                                    rx.hstack(
+                                        rx.text(e["name"], weight="medium", size="2"),
+                                        rx.badge(
+                                            e["result"],
+                                            color_scheme=rx.match(
+                                                e["result"],
+                                                ("success", "green"),
+                                                ("failure", "red"),
+                                                "gray",
+                                            ),
+                                        ),
+                                    ),
+                                    rx.text(e["rationale"], size="1", color_scheme="gray"),
+                                    spacing="1",
+                                ),
+                            ),
+                            rx.heading("Collected data", size="3"),
+                            rx.foreach(
+                                BatchDetailState.panel_collected,
+                                lambda c: rx.hstack(
+                                    rx.text(c["name"], size="2", color_scheme="gray"),
+                                    rx.text(c["value"], size="2", weight="medium"),
+                                ),
+                            ),
+                            spacing="3",
+                            width="100%",
+                        ),
+                        rx.text(
+                            "No conversation: the call did not connect.",
+                            size="2",
+                            color_scheme="gray",
+                        ),
+                    ),
+                    spacing="3",
+                    width="100%",
+                ),
+                height="100%",
+                width="440px",
+                padding="24px",
+                background=rx.color("gray", 1),
+                overflow_y="auto",
+            )
+        ),
+        open=BatchDetailState.panel_open,
+        on_open_change=lambda _open: BatchDetailState.close_panel(),
+        direction="right",
+    )
+
+
+def _cancel_dialog() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.trigger(
+            rx.button(
+                rx.icon("circle-x", size=16),
+                "Cancel batch",
+                color_scheme="red",
+                variant="soft",
+                on_click=BatchDetailState.ask_cancel(True),
+            ),
+        ),
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("Cancel this batch?"),
+            rx.alert_dialog.description(
+                "Nothing has been dialed yet. Cancelling stops it for good: every recipient ends cancelled."
+            ),
+            rx.hstack(
+                rx.alert_dialog.cancel(
+                    rx.button(
+                        "Keep it",
+                        variant="soft",
+                        color_scheme="gray",
+                        on_click=BatchDetailState.ask_cancel(False),
+                    )
+                ),
+                rx.button(
+                    "Cancel batch",
+                    color_scheme="red",
+                    on_click=BatchDetailState.cancel,
+                    loading=BatchDetailState.cancelling,
+                ),
+                justify="end",
+                spacing="3",
+                margin_top="16px",
+            ),
+        ),
+        open=BatchDetailState.confirm_cancel,
+    )
+
+
+def batch_detail_page() -> rx.Component:
+    batch = BatchLive.batch
+    rows = rx.cond(BatchDetailState.default_view, BatchLive.first_page, BatchDetailState.own_rows)
+    cancellable = (batch.status == "scheduled") | (batch.status == "pending")
+    return frame(
+        rx.cond(
+            BatchDetailState.not_found,
+            empty_state(
+                "search-x",
+                "Batch not found",
+                "It does not exist in this workspace.",
+                rx.link(rx.button("All batches"), href="/batches"),
+            ),
+            rx.cond(
+                batch.id == BatchDetailState.viewing_id,
+                rx.vstack(
+                    rx.link(
+                        rx.hstack(
+                            rx.icon("arrow-left", size=14),
+                            rx.text("Batch calls", size="2"),
+                            align="center",
+                            spacing="1",
+                        ),
+                        href="/batches",
+                        color_scheme="gray",
+                        underline="none",
+                    ),
+                    page_header(
+                        "",
+                        rx.cond(cancellable, _cancel_dialog()),
+                        rx.button(
+                            rx.icon("download", size=16),
+                            "Export results",
+                            variant="soft",
+                            on_click=BatchDetailState.export,
+                        ),
+                        subtitle=rx.hstack(
+                            rx.heading(batch.name, size="6"),
+                            status_badge(batch.status),
+                            align="center",
+                            spacing="3",
+                        ),
+                    ),
+                    rx.hstack(
+                        _fact("Agent", rx.text(batch.agent_name, size="2", weight="medium")),
+                        _fact(
+                            "Caller number",
+                            rx.text(batch.caller_number, size="2", weight="medium", style=NUMERIC),
+                        ),
+                        _fact(
+                            "Schedule",
+                            rx.cond(
+                                batch.scheduled_at,
+                                local_time(batch.scheduled_at),
+                                rx.text("At once", size="2"),
+                            ),
+                        ),
+                        _fact("Started", local_time(batch.started_at)),
+                        _fact("Finished", local_time(batch.finished_at)),
+                        _fact("Ringing timeout", rx.text(batch.ringing_timeout_s, " s", size="2")),
+                        _fact(
+                            "Calls per minute",
+                            rx.text(
+                                BatchLive.calls_per_minute,
+                                size="2",
+                                weight="medium",
+                                id="calls-per-minute",
+                                style=NUMERIC,
+                            ),
+                        ),
+                        spacing="6",
+                        wrap="wrap",
+                        width="100%",
+                    ),
+                    rx.box(
+                        progress(batch.done, batch.total, batch.status),
+                        width="100%",
+                        padding_y="8px",
+                    ),
+                    rx.hstack(
+                        count_tile("Pending", batch.pending, "gray"),
+                        count_tile("Dialing", batch.dialing, "blue"),
+                        count_tile("Completed", batch.completed, "green"),
+                        count_tile("Failed", batch.failed, "red"),
+                        rx.cond(
+                            batch.cancelled > 0, count_tile("Cancelled", batch.cancelled, "gray")
+                        ),
+                        spacing="3",
+                        width="100%",
+                        wrap="wrap",
+                        id="count-tiles",
+                    ),
+                    rx.hstack(
+                        rx.heading("Recipients", size="4"),
+                        rx.spacer(),
+                        rx.el.label(
+                            "Status", html_for="recipient-filter", style={"font_size": "14px"}
+                        ),
+                        rx.select(
+                            RECIPIENT_FILTERS,
+                            value=BatchDetailState.recipient_filter,
+                            on_change=BatchDetailState.set_recipient_filter,
+                            id="recipient-filter",
+                        ),
+                        rx.el.label(
+                            "Search number",
+                            html_for="recipient-search",
+                            style={"font_size": "14px"},
+                        ),
+                        rx.input(
+                            id="recipient-search",
+                            placeholder="Digits, e.g. 555",
+                            value=BatchDetailState.search,
+                            on_change=BatchDetailState.set_search.debounce(300),
+                            width="180px",
+                        ),
+                        align="center",
+                        spacing="2",
+                        width="100%",
+                        margin_top="12px",
+                    ),
+                    rx.cond(
+                        rows.length() > 0,
+                        rx.table.root(
+                            rx.table.header(
+                                rx.table.row(
+                                    *[
+                                        rx.table.column_header_cell(h)
+                                        for h in (
+                                            "Number",
+                                            "Status",
+                                            "Outcome",
+                                            "Variables",
+                                            "Talk time",
+                                            "Ended",
+                                        )
+                                    ]
+                                )
+                            ),
+                            rx.table.body(rx.foreach(rows, _recipient_line)),
+                            variant="surface",
+                            width="100%",
+                        ),
+                        empty_state(
+                            "users",
+                            "No recipients match",
+                            "Change the status filter or the number search.",
+                        ),
+                    ),
+                    rx.hstack(
+                        rx.text(
+                            "Page ",
+                            BatchDetailState.page + 1,
+                            " of ",
+                            BatchDetailState.page_count,
+                            " · ",
+                            BatchDetailState.total_matching,
+                            " recipients",
+                            size="2",
+                            color_scheme="gray",
+                        ),
+                        rx.spacer(),
+                        rx.button(
+                            "Previous",
+                            variant="soft",
+                            on_click=BatchDetailState.go_to_page(-1),
+                            disabled=BatchDetailState.page == 0,
+                        ),
+                        rx.button(
+                            "Next",
+                            variant="soft",
+                            on_click=BatchDetailState.go_to_page(1),
+                            disabled=BatchDetailState.page + 1 >= BatchDetailState.page_count,
+                        ),
+                        width="100%",
+                        align="center",
+                    ),
+                    _panel(),
+                    spacing="3",
+                    width="100%",
+                    align="start",
+                ),
+                rx.vstack(
+                    *[rx.skeleton(height="60px", width="100%") for _ in range(4)], width="100%"
+                ),
+            ),
+        ),
+    )
