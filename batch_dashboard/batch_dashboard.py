@@ -16,9 +16,11 @@ from batch_dashboard.settings import get_settings
 from batch_dashboard.ui.pages.batches import batch_detail_page, batches_page
 from batch_dashboard.ui.pages.landing import landing
 from batch_dashboard.ui.pages.login import login
+from batch_dashboard.ui.pages.new_batch import new_batch_page
 from batch_dashboard.ui.states.base import AuthState
 from batch_dashboard.ui.states.batches import BatchDetailState, BatchesState
 from batch_dashboard.ui.states.live import live_updates
+from batch_dashboard.ui.states.new_batch import NewBatchState
 from batch_dashboard.worker.main import run_worker
 
 configure_logging()
@@ -70,6 +72,12 @@ app.add_page(
     route="/batches",
     title="Batch calls",
     on_load=[AuthState.require_login, BatchesState.open],
+)
+app.add_page(
+    new_batch_page,
+    route="/batches/new",
+    title="New batch · Batch calls",
+    on_load=[AuthState.require_login, NewBatchState.open],
 )
 app.add_page(
     batch_detail_page,

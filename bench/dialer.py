@@ -469,6 +469,7 @@ def timed_run(
         if warm:
             running = stack.enter_context(workers(setup.env, count, workdir, tag))
             wait_started(running, timeout)
+        use_database(setup.env)
         ledger_before = ledger_count()
         batch_ids = create_batches(setup, numbers)
         launched_at = datetime.now(UTC)

@@ -1,0 +1,194 @@
+"""/phone-numbers: the caller numbers agents dial from."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from batch_dashboard.ui.components import empty_state, field, page_header
+from batch_dashboard.ui.layout import frame
+from batch_dashboard.ui.states.admin import NumberRow, NumbersState
+
+NUMERIC = {"font_variant_numeric": "tabular-nums"}
+
+
+def _outbound_badge(enabled: rx.Var) -> rx.Component:
+    return rx.cond(
+        enabled,
+        rx.badge("Outbound enabled", color_scheme="green", variant="soft", radius="full"),
+        rx.badge("Inbound only", color_scheme="gray", variant="outline", radius="full"),
+    )
+
+
+def _number_line(row: NumberRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(
+            rx.text(row.phone, weight="medium", size="2", style=NUMERIC, white_space="nowrap")
+        ),
+        rx.table.cell(
+            rx.cond(row.label, rx.text(row.label, size="2"), rx.text("—", color_scheme="gray"))
+        ),
+        rx.table.cell(rx.code(row.provider, size="1", variant="ghost")),
+        rx.table.cell(_outbound_badge(row.outbound_enabled)),
+        rx.table.cell(
+            rx.button(
+                rx.icon("pencil", size=14),
+                "Edit",
+                size="1",
+                variant="soft",
+                on_click=NumbersState.edit_number(row),
+                aria_label=f"Edit {row.phone}",
+            ),
+            text_align="right",
+        ),
+        _hover={"background": rx.color("gray", 2)},
+        align="center",
+    )
+
+
+def _number_table() -> rx.Component:
+    return rx.table.root(
+        rx.table.header(
+            rx.table.row(
+                *[
+                    rx.table.column_header_cell(h)
+                    for h in ("Number", "Label", "Provider", "Outbound", "")
+                ]
+            )
+        ),
+        rx.table.body(rx.foreach(NumbersState.rows, _number_line)),
+        variant="surface",
+        width="100%",
+    )
+
+
+def _editor() -> rx.Component:
+    adding = ~NumbersState.editing_id.bool()
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title(rx.cond(adding, "Add number", "Edit number")),
+            rx.dialog.description(
+                rx.cond(
+                    adding,
+                    "A caller number in international format, e.g. +1 415 555 2671.",
+                    NumbersState.editing_phone,
+                ),
+                color=rx.color("gray", 11),
+                font_size="14px",
+                margin_bottom="16px",
+            ),
+            rx.form(
+                rx.vstack(
+                    rx.cond(
+                        adding,
+                        field(
+                            "Number",
+                            rx.input(
+                                id="number-phone",
+                                name="phone_number",
+                                type="tel",
+                                placeholder="+14155552671",
+                                auto_complete="off",
+                                auto_focus=True,
+                            ),
+                            html_for="number-phone",
+                        ),
+                    ),
+                    field(
+                        "Label",
+                        rx.input(
+                            id="number-label",
+                            name="label",
+                            default_value=NumbersState.form_label,
+                            placeholder="Main line",
+                            max_length=200,
+                        ),
+                        hint="Optional. Shown next to the number in agent pickers.",
+                        html_for="number-label",
+                    ),
+                    rx.vstack(
+                        rx.hstack(
+                            rx.switch(
+                                id="number-outbound",
+                                name="outbound_enabled",
+                                checked=NumbersState.form_outbound,
+                                on_change=NumbersState.set_form_outbound,
+                            ),
+                            rx.el.label(
+                                "Outbound enabled",
+                                html_for="number-outbound",
+                                style={"font_weight": "500", "font_size": "14px"},
+                            ),
+                            align="center",
+                            spacing="2",
+                        ),
+                        rx.text(
+                            "Only outbound-enabled numbers can place calls.",
+                            size="1",
+                            color_scheme="gray",
+                        ),
+                        spacing="1",
+                    ),
+                    rx.cond(
+                        NumbersState.form_error,
+                        rx.callout(
+                            NumbersState.form_error,
+                            icon="triangle-alert",
+                            color_scheme="red",
+                            size="1",
+                            role="alert",
+                            width="100%",
+                        ),
+                    ),
+                    rx.hstack(
+                        rx.dialog.close(
+                            rx.button("Cancel", type="button", variant="soft", color_scheme="gray")
+                        ),
+                        rx.button(
+                            rx.cond(adding, "Add number", "Save"),
+                            type="submit",
+                            loading=NumbersState.saving,
+                        ),
+                        justify="end",
+                        spacing="3",
+                        width="100%",
+                    ),
+                    spacing="4",
+                    width="100%",
+                ),
+                on_submit=NumbersState.save,
+                reset_on_submit=False,
+            ),
+            max_width="480px",
+        ),
+        open=NumbersState.editor_open,
+        on_open_change=NumbersState.set_editor_open,
+    )
+
+
+def numbers_page() -> rx.Component:
+    add_button = rx.button(rx.icon("plus", size=16), "Add number", on_click=NumbersState.new_number)
+    return frame(
+        page_header(
+            "Phone numbers",
+            add_button,
+            subtitle=rx.text(
+                "Caller numbers your agents dial from.", size="2", color_scheme="gray"
+            ),
+        ),
+        rx.cond(
+            NumbersState.loaded,
+            rx.cond(
+                NumbersState.rows.length() > 0,
+                _number_table(),
+                empty_state(
+                    "hash",
+                    "No phone numbers yet",
+                    "Add a caller number, then pick it for an agent: an agent needs an "
+                    "outbound-enabled number before its batches can dial.",
+                    add_button,
+                ),
+            ),
+            rx.vstack(*[rx.skeleton(height="44px", width="100%") for _ in range(3)], width="100%"),
+        ),
+        _editor(),
+    )

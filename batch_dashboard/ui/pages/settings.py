@@ -1,0 +1,243 @@
+"""/settings: API keys (created and shown once, listed by prefix, revoked)."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from batch_dashboard.ui.components import empty_state, field, local_time, page_header
+from batch_dashboard.ui.layout import frame
+from batch_dashboard.ui.states.admin import KeyRow, SettingsState
+
+
+def _key_line(row: KeyRow) -> rx.Component:
+    revoked = row.revoked_at.bool()
+    return rx.table.row(
+        rx.table.cell(rx.code(row.prefix + "…", size="2", variant="ghost")),
+        rx.table.cell(
+            rx.cond(row.label, rx.text(row.label, size="2"), rx.text("—", color_scheme="gray"))
+        ),
+        rx.table.cell(local_time(row.created_at), white_space="nowrap"),
+        rx.table.cell(
+            rx.cond(
+                revoked,
+                rx.hstack(
+                    rx.badge("Revoked", color_scheme="gray", variant="outline", radius="full"),
+                    rx.text(local_time(row.revoked_at), size="1", color_scheme="gray"),
+                    align="center",
+                    spacing="2",
+                ),
+                rx.badge("Active", color_scheme="green", variant="soft", radius="full"),
+            )
+        ),
+        rx.table.cell(
+            rx.cond(
+                revoked,
+                rx.fragment(),
+                rx.button(
+                    rx.icon("ban", size=14),
+                    "Revoke",
+                    size="1",
+                    variant="soft",
+                    color_scheme="red",
+                    on_click=SettingsState.ask_revoke(row.id, row.prefix),
+                    aria_label=f"Revoke {row.prefix}…",
+                ),
+            ),
+            text_align="right",
+        ),
+        _hover={"background": rx.color("gray", 2)},
+        align="center",
+    )
+
+
+def _key_table() -> rx.Component:
+    return rx.table.root(
+        rx.table.header(
+            rx.table.row(
+                *[rx.table.column_header_cell(h) for h in ("Key", "Label", "Created", "Status", "")]
+            )
+        ),
+        rx.table.body(rx.foreach(SettingsState.keys, _key_line)),
+        variant="surface",
+        width="100%",
+    )
+
+
+def _create_dialog() -> rx.Component:
+    form = rx.form(
+        rx.vstack(
+            field(
+                "Label",
+                rx.input(
+                    id="key-label",
+                    name="label",
+                    placeholder="CRM integration",
+                    max_length=200,
+                    auto_focus=True,
+                ),
+                hint="Optional. Says what uses the key, so you know what breaks if you revoke it.",
+                html_for="key-label",
+            ),
+            rx.cond(
+                SettingsState.create_error,
+                rx.callout(
+                    SettingsState.create_error,
+                    icon="triangle-alert",
+                    color_scheme="red",
+                    size="1",
+                    role="alert",
+                    width="100%",
+                ),
+            ),
+            rx.hstack(
+                rx.dialog.close(
+                    rx.button("Cancel", type="button", variant="soft", color_scheme="gray")
+                ),
+                rx.button("Create key", type="submit", loading=SettingsState.creating),
+                justify="end",
+                spacing="3",
+                width="100%",
+            ),
+            spacing="4",
+            width="100%",
+        ),
+        on_submit=SettingsState.create,
+        reset_on_submit=False,
+    )
+    shown_once = rx.vstack(
+        rx.callout(
+            "Copy it now: it will not be shown again. Send it as Authorization: Bearer <key>.",
+            icon="triangle-alert",
+            color_scheme="amber",
+            size="1",
+            width="100%",
+        ),
+        field(
+            "API key",
+            rx.hstack(
+                rx.input(
+                    id="new-api-key",
+                    value=SettingsState.new_key,
+                    read_only=True,
+                    flex="1",
+                    style={"font_family": "var(--code-font-family)"},
+                ),
+                rx.button(
+                    rx.icon("copy", size=14),
+                    "Copy",
+                    variant="soft",
+                    on_click=[
+                        rx.set_clipboard(SettingsState.new_key),
+                        rx.toast.success("Key copied"),
+                    ],
+                ),
+                width="100%",
+                spacing="2",
+            ),
+            html_for="new-api-key",
+        ),
+        rx.hstack(
+            rx.button("Done", on_click=SettingsState.set_create_open(False)),
+            justify="end",
+            width="100%",
+        ),
+        spacing="4",
+        width="100%",
+    )
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title(rx.cond(SettingsState.new_key, "Your new API key", "Create API key")),
+            rx.dialog.description(
+                "Keys call the /v1 API for this workspace.",
+                color=rx.color("gray", 11),
+                font_size="14px",
+                margin_bottom="16px",
+            ),
+            rx.cond(SettingsState.new_key, shown_once, form),
+            max_width="520px",
+        ),
+        open=SettingsState.create_open,
+        on_open_change=SettingsState.set_create_open,
+    )
+
+
+def _revoke_dialog() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("Revoke key ", SettingsState.revoke_prefix, "…?"),
+            rx.alert_dialog.description(
+                "Requests with this key are refused from now on. This cannot be undone.",
+            ),
+            rx.hstack(
+                rx.alert_dialog.cancel(
+                    rx.button(
+                        "Keep it",
+                        variant="soft",
+                        color_scheme="gray",
+                        on_click=SettingsState.cancel_revoke(False),
+                    )
+                ),
+                rx.button(
+                    "Revoke key",
+                    color_scheme="red",
+                    on_click=SettingsState.revoke,
+                    loading=SettingsState.revoking,
+                ),
+                justify="end",
+                spacing="3",
+                margin_top="16px",
+            ),
+        ),
+        open=SettingsState.confirm_revoke,
+        on_open_change=SettingsState.cancel_revoke,
+    )
+
+
+def settings_page() -> rx.Component:
+    create_button = rx.button(
+        rx.icon("plus", size=16), "Create API key", on_click=SettingsState.start_create
+    )
+    return frame(
+        page_header("Settings"),
+        rx.vstack(
+            rx.hstack(
+                rx.vstack(
+                    rx.heading("API keys", size="4"),
+                    rx.text(
+                        "For your own systems calling /v1. A key is shown once, when it is created.",
+                        size="2",
+                        color_scheme="gray",
+                    ),
+                    spacing="1",
+                ),
+                rx.spacer(),
+                create_button,
+                width="100%",
+                align="center",
+            ),
+            rx.cond(
+                SettingsState.loaded,
+                rx.cond(
+                    SettingsState.keys.length() > 0,
+                    _key_table(),
+                    empty_state(
+                        "key-round",
+                        "No API keys yet",
+                        "Create one to call the /v1 API from your own systems.",
+                        create_button,
+                        rx.link(
+                            rx.button("API docs", variant="soft"), href="/v1/docs", is_external=True
+                        ),
+                    ),
+                ),
+                rx.vstack(
+                    *[rx.skeleton(height="44px", width="100%") for _ in range(3)], width="100%"
+                ),
+            ),
+            spacing="4",
+            width="100%",
+            align="start",
+        ),
+        _create_dialog(),
+        _revoke_dialog(),
+    )

@@ -1,0 +1,398 @@
+"""/batches/new: the form, the CSV (or hand-made) recipients and their preview.
+
+The preview is made by the very functions the API's upload uses (recipients.from_csv,
+from_json, validate), and only one page of it is ever sent to the browser.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import reflex as rx
+
+from batch_dashboard.clock import system_clock, to_utc
+from batch_dashboard.db import session_scope
+from batch_dashboard.services import agents, batches, phones, recipients
+from batch_dashboard.services.errors import DomainError, ValidationFailed
+from batch_dashboard.services.recipients import RecipientRows
+from batch_dashboard.settings import get_settings
+from batch_dashboard.ui.states.base import AuthState, current_workspace, error_text, in_thread
+
+PREVIEW_PAGE = 50
+PROBLEMS_SHOWN = 200
+
+
+@dataclasses.dataclass
+class AgentOption:
+    id: str = ""
+    name: str = ""
+    usable: bool = False
+    why_not: str = ""
+    placeholders: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class NumberOption:
+    id: str = ""
+    label: str = ""
+
+
+@dataclasses.dataclass
+class PreviewRow:
+    row: str = ""
+    phone: str = ""
+    variables: str = ""
+    problem: str = ""
+
+
+@dataclasses.dataclass
+class ProblemRow:
+    row: str = ""
+    column: str = ""
+    reason: str = ""
+
+
+def _options(workspace_id: str) -> tuple[list[AgentOption], list[NumberOption]]:
+    with session_scope() as session:
+        numbers = agents.list_phone_numbers(session, workspace_id=workspace_id)
+        by_id = {n.id: n for n in numbers}
+        options = []
+        for agent in agents.list_agents(session, workspace_id=workspace_id):
+            number = by_id.get(agent.phone_number_id or "")
+            why = ""
+            if number is None:
+                why = "No caller number bound"
+            elif not number.outbound_enabled:
+                why = f"{phones.for_people(number.phone_number)} cannot call out"
+            options.append(
+                AgentOption(agent.id, agent.name, not why, why, agents.agent_placeholders(agent))
+            )
+    outbound = [
+        NumberOption(
+            n.id, f"{phones.for_people(n.phone_number)}" + (f" · {n.label}" if n.label else "")
+        )
+        for n in numbers
+        if n.outbound_enabled
+    ]
+    return options, outbound
+
+
+def _row_label(rows: RecipientRows, index: int) -> str:
+    return f"Row {rows.lines[index]}" if rows.source == "csv" else f"Row {index + 1}"
+
+
+def _problem_parts(rows: RecipientRows, loc: list[Any]) -> tuple[str, str]:
+    if loc[:1] == ["csv_file"] and len(loc) >= 3:
+        return f"Row {loc[2]}", str(loc[3]) if len(loc) > 3 else ""
+    if loc[:1] == ["recipients"] and len(loc) >= 2 and isinstance(loc[1], int):
+        return f"Row {loc[1] + 1}", str(loc[-1]) if len(loc) > 2 else ""
+    return "File", str(loc[-1]) if loc else ""
+
+
+def local_to_utc(value: str, zone: str) -> datetime:
+    """A `datetime-local` value read in the viewer's time zone."""
+    naive = datetime.fromisoformat(value)
+    try:
+        tz = ZoneInfo(zone) if zone else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = ZoneInfo("UTC")
+    return to_utc(naive.replace(tzinfo=tz))
+
+
+class NewBatchState(rx.State):
+    name: str = ""
+    agent_id: str = ""
+    caller_id: str = "agent"
+    schedule_local: str = ""
+    ringing_seconds: str = "30"
+    mode: str = "csv"
+    agent_options: list[AgentOption] = []
+    number_options: list[NumberOption] = []
+    # Preview of the recipients (one page), with counts and the problems found.
+    file_name: str = ""
+    parsing: bool = False
+    total_rows: int = 0
+    invalid_count: int = 0
+    preview: list[PreviewRow] = []
+    preview_page: int = 0
+    problems: list[ProblemRow] = []
+    more_problems: int = 0
+    # Rows typed by hand: phone plus the agent's placeholders.
+    manual_rows: list[dict[str, str]] = [{"phone": ""}]
+    field_errors: dict[str, str] = {}
+    form_error: str = ""
+    submitting: bool = False
+    _rows: RecipientRows | None = None
+
+    @rx.var
+    def placeholders(self) -> list[str]:
+        for option in self.agent_options:
+            if option.id == self.agent_id:
+                return option.placeholders
+        return []
+
+    @rx.var
+    def valid_count(self) -> int:
+        return self.total_rows - self.invalid_count
+
+    @rx.var
+    def preview_pages(self) -> int:
+        return max(1, -(-self.total_rows // PREVIEW_PAGE))
+
+    @rx.var
+    def submit_label(self) -> str:
+        return "Schedule batch" if self.schedule_local else "Start batch"
+
+    @rx.event
+    async def open(self):
+        workspace_id = await current_workspace(self)
+        if not workspace_id:
+            return
+        self.agent_options, self.number_options = await in_thread(_options, workspace_id)
+        self.name, self.caller_id, self.schedule_local, self.ringing_seconds = "", "agent", "", "30"
+        self.field_errors, self.form_error, self.mode = {}, "", "csv"
+        usable = [option.id for option in self.agent_options if option.usable]
+        self.agent_id = usable[0] if usable else ""
+        self._clear_recipients()
+
+    def _clear_recipients(self) -> None:
+        self._rows = None
+        self.file_name, self.total_rows, self.invalid_count = "", 0, 0
+        self.preview, self.problems, self.more_problems, self.preview_page = [], [], 0, 0
+        self.manual_rows = [self._blank_row()]
+
+    def _blank_row(self) -> dict[str, str]:
+        return {"phone": "", **dict.fromkeys(self.placeholders, "")}
+
+    @rx.event
+    def set_name(self, value: str) -> None:
+        self.name = value
+
+    @rx.event
+    def set_agent(self, value: str) -> None:
+        self.agent_id = value
+        self.manual_rows = [
+            {"phone": row.get("phone", ""), **{p: row.get(p, "") for p in self.placeholders}}
+            for row in self.manual_rows
+        ]
+
+    @rx.event
+    def set_caller_id(self, value: str) -> None:
+        self.caller_id = value
+
+    @rx.event
+    def set_schedule_local(self, value: str) -> None:
+        self.schedule_local = value
+
+    @rx.event
+    def set_ringing_seconds(self, value: str) -> None:
+        self.ringing_seconds = value
+
+    @rx.event
+    def set_mode(self, value: str | list[str]) -> None:
+        self.mode = "manual" if value == "manual" else "csv"
+        self._clear_recipients()
+
+    @rx.event
+    def download_sample(self):
+        columns = self.placeholders if self.agent_id else None
+        return rx.download(data=agents.sample_csv(columns), filename="sample.csv")
+
+    # --- CSV -------------------------------------------------------------------------------
+
+    @rx.event
+    async def handle_upload(self, files: list[rx.UploadFile]):
+        if not files:
+            return
+        upload = files[0]
+        self.parsing, self.form_error = True, ""
+        self._clear_recipients()
+        self.file_name = upload.filename or "recipients.csv"
+        yield
+        settings = get_settings()
+
+        def parse() -> RecipientRows:
+            rows = recipients.from_csv(
+                upload.file,
+                max_recipients=settings.max_recipients_per_batch,
+                max_bytes=settings.max_upload_bytes,
+            )
+            check = recipients.check_numbers(
+                rows, parallel=len(rows) >= settings.parallel_validation_threshold
+            )
+            recipients.apply_validity(rows, check)
+            rows.check = None  # futures stay out of the stored state
+            return rows
+
+        try:
+            self._rows = await in_thread(parse)
+        except DomainError as error:
+            self.parsing, self.file_name = False, ""
+            self.form_error = error_text(error)
+            return
+        self._refresh_preview()
+        self.parsing = False
+
+    def _refresh_preview(self) -> None:
+        rows = self._rows
+        if rows is None:
+            return
+        self.total_rows = len(rows)
+        self.invalid_count = len(rows.invalid_rows)
+        by_row: dict[str, list[str]] = {}
+        problems = []
+        for item in rows.problems.items:
+            row, column = _problem_parts(rows, item["loc"])
+            by_row.setdefault(row, []).append(
+                f"{column}: {item['message']}" if column else item["message"]
+            )
+            problems.append(ProblemRow(row, column, item["message"]))
+        self.problems = problems[:PROBLEMS_SHOWN]
+        self.more_problems = max(0, len(problems) - PROBLEMS_SHOWN)
+        self.preview_page = min(self.preview_page, max(0, -(-len(rows) // PREVIEW_PAGE) - 1))
+        start = self.preview_page * PREVIEW_PAGE
+        page = []
+        for index in range(start, min(start + PREVIEW_PAGE, len(rows))):
+            label = _row_label(rows, index)
+            page.append(
+                PreviewRow(
+                    row=label,
+                    phone=phones.for_people(rows.phones[index]) if rows.phones[index] else "",
+                    variables=", ".join(f"{k}: {v}" for k, v in rows.variables[index].items()),
+                    problem="; ".join(by_row.get(label, [])),
+                )
+            )
+        self.preview = page
+
+    @rx.event
+    def turn_preview_page(self, delta: int) -> None:
+        self.preview_page = min(max(0, self.preview_page + delta), self.preview_pages - 1)
+        self._refresh_preview()
+
+    @rx.event
+    def drop_invalid_rows(self):
+        if self._rows is None:
+            return None
+        dropped = len(self._rows.invalid_rows)
+        self._rows = recipients.drop_invalid(self._rows)
+        self._rows = recipients.validate(self._rows)
+        self._rows.check = None
+        self.preview_page = 0
+        self._refresh_preview()
+        return rx.toast.success(f"Dropped {dropped} invalid row{'s' if dropped != 1 else ''}")
+
+    @rx.event
+    def clear_file(self) -> None:
+        self._clear_recipients()
+
+    # --- rows by hand ----------------------------------------------------------------------
+
+    @rx.event
+    def add_row(self) -> None:
+        self.manual_rows = [*self.manual_rows, self._blank_row()]
+
+    @rx.event
+    def remove_row(self, index: int) -> None:
+        rows = [row for i, row in enumerate(self.manual_rows) if i != index]
+        self.manual_rows = rows or [self._blank_row()]
+
+    @rx.event
+    def set_cell(self, index: int, column: str, value: str) -> None:
+        rows = [dict(row) for row in self.manual_rows]
+        if 0 <= index < len(rows):
+            rows[index][column] = value
+        self.manual_rows = rows
+
+    def _manual_recipients(self) -> RecipientRows:
+        items = [
+            {**{k: v for k, v in row.items() if k != "phone"}, "phone": row.get("phone", "")}
+            for row in self.manual_rows
+            if any(value.strip() for value in row.values())
+        ]
+        rows = recipients.from_json(items, max_recipients=get_settings().max_recipients_per_batch)
+        return recipients.validate(rows)
+
+    # --- submit ----------------------------------------------------------------------------
+
+    def _fields(self, zone: str) -> dict[str, Any] | None:
+        errors: dict[str, str] = {}
+        fields: dict[str, Any] = {"name": self.name, "agent_id": self.agent_id}
+        if self.caller_id and self.caller_id != "agent":
+            fields["phone_number_id"] = self.caller_id
+        if self.schedule_local:
+            try:
+                when = local_to_utc(self.schedule_local, zone)
+            except ValueError:
+                errors["scheduled_at"] = "Pick a date and time."
+            else:
+                now = system_clock.now()
+                if when <= now:
+                    errors["scheduled_at"] = "That time has passed: pick a time in the future."
+                elif when > now + timedelta(days=30):
+                    errors["scheduled_at"] = "Batches can be scheduled at most 30 days ahead."
+                fields["scheduled_at"] = when.isoformat()
+        seconds = self.ringing_seconds.strip()
+        if not seconds.isdigit() or not 1 <= int(seconds) <= 80:
+            errors["ringing_timeout_ms"] = "Between 1 and 80 seconds."
+        else:
+            fields["ringing_timeout_ms"] = int(seconds) * 1000
+        if not self.name.strip():
+            errors["name"] = "Give the batch a name."
+        if not self.agent_id:
+            errors["agent_id"] = "Choose an agent."
+        self.field_errors = errors
+        return None if errors else fields
+
+    @rx.event
+    async def submit(self):
+        auth = await self.get_state(AuthState)
+        fields = self._fields(auth.timezone)
+        self.form_error = ""
+        if fields is None:
+            return
+        if self.mode == "csv":
+            if self._rows is None or not len(self._rows):
+                self.form_error = "Add recipients: drop a CSV file here, or switch to rows by hand."
+                return
+            if self._rows.invalid_rows:
+                self.form_error = "Some rows are invalid: fix the file, or drop the invalid rows."
+                return
+        workspace_id = await current_workspace(self)
+        self.submitting = True
+        yield
+        csv_rows = self._rows if self.mode == "csv" else None
+
+        def create() -> dict[str, Any]:
+            rows = csv_rows if csv_rows is not None else self._manual_recipients()
+            fresh = recipients.RecipientRows(
+                source=rows.source,
+                phones=list(rows.phones),
+                variables=rows.variables,
+                lines=rows.lines,
+                phone_fields=rows.phone_fields,
+                csv_phone_column=rows.csv_phone_column,
+                columns=rows.columns,
+            )
+            if rows.problems:
+                raise ValidationFailed(rows.problems.items)
+            batch, _ = batches.create_batch(workspace_id=workspace_id, fields=fields, rows=fresh)
+            return batch
+
+        try:
+            batch = await in_thread(create)
+        except ValidationFailed as error:
+            self.submitting = False
+            self.field_errors = {
+                str(d["loc"][0]): d["message"] for d in error.details or [] if len(d["loc"]) == 1
+            }
+            self.form_error = error_text(error)
+            return
+        except DomainError as error:
+            self.submitting = False
+            self.form_error = error_text(error)
+            return
+        self.submitting = False
+        yield rx.redirect(f"/batches/{batch['id']}")
