@@ -13,10 +13,14 @@ from batch_dashboard.api.app import create_api
 from batch_dashboard.logs import configure_logging
 from batch_dashboard.services import phones
 from batch_dashboard.settings import get_settings
+from batch_dashboard.ui.pages.agents import agents_page
 from batch_dashboard.ui.pages.batches import batch_detail_page, batches_page
 from batch_dashboard.ui.pages.landing import landing
 from batch_dashboard.ui.pages.login import login
 from batch_dashboard.ui.pages.new_batch import new_batch_page
+from batch_dashboard.ui.pages.numbers import numbers_page
+from batch_dashboard.ui.pages.settings import settings_page
+from batch_dashboard.ui.states.admin import AgentsState, NumbersState, SettingsState
 from batch_dashboard.ui.states.base import AuthState
 from batch_dashboard.ui.states.batches import BatchDetailState, BatchesState
 from batch_dashboard.ui.states.live import live_updates
@@ -84,6 +88,24 @@ app.add_page(
     route="/batches/[batch_id]",
     title="Batch · Batch calls",
     on_load=[AuthState.require_login, BatchDetailState.open],
+)
+app.add_page(
+    agents_page,
+    route="/agents",
+    title="Agents · Batch calls",
+    on_load=[AuthState.require_login, AgentsState.open],
+)
+app.add_page(
+    numbers_page,
+    route="/phone-numbers",
+    title="Phone numbers · Batch calls",
+    on_load=[AuthState.require_login, NumbersState.open],
+)
+app.add_page(
+    settings_page,
+    route="/settings",
+    title="Settings · Batch calls",
+    on_load=[AuthState.require_login, SettingsState.open],
 )
 app.register_lifespan_task(validation_pool)
 app.register_lifespan_task(embedded_worker)

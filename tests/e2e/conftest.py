@@ -126,3 +126,53 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield running
     finally:
         stop_server(running.process)
+
+
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=BROWSER_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="module")
+def quiet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server without a dialer: the test itself moves recipients, to time what the page shows."""
+    running = start_server(tmp_path_factory.mktemp("quiet"), extra_env={"BATCH_DIALER": "off"})
+    previous = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = running.database_url
+    from batch_dashboard import db
+    from batch_dashboard.settings import reload_settings
+
+    db.dispose_engines()
+    reload_settings()
+    try:
+        yield running
+    finally:
+        stop_server(running.process)
+        if previous is None:
+            os.environ.pop("DATABASE_URL", None)
+        else:
+            os.environ["DATABASE_URL"] = previous
+        db.dispose_engines()
+        reload_settings()
+
+
+def sign_in(
+    page, base_url: str, email: str = "demo@example.com", password: str = "demo-password"
+) -> None:
+    page.goto(f"{base_url}/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/batches**", timeout=20_000)
