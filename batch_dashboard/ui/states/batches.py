@@ -19,6 +19,12 @@ PAGE_SIZE = 50
 FOLLOW_SECONDS = 0.5
 
 
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    return "" if value is None else str(value)
+
+
 def _path(state: rx.State) -> str:
     return state.router.url.path.rstrip("/")
 
@@ -242,7 +248,7 @@ class BatchDetailState(rx.State):
         self.panel_collected = [
             {
                 "name": name,
-                "value": str(value.get("value", "")),
+                "value": _shown(value.get("value")),
                 "rationale": value.get("rationale", ""),
             }
             for name, value in conversation["data_collection"].items()
