@@ -24,7 +24,11 @@ run: setup
 	@PORT=$(PORT) $(BIN)/python -m batch_dashboard demo --banner
 	exec $(BIN)/reflex run --env prod --frontend-port $(PORT)
 
-test: setup
+# The browser tests drive Debian's Chromium (never a downloaded browser build).
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: setup /usr/bin/chromium
 	$(BIN)/ruff check batch_dashboard tests bench
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
