@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -446,8 +446,18 @@ def workers(env: dict[str, str], count: int, workdir: Path, tag: str) -> Iterato
         for worker in running:  # all at once, so they drain together
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(worker.pgid, signal.SIGTERM)
+        # One SIGTERM only: once a worker's event loop has closed, its handler is gone and a
+        # second SIGTERM would kill it (-15) while it exits cleanly. Stragglers: ingest's way.
+        deadline = time.monotonic() + 30
         for worker in running:
-            stop_process_group(worker.process, worker.pgid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for worker in running:
+            if worker.process.poll() is None:
+                stop_process_group(worker.process, worker.pgid)
+            else:
+                with contextlib.suppress(ProcessLookupError):  # anything it left behind
+                    os.killpg(worker.pgid, signal.SIGKILL)
         print(f"workers stopped (process groups {', '.join(str(w.pgid) for w in running)})")
 
 
@@ -569,15 +579,22 @@ def figures_for(tag: str, runs: Sequence[Run], target: float | None) -> list[Fig
 # --- profile ------------------------------------------------------------------------------
 
 
-def profile_sqlite(setup: Setup, numbers: Sequence[str], top: int, timeout: float) -> Run:
-    """`run_worker(stop)` in this process under cProfile (every thread), until completed."""
+def profile_sqlite(
+    setup: Setup, numbers: Sequence[str], top: int, timeout: float, clock: str = "wall"
+) -> Run:
+    """`run_worker(stop)` in this process under cProfile (every thread), until completed.
+
+    `clock="cpu"` times each thread's CPU (`time.thread_time`): waits for the GIL, for locks
+    and for a core on a busy machine drop out; "wall" (cProfile's default) counts them.
+    """
+    timer: tuple[Callable[[], float], ...] = (time.thread_time,) if clock == "cpu" else ()
     batch_ids = create_batches(setup, numbers)  # also sets the environment, then the settings
     from batch_dashboard.worker.main import run_worker
 
     profiles: list[cProfile.Profile] = []
 
     def profile_this_thread() -> None:  # the dialer's database work runs in to_thread
-        profile = cProfile.Profile()
+        profile = cProfile.Profile(*timer)
         profiles.append(profile)
         profile.enable()
 
@@ -602,11 +619,14 @@ def profile_sqlite(setup: Setup, numbers: Sequence[str], top: int, timeout: floa
         await run_worker(stop)
         watcher.join()
 
-    print(f"profile: {len(numbers):,} recipients, run_worker in-process under cProfile")
+    print(
+        f"profile: {len(numbers):,} recipients, run_worker in-process under cProfile "
+        f"({clock} clock)"
+    )
     done: list[float] = []
     ledger_before = ledger_count()
     launched_at = datetime.now(UTC)
-    main_profile = cProfile.Profile()
+    main_profile = cProfile.Profile(*timer)
     cpu_started = time.process_time()
     main_profile.enable()
     asyncio.run(main(done))  # shuts the default executor down, so its threads have ended
@@ -694,6 +714,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="start the workers (and wait for them) before creating the batch",
     )
+    parser.add_argument(
+        "--profile-clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="cProfile's timer: wall clock (default) or each thread's CPU time",
+    )
     parser.add_argument("--top", type=int, default=25, help="profile rows to print")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per run")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (databases, logs)")
@@ -759,7 +785,7 @@ def run(args: argparse.Namespace, workdir: Path) -> list[Figure]:
 
     if args.profile:
         setup = provision(f"sqlite:///{workdir / 'profile.db'}", 1)
-        result = profile_sqlite(setup, numbers, args.top, args.timeout)
+        result = profile_sqlite(setup, numbers, args.top, args.timeout, args.profile_clock)
         figures.append(
             Figure(
                 "SQLite in-process under cProfile: calls/s, 1 run",

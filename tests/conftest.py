@@ -175,3 +175,11 @@ def client(database: str) -> Iterator[TestClient]:
 
     with TestClient(create_api(), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Let fixtures see whether their test failed (browser tests keep a screenshot then)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -54,7 +54,14 @@ def start_server(
     tmp: Path, *, extra_env: dict[str, str] | None = None, backend_only: bool = False
 ) -> Server:
     database_url = f"sqlite:///{tmp / 'e2e.db'}"
-    env = server_env(database_url, **(extra_env or {}))
+    # Each server builds its console in its own directory: two servers (or a developer's
+    # `make run`) sharing the project's .web would rebuild it under each other's feet.
+    env = server_env(
+        database_url,
+        REFLEX_WEB_WORKDIR=str(tmp / ".web"),
+        REFLEX_STATES_WORKDIR=str(tmp / ".states"),
+        **(extra_env or {}),
+    )
     subprocess.run(
         [sys.executable, "-m", "batch_dashboard", "migrate"],
         env=env,
@@ -87,6 +94,7 @@ def start_server(
         env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -175,4 +183,4 @@ def sign_in(
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/batches**", timeout=20_000)
+    page.wait_for_url("**/batches**", timeout=45_000)

@@ -14,15 +14,22 @@ import pytest
 
 from tests.e2e.conftest import PROJECT_ROOT, server_env, sign_in
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.xdist_group("reflex-server")]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.xdist_group("processes")]
 
 
 @pytest.fixture
-def page(browser, server):
+def page(browser, server, request, tmp_path):
     context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
     page = context.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(45_000)
+    messages: list[str] = []
+    page.on("console", lambda message: messages.append(f"{message.type}: {message.text}"))
     yield page
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        page.screenshot(path=tmp_path / "failure.png")
+        print(f"\nfailure screenshot: {tmp_path / 'failure.png'} at {page.url}")
+        print("\n".join(messages[-30:]))
+        print(server.log.read_text()[-3000:])
     context.close()
 
 
@@ -155,9 +162,12 @@ def test_another_workspace_cannot_open_the_batch(page, server):
         "other-password",
     )
     with _api(server) as api:
-        batch_id = api.get("/v1/batch-calls").json()["batch_calls"][0]["id"]
+        batch_id = api.post("/v1/batch-calls", json={
+            "name": "Not yours", "agent_id": _agent_id(server),
+            "recipients": [{"phone": "+14155552671", "first_name": "Ada", "appointment_time": "3pm"}],
+        }).json()["id"]
     sign_in(page, server.url, "other@example.com", "other-password")
     page.get_by_text("No batches yet").wait_for()
     page.goto(f"{server.url}/batches/{batch_id}")
     page.get_by_text("Batch not found").wait_for()
-    assert page.get_by_text("Browser batch").count() == 0
+    assert page.get_by_text("Not yours").count() == 0

@@ -20,7 +20,7 @@ from batch_dashboard.providers.base import CallResult, CallStatus
 from batch_dashboard.services import dialing
 from tests.e2e.conftest import sign_in
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.xdist_group("reflex-server")]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.xdist_group("processes")]
 
 
 def _create_batch(server, count: int) -> str:
@@ -42,8 +42,13 @@ def _end_calls(count: int) -> int:
     now = datetime.now(UTC)
     with session_scope(write=True) as session:
         claims = dialing.claim_calls(
-            session, limit=count, now=now, lease=timedelta(seconds=60),
-            max_concurrent_calls=100_000, calls_per_second=0, default_provider="simulator",
+            session,
+            limit=count,
+            now=now,
+            lease=timedelta(seconds=60),
+            max_concurrent_calls=100_000,
+            calls_per_second=0,
+            default_provider="simulator",
         )
     done = CallResult(status=CallStatus.busy, failure_reason="busy", ended_at=now)
     with session_scope(write=True) as session:
@@ -58,11 +63,13 @@ def _create(server, count: int) -> str:
     return _create_batch(server, count)
 
 
-def _watch(browser, server, batch_id: str):  # noqa: ANN202
+def _watch(browser, server, batch_id: str):
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     frames: list[int] = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(len(payload))))
+    page.on(
+        "websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(len(payload)))
+    )
     sign_in(page, server.url)
     page.goto(f"{server.url}/batches/{batch_id}")
     page.locator("#count-failed").wait_for(timeout=30_000)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reflex-server")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("processes")]
 
 
 def test_landing_page_and_api_share_the_port(server):

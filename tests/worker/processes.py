@@ -30,6 +30,7 @@ def start_worker(database_url: str, log: Path, **env: str) -> subprocess.Popen:
         cwd=PROJECT_ROOT,
         stdout=log.open("a"),
         stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
 

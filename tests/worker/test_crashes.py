@@ -16,7 +16,7 @@ from batch_dashboard.providers.simulator import ledger_rows
 from tests.worker.helpers import assert_counts_consistent, batch_row, make_batch
 from tests.worker.processes import kill, start_worker, stop, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("processes")]
 
 
 def _check_every_recipient_ended_once(batch_id: str) -> None:

@@ -18,7 +18,7 @@ from batch_dashboard.services import agents
 from tests.worker.helpers import assert_counts_consistent, batch_row, make_batch, numbers
 from tests.worker.processes import start_worker, stop, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.xdist_group("processes")]
 
 CAP = 20
 CALLS_PER_SECOND = 100  # per caller number

@@ -413,6 +413,7 @@ def test_the_worker_delivers_every_event(tenant, receiver, private_targets, monk
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("processes")
 def test_a_crash_between_the_call_and_the_send_still_delivers(
     tenant, receiver, database, tmp_path: Path
 ):
