@@ -142,10 +142,11 @@ class Simulator(Provider):
         self.mix = parse_outcomes(settings.sim_outcomes)
         self.mean_seconds = max(0.0, settings.sim_call_seconds)
         self.seed = settings.sim_seed
+        self._random = random.Random()
 
     def _rng(self, request: CallRequest) -> random.Random:
         if self.seed is None:
-            return random.Random()
+            return self._random
         material = f"{self.seed}:{request.to}:{request.attempt_number}".encode()
         return random.Random(int.from_bytes(hashlib.sha256(material).digest()[:8], "big"))
 

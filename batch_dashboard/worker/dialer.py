@@ -152,8 +152,8 @@ class Dialer:
     async def _record_loop(self) -> None:
         while True:
             await self._ended_signal.wait()
-            if len(self._ended) < RECORD_GROUP:
-                await asyncio.sleep(RECORD_LINGER_SECONDS)  # let a few more calls end
+            if len(self._ended) < min(RECORD_GROUP, len(self.live)):
+                await asyncio.sleep(RECORD_LINGER_SECONDS)  # calls still live: let a few more end
             await self._flush()
 
     async def _flush(self) -> None:
