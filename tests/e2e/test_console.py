@@ -162,10 +162,16 @@ def test_another_workspace_cannot_open_the_batch(page, server):
         "other-password",
     )
     with _api(server) as api:
-        batch_id = api.post("/v1/batch-calls", json={
-            "name": "Not yours", "agent_id": _agent_id(server),
-            "recipients": [{"phone": "+14155552671", "first_name": "Ada", "appointment_time": "3pm"}],
-        }).json()["id"]
+        batch_id = api.post(
+            "/v1/batch-calls",
+            json={
+                "name": "Not yours",
+                "agent_id": _agent_id(server),
+                "recipients": [
+                    {"phone": "+14155552671", "first_name": "Ada", "appointment_time": "3pm"}
+                ],
+            },
+        ).json()["id"]
     sign_in(page, server.url, "other@example.com", "other-password")
     page.get_by_text("No batches yet").wait_for()
     page.goto(f"{server.url}/batches/{batch_id}")

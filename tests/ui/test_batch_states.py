@@ -1,0 +1,164 @@
+"""/batches/new and /batches/[id] handlers driven through their Reflex states, and the export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from reflex_components_core.core._upload import UploadFile
+
+from batch_dashboard.db import session_scope
+from batch_dashboard.services import batches
+from batch_dashboard.ui.states.new_batch import NewBatchState, local_to_utc
+from tests.conftest import Tenant, make_tenant
+from tests.ui.test_admin_states import run, signed_in
+from tests.worker.helpers import make_batch
+
+
+@pytest.fixture
+def tenant(sqlite_url: str) -> Tenant:
+    return make_tenant()
+
+
+def upload(text: str, name: str = "people.csv") -> list[UploadFile]:
+    data = text.encode()
+    return [UploadFile(file=io.BytesIO(data), size=len(data), path=Path(name))]
+
+
+CSV = "phone,first_name,appointment_time\n+14155552671,Ada,3pm\n4155552672,Bob,4pm\n+14155552673,Cy,5pm\n"
+
+
+def test_the_preview_marks_the_bad_row_and_drops_it(tenant):
+    state = signed_in(NewBatchState, tenant.workspace_id)
+    run(state.open())
+    assert state.agent_id == tenant.agent_id  # the first agent that can call out
+    unbound = next(o for o in state.agent_options if o.id == tenant.unbound_agent_id)
+    assert not unbound.usable and unbound.why_not == "No caller number bound"
+    run(state.handle_upload(upload(CSV)))
+    assert (state.total_rows, state.invalid_count, state.valid_count) == (3, 1, 2)
+    assert [p.row for p in state.problems] == ["Row 3"]
+    assert state.problems[0].column == "phone" and "country code" in state.problems[0].reason
+    assert state.preview[1].problem and not state.preview[0].problem
+    run(state.drop_invalid_rows())
+    assert (state.total_rows, state.invalid_count) == (2, 0)
+    state.name = "From the console"
+    events = run(state.submit())
+    assert state.form_error == "" and state.field_errors == {}
+    redirect = str(events[-1])
+    batch_id = redirect.split("/batches/")[1].split('"')[0].split("'")[0]
+    with session_scope() as session:
+        detail = batches.batch_detail(session, workspace_id=tenant.workspace_id, batch_id=batch_id)
+    assert detail["batch_call"]["total_recipients"] == 2
+
+
+def test_a_file_with_invalid_rows_is_not_started(tenant):
+    state = signed_in(NewBatchState, tenant.workspace_id)
+    run(state.open())
+    run(state.handle_upload(upload(CSV)))
+    state.name = "Has a bad row"
+    run(state.submit())
+    assert "invalid" in state.form_error
+    with session_scope() as session:
+        assert batches.list_batches(session, workspace_id=tenant.workspace_id)["batch_calls"] == []
+
+
+def test_a_binary_file_is_refused_with_a_clear_error(tenant):
+    state = signed_in(NewBatchState, tenant.workspace_id)
+    run(state.open())
+    run(
+        state.handle_upload(
+            [UploadFile(file=io.BytesIO(b"\x89PNG\x00\x00"), size=6, path=Path("a.png"))]
+        )
+    )
+    assert "binary data" in state.form_error and state.total_rows == 0
+
+
+def test_rows_by_hand_use_the_agents_placeholders(tenant):
+    state = signed_in(NewBatchState, tenant.workspace_id)
+    run(state.open())
+    run(state.set_mode("manual"))
+    assert set(state.manual_rows[0]) == {"phone", "first_name", "appointment_time"}
+    run(state.set_cell(0, "phone", "+1 415 555 2671"))
+    run(state.set_cell(0, "first_name", "Ada"))
+    run(state.add_row())
+    run(state.set_cell(1, "phone", "+14155552672"))
+    state.name = "By hand"
+    run(state.submit())
+    assert state.form_error == ""
+    with session_scope() as session:
+        [batch] = batches.list_batches(session, workspace_id=tenant.workspace_id)["batch_calls"]
+    assert batch["total_recipients"] == 2 and batch["name"] == "By hand"
+
+
+def test_schedule_rules_are_checked_before_submit(tenant):
+    state = signed_in(NewBatchState, tenant.workspace_id)
+    run(state.open())
+    run(state.handle_upload(upload("phone\n+14155552671\n")))
+    state.name = "Scheduled"
+    for when, words in (
+        ((datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"), "passed"),
+        ((datetime.now(UTC) + timedelta(days=31)).strftime("%Y-%m-%dT%H:%M"), "30 days"),
+    ):
+        state.schedule_local = when
+        run(state.submit())
+        assert words in state.field_errors["scheduled_at"]
+    state.schedule_local = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    run(state.submit())
+    assert state.field_errors == {} and state.form_error == ""
+    with session_scope() as session:
+        [batch] = batches.list_batches(session, workspace_id=tenant.workspace_id)["batch_calls"]
+    assert batch["status"] == "scheduled"
+
+
+def test_local_schedule_times_are_converted_with_the_browsers_zone():
+    assert local_to_utc("2026-07-01T09:00", "Europe/Berlin") == datetime(
+        2026, 7, 1, 7, 0, tzinfo=UTC
+    )
+    assert local_to_utc("2026-12-01T09:00", "America/New_York") == datetime(
+        2026, 12, 1, 14, 0, tzinfo=UTC
+    )
+    assert local_to_utc("2026-12-01T09:00", "Not/AZone") == datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def test_the_sample_has_the_agents_columns(tenant):
+    state = signed_in(NewBatchState, tenant.workspace_id)
+    run(state.open())
+    assert state.placeholders == ["first_name", "appointment_time"]
+    [download] = run(state.download_sample())
+    assert "sample.csv" in str(download)
+
+
+def test_export_neutralises_formulas_and_keeps_e164(tenant):
+    from batch_dashboard.services import recipients
+
+    rows = recipients.from_json(
+        [
+            {"phone": "+14155552671", "note": '=HYPERLINK("http://x")', "who": "@admin"},
+            {"phone": "+14155552672", "note": "-2+3", "who": "\tTab"},
+        ],
+        max_recipients=10,
+    )
+    batch, _ = batches.create_batch(
+        workspace_id=tenant.workspace_id,
+        fields={"name": "Export", "agent_id": tenant.agent_id},
+        rows=rows,
+    )
+    with session_scope() as session:
+        text = batches.export_results_csv(
+            session, workspace_id=tenant.workspace_id, batch_id=batch["id"]
+        )
+    table = list(csv.reader(io.StringIO(text)))
+    assert table[0][:3] == ["phone", "note", "who"]
+    assert table[1][:3] == ["'+14155552671", '\'=HYPERLINK("http://x")', "'@admin"]
+    assert table[2][:3] == ["'+14155552672", "'-2+3", "'\tTab"]
+    assert table[1][table[0].index("status")] == "pending"
+
+
+def test_another_workspace_cannot_export(tenant):
+    batch = make_batch(tenant, 1)
+    other = make_tenant("Other")
+    with session_scope() as session, pytest.raises(batches.NotFound):
+        batches.export_results_csv(session, workspace_id=other.workspace_id, batch_id=batch["id"])
