@@ -171,20 +171,14 @@ def create_phone_number(
     return record
 
 
-def create_agent(
+def _check_agent(
     session: Session,
-    *,
     workspace_id: str,
     name: str,
     prompt: str,
-    first_message: str = "",
-    phone_number_id: str | None = None,
-    webhook_url: str | None = None,
-    evaluation_criteria: list[dict[str, Any]] | None = None,
-    data_collection: list[dict[str, Any]] | None = None,
-    now: datetime | None = None,
-) -> tuple[Agent, str]:
-    """The new agent and its webhook signing secret (shown once)."""
+    phone_number_id: str | None,
+    webhook_url: str | None,
+) -> None:
     problems = Problems()
     if not 1 <= len(name.strip()) <= 200:
         problems.add(["name"], "must be 1 to 200 characters")
@@ -199,6 +193,23 @@ def create_agent(
         webhook_url, allow_private=get_settings().webhook_allow_private_targets, problems=problems
     )
     problems.raise_if_any()
+
+
+def create_agent(
+    session: Session,
+    *,
+    workspace_id: str,
+    name: str,
+    prompt: str,
+    first_message: str = "",
+    phone_number_id: str | None = None,
+    webhook_url: str | None = None,
+    evaluation_criteria: list[dict[str, Any]] | None = None,
+    data_collection: list[dict[str, Any]] | None = None,
+    now: datetime | None = None,
+) -> tuple[Agent, str]:
+    """The new agent and its webhook signing secret (shown once)."""
+    _check_agent(session, workspace_id, name, prompt, phone_number_id, webhook_url)
     secret = new_webhook_secret()
     agent = Agent(
         id=new_id("agent"),
@@ -300,23 +311,9 @@ def update_agent(
     webhook_url: str | None,
 ) -> Agent:
     agent = get_agent(session, workspace_id=workspace_id, agent_id=agent_id)
-    problems = Problems()
-    if not 1 <= len(name.strip()) <= 200:
-        problems.add(["name"], "must be 1 to 200 characters")
-    if not prompt.strip():
-        problems.add(["prompt"], "is required")
-    if phone_number_id is not None:
-        try:
-            get_phone_number(session, workspace_id=workspace_id, phone_number_id=phone_number_id)
-        except NotFound as error:
-            problems.add(["phone_number_id"], error.message)
-    if webhook_url != agent.webhook_url:
-        webhooks.check_webhook_url(
-            webhook_url,
-            allow_private=get_settings().webhook_allow_private_targets,
-            problems=problems,
-        )
-    problems.raise_if_any()
+    # An unchanged URL is not checked again: its host may be unreachable right now.
+    new_url = webhook_url if webhook_url != agent.webhook_url else None
+    _check_agent(session, workspace_id, name, prompt, phone_number_id, new_url)
     if webhook_url != agent.webhook_url:
         agent.webhook_disabled_reason = None
     agent.name, agent.prompt, agent.first_message = name.strip(), prompt, first_message

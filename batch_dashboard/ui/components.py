@@ -141,3 +141,28 @@ def local_time(value: rx.Var, *, empty: str = "—") -> rx.Component:
         rx.moment(value, format="MMM D, HH:mm", local=True),
         rx.text(empty, as_="span", color_scheme="gray"),
     )
+
+
+def shown_once(label: str, control_id: str, value: rx.Var, copied: str) -> rx.Component:
+    """A secret shown this once (API key, webhook secret), read-only with a copy button."""
+    return field(
+        label,
+        rx.hstack(
+            rx.input(
+                id=control_id,
+                value=value,
+                read_only=True,
+                flex="1",
+                style={"font_family": "var(--code-font-family)"},
+            ),
+            rx.button(
+                rx.icon("copy", size=14),
+                "Copy",
+                variant="soft",
+                on_click=[rx.set_clipboard(value), rx.toast.success(copied)],
+            ),
+            width="100%",
+            spacing="2",
+        ),
+        html_for=control_id,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from batch_dashboard.ui.components import empty_state, field, local_time, page_header
+from batch_dashboard.ui.components import empty_state, field, local_time, page_header, shown_once
 from batch_dashboard.ui.layout import frame
 from batch_dashboard.ui.states.admin import (
     NO_NUMBER,
@@ -295,30 +295,7 @@ def _secret_dialog() -> rx.Component:
                     size="1",
                     width="100%",
                 ),
-                field(
-                    "Signing secret",
-                    rx.hstack(
-                        rx.input(
-                            id="signing-secret",
-                            value=AgentsState.secret,
-                            read_only=True,
-                            flex="1",
-                            style={"font_family": "var(--code-font-family)"},
-                        ),
-                        rx.button(
-                            rx.icon("copy", size=14),
-                            "Copy",
-                            variant="soft",
-                            on_click=[
-                                rx.set_clipboard(AgentsState.secret),
-                                rx.toast.success("Secret copied"),
-                            ],
-                        ),
-                        width="100%",
-                        spacing="2",
-                    ),
-                    html_for="signing-secret",
-                ),
+                shown_once("Signing secret", "signing-secret", AgentsState.secret, "Secret copied"),
                 rx.hstack(
                     rx.button("Done", on_click=AgentsState.close_secret(False)),
                     justify="end",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from batch_dashboard.ui.components import empty_state, field, local_time, page_header
+from batch_dashboard.ui.components import empty_state, field, local_time, page_header, shown_once
 from batch_dashboard.ui.layout import frame
 from batch_dashboard.ui.states.admin import KeyRow, SettingsState
 
@@ -104,7 +104,7 @@ def _create_dialog() -> rx.Component:
         on_submit=SettingsState.create,
         reset_on_submit=False,
     )
-    shown_once = rx.vstack(
+    key_view = rx.vstack(
         rx.callout(
             "Copy it now: it will not be shown again. Send it as Authorization: Bearer <key>.",
             icon="triangle-alert",
@@ -112,30 +112,7 @@ def _create_dialog() -> rx.Component:
             size="1",
             width="100%",
         ),
-        field(
-            "API key",
-            rx.hstack(
-                rx.input(
-                    id="new-api-key",
-                    value=SettingsState.new_key,
-                    read_only=True,
-                    flex="1",
-                    style={"font_family": "var(--code-font-family)"},
-                ),
-                rx.button(
-                    rx.icon("copy", size=14),
-                    "Copy",
-                    variant="soft",
-                    on_click=[
-                        rx.set_clipboard(SettingsState.new_key),
-                        rx.toast.success("Key copied"),
-                    ],
-                ),
-                width="100%",
-                spacing="2",
-            ),
-            html_for="new-api-key",
-        ),
+        shown_once("API key", "new-api-key", SettingsState.new_key, "Key copied"),
         rx.hstack(
             rx.button("Done", on_click=SettingsState.set_create_open(False)),
             justify="end",
@@ -153,7 +130,7 @@ def _create_dialog() -> rx.Component:
                 font_size="14px",
                 margin_bottom="16px",
             ),
-            rx.cond(SettingsState.new_key, shown_once, form),
+            rx.cond(SettingsState.new_key, key_view, form),
             max_width="520px",
         ),
         open=SettingsState.create_open,
