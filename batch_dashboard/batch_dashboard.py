@@ -20,11 +20,13 @@ from batch_dashboard.ui.pages.login import login
 from batch_dashboard.ui.pages.new_batch import new_batch_page
 from batch_dashboard.ui.pages.numbers import numbers_page
 from batch_dashboard.ui.pages.settings import settings_page
+from batch_dashboard.ui.pages.wall import wall_page
 from batch_dashboard.ui.states.admin import AgentsState, NumbersState, SettingsState
 from batch_dashboard.ui.states.base import AuthState
 from batch_dashboard.ui.states.batches import BatchDetailState, BatchesState
 from batch_dashboard.ui.states.live import live_updates
 from batch_dashboard.ui.states.new_batch import NewBatchState
+from batch_dashboard.ui.states.wall import WallState
 from batch_dashboard.worker.main import run_worker
 
 configure_logging()
@@ -107,6 +109,7 @@ app.add_page(
     title="Settings · Batch calls",
     on_load=[AuthState.require_login, SettingsState.open],
 )
+app.add_page(wall_page, route="/wall", title="Wall · Batch calls", on_load=WallState.open)
 app.register_lifespan_task(validation_pool)
 app.register_lifespan_task(embedded_worker)
 app.register_lifespan_task(live_updates)

@@ -98,6 +98,20 @@ def rotate_webhook_secret(args: argparse.Namespace) -> dict[str, Any]:
         return {"agent_id": args.agent, "webhook_secret": secret, "previous_valid_for_hours": 24}
 
 
+def create_wall_token(args: argparse.Namespace) -> dict[str, Any]:
+    from batch_dashboard.services import wall
+
+    with session_scope(write=True) as session:
+        auth.get_workspace(session, workspace_id=args.workspace)
+        issued = wall.create_wall_token(session, workspace_id=args.workspace, label=args.label)
+        return {
+            "id": issued.id,
+            "token": issued.token,
+            "prefix": issued.prefix,
+            "url_path": f"/wall?token={issued.token}",
+        }
+
+
 def worker(_args: argparse.Namespace) -> None:
     from batch_dashboard.logs import configure_logging
     from batch_dashboard.worker.main import main as run_worker
@@ -150,6 +164,11 @@ def _parser() -> argparse.ArgumentParser:
         "a new webhook signing secret; the old one also signs for 24 hours",
     )
     sub.add_argument("--agent", required=True)
+    sub = command(
+        "create-wall-token", create_wall_token, "a read-only wall screen link (shown once)"
+    )
+    sub.add_argument("--workspace", required=True)
+    sub.add_argument("--label", default="")
     command("worker", worker, "run the dialer, the scheduler and webhook delivery (no web server)")
     return parser
 

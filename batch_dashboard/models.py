@@ -63,6 +63,31 @@ class ConsoleSession(SQLModel, table=True):
     expires_at: datetime
 
 
+class WallToken(SQLModel, table=True):
+    """Opens /wall for one workspace, read-only. Only the token's SHA-256 is stored."""
+
+    __tablename__ = "wall_token"
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspace.id", index=True, max_length=40)
+    label: str = Field(default="", max_length=200)
+    prefix: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class CallMinute(SQLModel, table=True):
+    """Calls that ended, per workspace and minute, kept in step with recipients: the wall
+    screen's totals and chart read a few of these rows instead of counting recipients."""
+
+    __tablename__ = "call_minute"
+    workspace_id: str = Field(foreign_key="workspace.id", primary_key=True, max_length=40)
+    minute: datetime = Field(primary_key=True)
+    placed: int = 0
+    connected: int = 0
+    failed: int = 0
+
+
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_key"
     id: str = Field(primary_key=True, max_length=40)
@@ -116,6 +141,7 @@ class Batch(SQLModel, table=True):
     __table_args__ = (
         Index("ix_batch_workspace_created", "workspace_id", "created_at", "id"),
         Index("ix_batch_status_scheduled", "status", "scheduled_at"),
+        Index("ix_batch_workspace_status", "workspace_id", "status"),
         # The workspace's calls in progress are summed over these few rows on every claim.
         Index(
             "ix_batch_live_calls",

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import String, bindparam, cast, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from batch_dashboard.ids import new_id
@@ -24,6 +26,7 @@ from batch_dashboard.models import (
     Agent,
     Batch,
     BatchStatus,
+    CallMinute,
     Conversation,
     PhoneNumber,
     Recipient,
@@ -488,6 +491,10 @@ def record_outcomes(
     # The outbox: each ended call's event commits with the call's end, or not at all.
     webhooks.enqueue(session, events=events, now=now)
     _count_ended(session, tally, now)
+    per_workspace: dict[str, Counter[str]] = defaultdict(Counter)
+    for batch_id, counts in tally.items():
+        per_workspace[batch_info[batch_id].workspace_id].update(counts)
+    count_minute(session, per_workspace=per_workspace, now=now)
     return [row.attempt_id for row in rows]
 
 
@@ -507,6 +514,29 @@ def _count_ended(session: Session, tally: dict[str, Counter[str]], now: datetime
             )
         )
     complete_finished(session, batch_ids=sorted(tally), now=now)
+
+
+def count_minute(
+    session: Session, *, per_workspace: dict[str, Counter[str]], now: datetime
+) -> None:
+    """Add ended calls to their workspace's minute (the wall screen's counters)."""
+    minute = now.replace(second=0, microsecond=0)
+    table = CallMinute.__table__
+    dialect_insert = postgresql_insert if _is_postgres(session) else sqlite_insert
+    for workspace_id in sorted(per_workspace):
+        counts = per_workspace[workspace_id]
+        values = {
+            "placed": sum(counts.values()),
+            "connected": counts["completed"],
+            "failed": counts["failed"],
+        }
+        statement = dialect_insert(table).values(workspace_id=workspace_id, minute=minute, **values)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["workspace_id", "minute"],
+                set_={name: table.c[name] + statement.excluded[name] for name in values},
+            )
+        )
 
 
 def complete_finished(session: Session, *, batch_ids: Iterable[str], now: datetime) -> int:
