@@ -27,6 +27,7 @@ from batch_dashboard.ui.states.batches import BatchDetailState, BatchesState
 from batch_dashboard.ui.states.live import live_updates
 from batch_dashboard.ui.states.new_batch import NewBatchState
 from batch_dashboard.ui.states.wall import WallState
+from batch_dashboard.ui.states.wall_tokens import WallTokensState
 from batch_dashboard.worker.main import run_worker
 
 configure_logging()
@@ -107,7 +108,7 @@ app.add_page(
     settings_page,
     route="/settings",
     title="Settings · Batch calls",
-    on_load=[AuthState.require_login, SettingsState.open],
+    on_load=[AuthState.require_login, SettingsState.open, WallTokensState.open],
 )
 app.add_page(wall_page, route="/wall", title="Wall · Batch calls", on_load=WallState.open)
 app.register_lifespan_task(validation_pool)

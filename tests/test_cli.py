@@ -194,3 +194,23 @@ def test_rotate_webhook_secret(fresh_url: str, tmp_path: Path) -> None:
         "rotate-webhook-secret", "--agent", "agent_nope", url=fresh_url, cwd=tmp_path, check=False
     )
     assert missing.returncode != 0 and "agent_nope" in missing.stderr
+
+
+def test_create_wall_token(fresh_url: str, tmp_path: Path) -> None:
+    run_cli("migrate", url=fresh_url, cwd=tmp_path)
+    ws = json.loads(run_cli("create-workspace", "A", url=fresh_url, cwd=tmp_path).stdout)[
+        "workspace_id"
+    ]
+    token = json.loads(
+        run_cli(
+            "create-wall-token", "--workspace", ws, "--label", "TV", url=fresh_url, cwd=tmp_path
+        ).stdout
+    )
+    assert (
+        token["token"].startswith("wall_") and token["url_path"] == f"/wall?token={token['token']}"
+    )
+    assert token["token"].startswith(token["prefix"])
+    missing = run_cli(
+        "create-wall-token", "--workspace", "ws_nope", url=fresh_url, cwd=tmp_path, check=False
+    )
+    assert missing.returncode != 0 and "ws_nope" in missing.stderr

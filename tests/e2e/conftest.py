@@ -51,7 +51,11 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
 
 
 def start_server(
-    tmp: Path, *, extra_env: dict[str, str] | None = None, backend_only: bool = False
+    tmp: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+    backend_only: bool = False,
+    port: int | None = None,
 ) -> Server:
     database_url = f"sqlite:///{tmp / 'e2e.db'}"
     # Each server builds its console in its own directory: two servers (or a developer's
@@ -81,7 +85,7 @@ def start_server(
             timeout=120,
         ).stdout
     )
-    port = free_port()
+    port = port or free_port()
     mode = (
         ["--backend-only", "--backend-port", str(port)]
         if backend_only
@@ -92,7 +96,7 @@ def start_server(
         [str(BIN / "reflex"), "run", "--env", "prod", *mode],
         cwd=PROJECT_ROOT,
         env=env,
-        stdout=log.open("w"),
+        stdout=log.open("a"),
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,

@@ -7,6 +7,7 @@ import reflex as rx
 from batch_dashboard.ui.components import empty_state, field, local_time, page_header, shown_once
 from batch_dashboard.ui.layout import frame
 from batch_dashboard.ui.states.admin import KeyRow, SettingsState
+from batch_dashboard.ui.states.wall_tokens import WallTokenRow, WallTokensState
 
 
 def _key_line(row: KeyRow) -> rx.Component:
@@ -170,6 +171,108 @@ def _revoke_dialog() -> rx.Component:
     )
 
 
+def _wall_row(row: WallTokenRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.code(row.prefix + "…")),
+        rx.table.cell(row.label),
+        rx.table.cell(local_time(row.created_at)),
+        rx.table.cell(
+            rx.cond(
+                row.revoked,
+                rx.badge("Revoked", color_scheme="gray", variant="outline"),
+                rx.badge("Active", color_scheme="green"),
+            )
+        ),
+        rx.table.cell(
+            rx.cond(
+                row.revoked,
+                rx.fragment(),
+                rx.button(
+                    rx.icon("ban", size=14),
+                    "Revoke",
+                    size="1",
+                    color_scheme="red",
+                    variant="soft",
+                    on_click=WallTokensState.revoke(row.id),
+                    aria_label="Revoke wall link " + row.prefix,
+                ),
+            ),
+            text_align="right",
+        ),
+    )
+
+
+def _wall_section() -> rx.Component:
+    return rx.vstack(
+        rx.heading("Wall screens", size="4"),
+        rx.text(
+            "A read-only link for an office TV: live batches, today's totals and calls per minute. "
+            "No login needed, so treat the link like a key.",
+            size="2",
+            color_scheme="gray",
+        ),
+        rx.form(
+            rx.hstack(
+                rx.box(
+                    field(
+                        "Screen name",
+                        rx.input(id="wall-label", name="wall_label", placeholder="Office TV"),
+                        html_for="wall-label",
+                    ),
+                    flex="1",
+                ),
+                rx.button(rx.icon("monitor", size=16), "Create wall link", type="submit"),
+                align="end",
+                spacing="3",
+                width="100%",
+            ),
+            on_submit=WallTokensState.create,
+            reset_on_submit=True,
+            width="100%",
+        ),
+        rx.cond(
+            WallTokensState.error,
+            rx.callout(WallTokensState.error, color_scheme="red", icon="triangle-alert"),
+        ),
+        rx.cond(
+            WallTokensState.new_link,
+            rx.vstack(
+                rx.callout(
+                    "Open this link on the screen. It is shown once.",
+                    icon="triangle-alert",
+                    color_scheme="amber",
+                    size="1",
+                    width="100%",
+                ),
+                shown_once(
+                    "Wall screen link", "wall-link", WallTokensState.new_link, "Link copied"
+                ),
+                rx.button("Done", variant="soft", on_click=WallTokensState.dismiss_link),
+                width="100%",
+            ),
+        ),
+        rx.cond(
+            WallTokensState.tokens.length() > 0,
+            rx.table.root(
+                rx.table.header(
+                    rx.table.row(
+                        *[
+                            rx.table.column_header_cell(h)
+                            for h in ("Link", "Name", "Created", "Status", "")
+                        ]
+                    )
+                ),
+                rx.table.body(rx.foreach(WallTokensState.tokens, _wall_row)),
+                variant="surface",
+                width="100%",
+            ),
+        ),
+        spacing="3",
+        width="100%",
+        margin_top="32px",
+    )
+
+
 def settings_page() -> rx.Component:
     create_button = rx.button(
         rx.icon("plus", size=16), "Create API key", on_click=SettingsState.start_create
@@ -215,6 +318,7 @@ def settings_page() -> rx.Component:
             width="100%",
             align="start",
         ),
+        _wall_section(),
         _create_dialog(),
         _revoke_dialog(),
     )

@@ -1,0 +1,220 @@
+"""Wall screen benchmark: the backend's CPU with 0, 1 and 10 wall screens open on a
+50,000-recipient batch that is running.
+
+The backend is `reflex run --env prod` (console + API on one port) with its dialer off; this
+script plays the dialer itself, ending about 50 calls a second through the service layer, so
+the batch really runs while the CPU of the backend's process tree is sampled with psutil.
+
+    python bench/wall.py [--recipients 50000] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from ingest import backend_env, free_port, provision, stop_process_group, wait_healthy  # noqa: E402
+
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@contextlib.contextmanager
+def console_backend(workdir: Path) -> Iterator[tuple[str, dict[str, str], str, str]]:
+    env = backend_env(f"sqlite:///{workdir / 'wall.db'}", dialer="off")
+    env["REFLEX_WEB_WORKDIR"] = str(workdir / ".web")
+    env["REFLEX_STATES_WORKDIR"] = str(workdir / ".states")
+    api_key, agent_id = provision(env)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = workdir / "backend.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                str(ROOT / ".venv" / "bin" / "reflex"),
+                "run",
+                "--env",
+                "prod",
+                "--frontend-port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_healthy(url, process, log, 300)
+        yield url, env, api_key, agent_id
+    finally:
+        stop_process_group(process, process.pid)
+
+
+def tree_cpu_seconds(root: psutil.Process) -> float:
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def backend_root(port: int) -> psutil.Process:
+    for connection in psutil.net_connections(kind="tcp"):
+        if connection.laddr and connection.laddr.port == port and connection.status == "LISTEN":
+            return psutil.Process(connection.pid)
+    raise RuntimeError("backend process not found")
+
+
+def play_dialer(stop: threading.Event, per_second: int) -> None:
+    from batch_dashboard.db import session_scope
+    from batch_dashboard.providers.base import CallResult, CallStatus
+    from batch_dashboard.services import dialing
+
+    while not stop.is_set():
+        now = datetime.now(UTC)
+        with session_scope(write=True) as session:
+            claims = dialing.claim_calls(
+                session,
+                limit=per_second,
+                now=now,
+                lease=timedelta(seconds=60),
+                max_concurrent_calls=100_000,
+                calls_per_second=0,
+                default_provider="simulator",
+            )
+        ok = CallResult(
+            status=CallStatus.completed,
+            started_at=now,
+            ended_at=now,
+            duration_seconds=5.0,
+            transcript=[],
+            evaluations={},
+            data_collection={},
+        )
+        with session_scope(write=True) as session:
+            dialing.record_outcomes(session, outcomes=[(c.attempt_id, ok) for c in claims], now=now)
+        stop.wait(1.0)
+
+
+def measure(root: psutil.Process, seconds: float) -> float:
+    """Percent of one core the backend used over `seconds`."""
+    before, started = tree_cpu_seconds(root), time.monotonic()
+    time.sleep(seconds)
+    return 100 * (tree_cpu_seconds(root) - before) / (time.monotonic() - started)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--recipients", type=int, default=50_000)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--calls-per-second", type=int, default=50)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-wall-") as tmp,
+        console_backend(Path(tmp)) as (url, env, key, agent),
+    ):
+        os.environ["DATABASE_URL"] = env["DATABASE_URL"]
+        lines = ["phone,first_name"] + [
+            f"+1415{2000000 + i:07d},P{i}" for i in range(args.recipients)
+        ]
+        created = httpx.post(
+            f"{url}/v1/batch-calls",
+            headers={"X-API-Key": key},
+            data={"name": "Wall bench", "agent_id": agent},
+            files={"csv_file": ("b.csv", "\n".join(lines).encode(), "text/csv")},
+            timeout=300,
+        )
+        created.raise_for_status()
+        wall_token = json.loads(
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "batch_dashboard",
+                    "create-wall-token",
+                    "--workspace",
+                    _workspace_of_key(env, key),
+                ],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )["url_path"]
+        root = backend_root(int(url.rsplit(":", 1)[1]))
+        stop = threading.Event()
+        dialer = threading.Thread(
+            target=play_dialer, args=(stop, args.calls_per_second), daemon=True
+        )
+        dialer.start()
+        results: dict[int, float] = {}
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path="/usr/bin/chromium", args=BROWSER_ARGS
+                )
+                pages = []
+                for walls in (0, 1, 10):
+                    while len(pages) < walls:
+                        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+                        page.goto(f"{url}{wall_token}")
+                        page.get_by_text("Calls today").wait_for(timeout=60_000)
+                        pages.append(page)
+                    time.sleep(3)
+                    results[walls] = measure(root, args.seconds)
+                    print(
+                        f"{walls:>2} wall screens: backend CPU {results[walls]:5.1f} % of one core"
+                    )
+                browser.close()
+        finally:
+            stop.set()
+            dialer.join(timeout=10)
+    per_wall = (results[10] - results[0]) / 10
+    print()
+    print(
+        f"recipients {args.recipients:,}, ~{args.calls_per_second} calls/s ending, {args.seconds:.0f} s per sample"
+    )
+    print(
+        f"backend CPU: 0 walls {results[0]:.1f} %, 1 wall {results[1]:.1f} %, 10 walls {results[10]:.1f} %"
+    )
+    print(
+        f"cost of one wall screen: {per_wall:.2f} % of one core (10 walls share one poll per second)"
+    )
+    return 0
+
+
+def _workspace_of_key(env: dict[str, str], key: str) -> str:
+    os.environ["DATABASE_URL"] = env["DATABASE_URL"]
+    from batch_dashboard.db import session_scope
+    from batch_dashboard.services import auth
+
+    with session_scope() as session:
+        return auth.authenticate_api_key(session, api_key=key)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
