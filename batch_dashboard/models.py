@@ -171,6 +171,10 @@ class Batch(SQLModel, table=True):
     cancelled_count: int = 0
     # Bumped by every change; live pages poll it to know when to reload.
     version: int = 0
+    # At most this many of the batch's calls at once (within the workspace's limit).
+    max_concurrency: int | None = None
+    # Set while a running batch is paused: no new dials, live calls finish.
+    paused_at: datetime | None = None
 
 
 class Recipient(SQLModel, table=True):
@@ -323,6 +327,10 @@ class BatchPublic(BaseModel):
     finished_at: str | None
     total_recipients: int
     counts: Counts
+    max_concurrency: int | None = PydanticField(
+        None, description="At most this many calls of this batch at once"
+    )
+    paused: bool = PydanticField(False, description="A paused batch places no new calls")
 
 
 class RecipientPublic(BaseModel):

@@ -81,6 +81,13 @@ CREATE_BATCH_OPENAPI: dict[str, Any] = {
                             "maximum": 80000,
                             "default": 30000,
                         },
+                        "max_concurrency": {
+                            "type": ["integer", "null"],
+                            "minimum": 1,
+                            "description": "At most this many of the batch's calls at once "
+                            "(up to BATCH_MAX_CONCURRENT_CALLS), so one big batch cannot "
+                            "starve the workspace's others",
+                        },
                         "recipients": {
                             "type": "array",
                             "minItems": 1,
@@ -146,6 +153,7 @@ CREATE_BATCH_OPENAPI: dict[str, Any] = {
                         "phone_number_id": {"type": "string"},
                         "scheduled_at": {"type": "string", "format": "date-time"},
                         "ringing_timeout_ms": {"type": "integer"},
+                        "max_concurrency": {"type": "integer"},
                     },
                 }
             },

@@ -30,6 +30,7 @@ from batch_dashboard.models import (
 from batch_dashboard.services import agents, idempotency, recipients
 from batch_dashboard.services.errors import (
     BatchNotCancellable,
+    Conflict,
     NotFound,
     Problems,
     ValidationFailed,
@@ -55,6 +56,7 @@ class BatchFields:
     phone_number_id: str | None
     scheduled_at: datetime | None
     ringing_timeout_ms: int
+    max_concurrency: int | None = None
 
 
 # --- reading the request ------------------------------------------------------------------
@@ -106,6 +108,22 @@ def _parse_timeout(value: object, problems: Problems, *, from_form: bool) -> int
     return value
 
 
+def _parse_concurrency(
+    value: object, problems: Problems, *, from_form: bool, limit: int
+) -> int | None:
+    if value is None or (from_form and value == ""):
+        return None
+    if from_form and isinstance(value, str) and value.strip().isdigit() and len(value) < 12:
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+        problems.add(
+            ["max_concurrency"],
+            f"must be an integer from 1 to {limit} (the workspace's limit of calls at once)",
+        )
+        return None
+    return value
+
+
 def _parse_id(
     fields: Mapping[str, Any], name: str, problems: Problems, *, required: bool
 ) -> str | None:
@@ -121,7 +139,12 @@ def _parse_id(
 
 
 def parse_fields(
-    fields: Mapping[str, Any], *, from_form: bool, now: datetime, problems: Problems
+    fields: Mapping[str, Any],
+    *,
+    from_form: bool,
+    now: datetime,
+    problems: Problems,
+    concurrency_limit: int = 10_000,
 ) -> BatchFields:
     name = fields.get("name")
     if not isinstance(name, str):
@@ -140,6 +163,9 @@ def parse_fields(
         scheduled_at=_parse_timestamp(fields.get("scheduled_at"), problems, now),
         ringing_timeout_ms=_parse_timeout(
             fields.get("ringing_timeout_ms"), problems, from_form=from_form
+        ),
+        max_concurrency=_parse_concurrency(
+            fields.get("max_concurrency"), problems, from_form=from_form, limit=concurrency_limit
         ),
     )
 
@@ -231,7 +257,13 @@ def _create(
     settings: Settings,
 ) -> dict[str, Any]:
     problems = Problems()
-    parsed = parse_fields(fields, from_form=from_form, now=now, problems=problems)
+    parsed = parse_fields(
+        fields,
+        from_form=from_form,
+        now=now,
+        problems=problems,
+        concurrency_limit=settings.max_concurrent_calls,
+    )
     with session_scope() as session:
         check_caller(session, workspace_id=workspace_id, fields=parsed, problems=problems)
     if len(rows) > settings.max_recipients_per_batch:
@@ -258,6 +290,7 @@ def _create(
         status=status.value,
         scheduled_at=parsed.scheduled_at,
         ringing_timeout_ms=parsed.ringing_timeout_ms,
+        max_concurrency=parsed.max_concurrency,
         created_at=now,
         total_recipients=len(rows),
         pending_count=len(rows),
@@ -335,6 +368,8 @@ def batch_public(batch: Batch) -> dict[str, Any]:
             "failed": batch.failed_count,
             "cancelled": batch.cancelled_count,
         },
+        "max_concurrency": batch.max_concurrency,
+        "paused": batch.paused_at is not None,
     }
 
 
@@ -531,6 +566,45 @@ def cancel_batch(
         raise BatchNotCancellable(
             f"batch {batch_id} is {batch.status}; only scheduled or pending batches can be cancelled"
         )
+    return batch_public(batch)
+
+
+def pause_batch(
+    session: Session, *, workspace_id: str, batch_id: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """A running batch stops placing new calls at once; calls already live finish."""
+    return _set_paused(session, workspace_id, batch_id, now or system_clock.now())
+
+
+def resume_batch(session: Session, *, workspace_id: str, batch_id: str) -> dict[str, Any]:
+    return _set_paused(session, workspace_id, batch_id, None)
+
+
+def _set_paused(
+    session: Session, workspace_id: str, batch_id: str, paused_at: datetime | None
+) -> dict[str, Any]:
+    if not is_clean_id(batch_id):
+        raise NotFound(f"no batch call {batch_id}")
+    table = Batch.__table__
+    # A compare-and-set on the batch row: a claim already holding that row finishes first,
+    # every claim after it sees the pause.
+    session.execute(
+        update(table)
+        .where(
+            table.c.id == batch_id,
+            table.c.workspace_id == workspace_id,
+            table.c.status == BatchStatus.running.value,
+            table.c.paused_at.is_(None)
+            if paused_at is not None
+            else table.c.paused_at.is_not(None),
+        )
+        .values(paused_at=paused_at, version=table.c.version + 1)
+    )
+    session.expire_all()
+    batch = _get_batch(session, workspace_id, batch_id)
+    if batch.status != BatchStatus.running.value:
+        verb = "paused" if paused_at is not None else "resumed"
+        raise Conflict(f"batch {batch_id} is {batch.status}; only running batches can be {verb}")
     return batch_public(batch)
 
 

@@ -187,7 +187,11 @@ def _start_batch(session: Session, batch_id: str, now: datetime) -> bool:
     """
     row = session.execute(
         update(batches_t)
-        .where(batches_t.c.id == batch_id, batches_t.c.status.in_(LIVE_BATCH))
+        .where(
+            batches_t.c.id == batch_id,
+            batches_t.c.status.in_(LIVE_BATCH),
+            batches_t.c.paused_at.is_(None),
+        )
         .values(
             status=BatchStatus.running.value,
             started_at=func.coalesce(batches_t.c.started_at, now),
@@ -265,8 +269,14 @@ def claim_calls(
             batches_t.c.agent_id,
             batches_t.c.phone_number_id,
             batches_t.c.ringing_timeout_ms,
+            batches_t.c.max_concurrency,
+            batches_t.c.dialing_count,
         )
-        .where(batches_t.c.status.in_(LIVE_BATCH), batches_t.c.pending_count > 0)
+        .where(
+            batches_t.c.status.in_(LIVE_BATCH),
+            batches_t.c.pending_count > 0,
+            batches_t.c.paused_at.is_(None),
+        )
         .order_by(batches_t.c.created_at, batches_t.c.id)
         .limit(CANDIDATE_BATCHES)
     ).all()
@@ -313,6 +323,8 @@ def _claim_in_workspace(
             continue
         assert agent is not None and number is not None
         count = min(share, _pacing_allowance(number, calls_per_second, now))
+        if batch.max_concurrency is not None:
+            count = min(count, batch.max_concurrency - batch.dialing_count)
         if count <= 0 or not _start_batch(session, batch.id, now):
             continue
         rows = _claim_recipients(session, batch.id, count, now, lease_until)

@@ -548,3 +548,36 @@ def test_unknown_v1_route_is_a_json_404(client):
     response = client.get("/v1/nothing-here")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_pause_and_resume(client, tenant):
+    from tests.worker.helpers import claim
+
+    batch = _create(client, tenant, max_concurrency=1)
+    assert batch["max_concurrency"] == 1 and batch["paused"] is False
+    refused = client.post(f"/v1/batch-calls/{batch['id']}/pause", headers=tenant.headers)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "conflict"
+    assert len(claim(now=datetime.now(UTC))) == 1  # the batch is running now, one call at a time
+    paused = client.post(f"/v1/batch-calls/{batch['id']}/pause", headers=tenant.headers)
+    assert paused.status_code == 200 and paused.json()["paused"] is True
+    assert client.get(f"/v1/batch-calls/{batch['id']}", headers=tenant.headers).json()[
+        "batch_call"
+    ]["paused"]
+    resumed = client.post(f"/v1/batch-calls/{batch['id']}/resume", headers=tenant.headers)
+    assert resumed.status_code == 200 and resumed.json()["paused"] is False
+    assert (
+        client.post("/v1/batch-calls/batch_nope/pause", headers=tenant.headers).status_code == 404
+    )
+
+
+def test_max_concurrency_is_validated(client, tenant):
+    for value in (0, 11, "x", True, 2.5):
+        response = client.post(
+            "/v1/batch-calls",
+            json=batch_body(tenant, max_concurrency=value),
+            headers=tenant.headers,
+        )
+        assert response.status_code == 422, value
+        assert error_locs(response) == [["max_concurrency"]]
+    response = _post_csv(client, tenant, "phone\n+14155552671\n", max_concurrency="3")
+    assert response.status_code == 202 and response.json()["max_concurrency"] == 3

@@ -221,3 +221,46 @@ def test_renewed_leases_do_not_expire(tenant):
             session, now=START + timedelta(seconds=30), limit=10, default_provider="simulator"
         )
     assert found == []
+
+
+def test_a_paused_batch_places_no_new_calls_until_resumed(tenant):
+    batch = make_batch(tenant, 6)
+    first = claim(limit=2)
+    with session_scope(write=True) as session:
+        paused = batches.pause_batch(
+            session, workspace_id=tenant.workspace_id, batch_id=batch["id"]
+        )
+    assert paused["paused"] is True and paused["status"] == "running"
+    assert claim() == []
+    # Calls already live finish and are recorded.
+    done = CallResult(status=CallStatus.busy, failure_reason="busy", ended_at=START)
+    assert len(record([(c.attempt_id, done) for c in first])) == 2
+    with session_scope(write=True) as session:
+        again = batches.pause_batch(session, workspace_id=tenant.workspace_id, batch_id=batch["id"])
+    assert again["paused"] is True
+    with session_scope(write=True) as session:
+        resumed = batches.resume_batch(
+            session, workspace_id=tenant.workspace_id, batch_id=batch["id"]
+        )
+    assert resumed["paused"] is False
+    assert len(claim()) == 4
+    assert_counts_consistent(batch["id"])
+
+
+def test_only_running_batches_pause(tenant):
+    from batch_dashboard.services.errors import Conflict
+
+    pending = make_batch(tenant, 1)
+    with session_scope(write=True) as session, pytest.raises(Conflict):
+        batches.pause_batch(session, workspace_id=tenant.workspace_id, batch_id=pending["id"])
+    with session_scope(write=True) as session, pytest.raises(Conflict):
+        batches.resume_batch(session, workspace_id=tenant.workspace_id, batch_id=pending["id"])
+
+
+def test_a_batch_never_exceeds_its_own_concurrency(tenant):
+    capped = make_batch(tenant, 10, max_concurrency=2)
+    other = make_batch(tenant, 10)
+    claims = claim(cap=10)
+    assert sum(c.batch_id == capped["id"] for c in claims) == 2
+    assert sum(c.batch_id == other["id"] for c in claims) >= 3
+    assert all(c.batch_id != capped["id"] for c in claim(cap=10))

@@ -27,7 +27,14 @@ from batch_dashboard.settings import get_settings
 router = APIRouter(prefix="/v1/batch-calls", tags=["Batch calls"])
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-FORM_FIELDS = ("name", "agent_id", "phone_number_id", "scheduled_at", "ringing_timeout_ms")
+FORM_FIELDS = (
+    "name",
+    "agent_id",
+    "phone_number_id",
+    "scheduled_at",
+    "ringing_timeout_ms",
+    "max_concurrency",
+)
 # Room for the multipart envelope and the form's other fields around a maximal CSV.
 _MULTIPART_ENVELOPE = 64 * 1024
 
@@ -251,4 +258,32 @@ def cancel_batch_call(
 ) -> Response:
     return FastJSONResponse(
         batches.cancel_batch(session, workspace_id=workspace_id, batch_id=batch_id)
+    )
+
+
+@router.post(
+    "/{batch_id}/pause",
+    summary="Pause a running batch: no new calls; calls already live finish",
+    response_model=BatchPublic,
+    responses=ERRORS,
+)
+def pause_batch_call(
+    batch_id: str, session: WriteSessionDep, workspace_id: WorkspaceId
+) -> Response:
+    return FastJSONResponse(
+        batches.pause_batch(session, workspace_id=workspace_id, batch_id=batch_id)
+    )
+
+
+@router.post(
+    "/{batch_id}/resume",
+    summary="Resume a paused batch",
+    response_model=BatchPublic,
+    responses=ERRORS,
+)
+def resume_batch_call(
+    batch_id: str, session: WriteSessionDep, workspace_id: WorkspaceId
+) -> Response:
+    return FastJSONResponse(
+        batches.resume_batch(session, workspace_id=workspace_id, batch_id=batch_id)
     )

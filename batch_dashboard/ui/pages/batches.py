@@ -371,6 +371,23 @@ def batch_detail_page() -> rx.Component:
                     page_header(
                         "",
                         rx.cond(cancellable, _cancel_dialog()),
+                        rx.cond(
+                            batch.status == "running",
+                            rx.cond(
+                                batch.paused,
+                                rx.button(
+                                    rx.icon("play", size=16),
+                                    "Resume",
+                                    on_click=BatchDetailState.set_paused(False),
+                                ),
+                                rx.button(
+                                    rx.icon("pause", size=16),
+                                    "Pause",
+                                    variant="soft",
+                                    on_click=BatchDetailState.set_paused(True),
+                                ),
+                            ),
+                        ),
                         rx.button(
                             rx.icon("download", size=16),
                             "Export results",
@@ -380,6 +397,10 @@ def batch_detail_page() -> rx.Component:
                         subtitle=rx.hstack(
                             rx.heading(batch.name, size="6"),
                             status_badge(batch.status),
+                            rx.cond(
+                                batch.paused,
+                                rx.badge("Paused", color_scheme="amber", radius="full"),
+                            ),
                             align="center",
                             spacing="3",
                         ),

@@ -81,6 +81,19 @@ def _details_card() -> rx.Component:
                     html_for="caller-id",
                 ),
                 field(
+                    "Max concurrent calls",
+                    rx.input(
+                        id="max-concurrency",
+                        type="number",
+                        min=1,
+                        placeholder="No limit",
+                        value=NewBatchState.max_concurrency,
+                        on_change=NewBatchState.set_max_concurrency,
+                    ),
+                    error=NewBatchState.field_errors.get("max_concurrency", ""),
+                    html_for="max-concurrency",
+                ),
+                field(
                     "Ringing timeout (seconds)",
                     rx.input(
                         id="ringing",

@@ -286,6 +286,28 @@ class BatchDetailState(rx.State):
         yield rx.toast.success("Batch cancelled")
 
     @rx.event
+    async def set_paused(self, paused: bool):
+        workspace_id, batch_id = await current_workspace(self), self.viewing_id
+
+        def change() -> dict:
+            with session_scope(write=True) as session:
+                if paused:
+                    return batches.pause_batch(
+                        session, workspace_id=workspace_id, batch_id=batch_id
+                    )
+                return batches.resume_batch(session, workspace_id=workspace_id, batch_id=batch_id)
+
+        try:
+            await in_thread(change)
+        except DomainError as error:
+            yield rx.toast.error(error_text(error))
+            return
+        shared = await self.get_state(BatchLive)
+        snapshot = await in_thread(live.batch_snapshot, workspace_id, batch_id)
+        shared.batch, shared.first_page, shared.calls_per_minute, shared.version = snapshot
+        yield rx.toast.success("Batch paused: no new calls" if paused else "Batch resumed")
+
+    @rx.event
     async def export(self):
         workspace_id, batch_id = await current_workspace(self), self.viewing_id
 

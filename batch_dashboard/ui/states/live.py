@@ -59,6 +59,8 @@ class BatchRow:
     finished_at: str = ""
     caller_number: str = ""
     ringing_timeout_s: int = 0
+    paused: bool = False
+    max_concurrency: int = 0
 
 
 @dataclasses.dataclass
@@ -96,6 +98,8 @@ def batch_row(public: dict[str, Any], agent_name: str = "", caller: str = "") ->
         finished_at=public["finished_at"] or "",
         caller_number=caller,
         ringing_timeout_s=public["ringing_timeout_ms"] // 1000,
+        paused=public["paused"],
+        max_concurrency=public["max_concurrency"] or 0,
     )
 
 

@@ -108,6 +108,7 @@ class NewBatchState(rx.State):
     caller_id: str = "agent"
     schedule_local: str = ""
     ringing_seconds: str = "30"
+    max_concurrency: str = ""
     mode: str = "csv"
     agent_options: list[AgentOption] = []
     number_options: list[NumberOption] = []
@@ -153,6 +154,7 @@ class NewBatchState(rx.State):
             return
         self.agent_options, self.number_options = await in_thread(_options, workspace_id)
         self.name, self.caller_id, self.schedule_local, self.ringing_seconds = "", "agent", "", "30"
+        self.max_concurrency = ""
         self.field_errors, self.form_error, self.mode = {}, "", "csv"
         usable = [option.id for option in self.agent_options if option.usable]
         self.agent_id = usable[0] if usable else ""
@@ -190,6 +192,10 @@ class NewBatchState(rx.State):
     @rx.event
     def set_ringing_seconds(self, value: str) -> None:
         self.ringing_seconds = value
+
+    @rx.event
+    def set_max_concurrency(self, value: str) -> None:
+        self.max_concurrency = value
 
     @rx.event
     def set_mode(self, value: str | list[str]) -> None:
@@ -339,6 +345,14 @@ class NewBatchState(rx.State):
             errors["ringing_timeout_ms"] = "Between 1 and 80 seconds."
         else:
             fields["ringing_timeout_ms"] = int(seconds) * 1000
+        limit = self.max_concurrency.strip()
+        if limit:
+            if not limit.isdigit() or not 1 <= int(limit) <= get_settings().max_concurrent_calls:
+                errors["max_concurrency"] = (
+                    f"Between 1 and {get_settings().max_concurrent_calls}, or empty for no limit."
+                )
+            else:
+                fields["max_concurrency"] = int(limit)
         if not self.name.strip():
             errors["name"] = "Give the batch a name."
         if not self.agent_id:
