@@ -77,6 +77,7 @@ def create_agent(args: argparse.Namespace) -> dict[str, Any]:
             first_message=args.first_message,
             phone_number_id=args.phone_number_id,
             webhook_url=args.webhook_url,
+            opt_out_field=args.opt_out_field,
         )
         return {**agents.agent_public(agent), "webhook_secret": secret}
 
@@ -154,6 +155,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--first-message", default="")
     sub.add_argument("--phone-number-id", default=None)
     sub.add_argument("--webhook-url", default=None)
+    sub.add_argument(
+        "--opt-out-field",
+        default=None,
+        help="data-collection field whose true value adds the callee to the do-not-call list",
+    )
     sub = command("create-user", create_user, "a console login")
     sub.add_argument("--workspace", required=True)
     sub.add_argument("--email", required=True)

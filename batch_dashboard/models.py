@@ -76,6 +76,17 @@ class WallToken(SQLModel, table=True):
     revoked_at: datetime | None = None
 
 
+class DoNotCall(SQLModel, table=True):
+    """Numbers a workspace must never call; checked at the moment of dialing."""
+
+    __tablename__ = "do_not_call"
+    workspace_id: str = Field(foreign_key="workspace.id", primary_key=True, max_length=40)
+    phone: str = Field(primary_key=True, max_length=20)
+    reason: str = Field(default="", max_length=500)
+    source: str = Field(default="api", max_length=20)  # api, console, import, opt_out
+    created_at: datetime
+
+
 class CallMinute(SQLModel, table=True):
     """Calls that ended, per workspace and minute, kept in step with recipients: the wall
     screen's totals and chart read a few of these rows instead of counting recipients."""
@@ -125,6 +136,9 @@ class Agent(SQLModel, table=True):
     webhook_secret_previous: str | None = Field(default=None, max_length=200)
     webhook_secret_rotated_at: datetime | None = None
     webhook_disabled_reason: str | None = Field(default=None, max_length=500)
+    # The data-collection field that says the callee opted out: a true value adds the number
+    # to the workspace's do-not-call list.
+    opt_out_field: str | None = Field(default=None, max_length=64)
     # [{"name": ..., "description": ...}]
     evaluation_criteria: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
@@ -175,6 +189,8 @@ class Batch(SQLModel, table=True):
     max_concurrency: int | None = None
     # Set while a running batch is paused: no new dials, live calls finish.
     paused_at: datetime | None = None
+    # {"max_attempts", "retry_on": [...], "delay_seconds"}; None: one attempt.
+    retry_policy: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Recipient(SQLModel, table=True):

@@ -12,7 +12,14 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from batch_dashboard.api.routes import agents, batches, health, provider_events, webhooks
+from batch_dashboard.api.routes import (
+    agents,
+    batches,
+    do_not_call,
+    health,
+    provider_events,
+    webhooks,
+)
 from batch_dashboard.services.errors import DomainError, NotFound, RateLimited
 
 log = logging.getLogger(__name__)
@@ -113,6 +120,7 @@ def create_api() -> FastAPI:
     api.include_router(batches.router)
     api.include_router(agents.router)
     api.include_router(webhooks.router)
+    api.include_router(do_not_call.router)
     api.include_router(provider_events.router)
 
     @api.api_route(

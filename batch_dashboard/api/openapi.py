@@ -88,6 +88,25 @@ CREATE_BATCH_OPENAPI: dict[str, Any] = {
                             "(up to BATCH_MAX_CONCURRENT_CALLS), so one big batch cannot "
                             "starve the workspace's others",
                         },
+                        "retry_policy": {
+                            "type": ["object", "null"],
+                            "description": "Try failed calls again: after `delay_seconds`, up to "
+                            "`max_attempts` attempts in all, for the reasons in `retry_on`",
+                            "properties": {
+                                "max_attempts": {"type": "integer", "minimum": 1, "maximum": 10},
+                                "retry_on": {
+                                    "type": "array",
+                                    "items": {
+                                        "enum": ["no_answer", "busy", "voicemail", "provider_error"]
+                                    },
+                                },
+                                "delay_seconds": {
+                                    "type": "integer",
+                                    "minimum": 60,
+                                    "maximum": 86400,
+                                },
+                            },
+                        },
                         "recipients": {
                             "type": "array",
                             "minItems": 1,
@@ -154,6 +173,10 @@ CREATE_BATCH_OPENAPI: dict[str, Any] = {
                         "scheduled_at": {"type": "string", "format": "date-time"},
                         "ringing_timeout_ms": {"type": "integer"},
                         "max_concurrency": {"type": "integer"},
+                        "retry_policy": {
+                            "type": "string",
+                            "description": "The retry policy as JSON",
+                        },
                     },
                 }
             },

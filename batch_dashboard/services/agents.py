@@ -206,6 +206,7 @@ def create_agent(
     webhook_url: str | None = None,
     evaluation_criteria: list[dict[str, Any]] | None = None,
     data_collection: list[dict[str, Any]] | None = None,
+    opt_out_field: str | None = None,
     now: datetime | None = None,
 ) -> tuple[Agent, str]:
     """The new agent and its webhook signing secret (shown once)."""
@@ -222,6 +223,7 @@ def create_agent(
         webhook_secret=secret,
         evaluation_criteria=evaluation_criteria or [],
         data_collection=data_collection or [],
+        opt_out_field=opt_out_field or None,
         created_at=now or system_clock.now(),
     )
     session.add(agent)

@@ -6,6 +6,7 @@ import base64
 import binascii
 import csv
 import io
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,6 +58,7 @@ class BatchFields:
     scheduled_at: datetime | None
     ringing_timeout_ms: int
     max_concurrency: int | None = None
+    retry_policy: dict[str, Any] | None = None
 
 
 # --- reading the request ------------------------------------------------------------------
@@ -124,6 +126,44 @@ def _parse_concurrency(
     return value
 
 
+RETRY_ON = ("no_answer", "busy", "voicemail", "provider_error")
+
+
+def _parse_retry_policy(
+    value: object, problems: Problems, *, from_form: bool
+) -> dict[str, Any] | None:
+    if value is None or (from_form and value == ""):
+        return None
+    if from_form and isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            problems.add(["retry_policy"], "must be a JSON object")
+            return None
+    if not isinstance(value, dict):
+        problems.add(
+            ["retry_policy"], "must be an object with max_attempts, retry_on, delay_seconds"
+        )
+        return None
+    unknown = set(value) - {"max_attempts", "retry_on", "delay_seconds"}
+    for name in sorted(unknown):
+        problems.add(["retry_policy", name], "is not a retry policy field")
+    attempts = value.get("max_attempts", 1)
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 10:
+        problems.add(["retry_policy", "max_attempts"], "must be an integer from 1 to 10")
+    retry_on = value.get("retry_on", list(RETRY_ON))
+    if not isinstance(retry_on, list) or not all(
+        isinstance(r, str) and r in RETRY_ON for r in retry_on
+    ):
+        problems.add(["retry_policy", "retry_on"], f"must be a list of: {', '.join(RETRY_ON)}")
+    delay = value.get("delay_seconds", 600)
+    if not isinstance(delay, int) or isinstance(delay, bool) or not 60 <= delay <= 86_400:
+        problems.add(["retry_policy", "delay_seconds"], "must be an integer from 60 to 86400")
+    if unknown:
+        return None
+    return {"max_attempts": attempts, "retry_on": retry_on, "delay_seconds": delay}
+
+
 def _parse_id(
     fields: Mapping[str, Any], name: str, problems: Problems, *, required: bool
 ) -> str | None:
@@ -167,6 +207,7 @@ def parse_fields(
         max_concurrency=_parse_concurrency(
             fields.get("max_concurrency"), problems, from_form=from_form, limit=concurrency_limit
         ),
+        retry_policy=_parse_retry_policy(fields.get("retry_policy"), problems, from_form=from_form),
     )
 
 
@@ -291,6 +332,7 @@ def _create(
         scheduled_at=parsed.scheduled_at,
         ringing_timeout_ms=parsed.ringing_timeout_ms,
         max_concurrency=parsed.max_concurrency,
+        retry_policy=parsed.retry_policy,
         created_at=now,
         total_recipients=len(rows),
         pending_count=len(rows),
@@ -370,6 +412,7 @@ def batch_public(batch: Batch) -> dict[str, Any]:
         },
         "max_concurrency": batch.max_concurrency,
         "paused": batch.paused_at is not None,
+        "retry_policy": batch.retry_policy,
     }
 
 
@@ -567,6 +610,64 @@ def cancel_batch(
             f"batch {batch_id} is {batch.status}; only scheduled or pending batches can be cancelled"
         )
     return batch_public(batch)
+
+
+def retry_batch(
+    session: Session, *, workspace_id: str, batch_id: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """Dial a completed batch's failed and unanswered recipients again, as new attempts."""
+    now = now or system_clock.now()
+    if not is_clean_id(batch_id):
+        raise NotFound(f"no batch call {batch_id}")
+    table, recipients_table = Batch.__table__, Recipient.__table__
+    reopened = session.execute(
+        update(table)
+        .where(
+            table.c.id == batch_id,
+            table.c.workspace_id == workspace_id,
+            table.c.status == BatchStatus.completed.value,
+        )
+        .values(status=BatchStatus.running.value, finished_at=None, version=table.c.version + 1)
+    ).rowcount
+    if reopened != 1:
+        batch = _get_batch(session, workspace_id, batch_id)
+        raise Conflict(f"batch {batch_id} is {batch.status}; only completed batches can be retried")
+    again = (
+        session.execute(
+            update(recipients_table)
+            .where(
+                recipients_table.c.batch_id == batch_id,
+                recipients_table.c.status == RecipientStatus.failed.value,
+                recipients_table.c.failure_reason.in_(RETRIABLE_REASONS),
+            )
+            .values(status=RecipientStatus.pending.value, next_attempt_at=None, attempt_id=None)
+        ).rowcount
+        or 0
+    )
+    session.execute(
+        update(table)
+        .where(table.c.id == batch_id)
+        .values(
+            pending_count=table.c.pending_count + again,
+            failed_count=table.c.failed_count - again,
+            finished_at=None if again else now,
+            status=BatchStatus.running.value if again else BatchStatus.completed.value,
+        )
+    )
+    session.expire_all()
+    return batch_public(_get_batch(session, workspace_id, batch_id))
+
+
+# Never redialled: the number is listed, invalid, or the batch could not be dialed at all.
+RETRIABLE_REASONS = (
+    "no_answer",
+    "busy",
+    "voicemail",
+    "call_failed",
+    "provider_error",
+    "outcome_unknown",
+    "hung_up",
+)
 
 
 def pause_batch(

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import String, bindparam, cast, func, insert, literal, select, update
+from sqlalchemy import String, bindparam, cast, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -34,7 +34,7 @@ from batch_dashboard.models import (
     Workspace,
 )
 from batch_dashboard.providers.base import AgentSnapshot, CallRequest, CallResult, CallStatus
-from batch_dashboard.services import webhooks
+from batch_dashboard.services import dnc, webhooks
 
 recipients_t = Recipient.__table__
 batches_t = Batch.__table__
@@ -209,6 +209,7 @@ def _claim_recipients(
         .where(
             recipients_t.c.batch_id == batch_id,
             recipients_t.c.status == RecipientStatus.pending.value,
+            or_(recipients_t.c.next_attempt_at.is_(None), recipients_t.c.next_attempt_at <= now),
         )
         .order_by(recipients_t.c.position)
         .limit(count)
@@ -330,15 +331,39 @@ def _claim_in_workspace(
         rows = _claim_recipients(session, batch.id, count, now, lease_until)
         if not rows:
             continue
+        # Checked at the moment of dialing, so a number listed mid-batch is never called.
+        blocked = dnc.listed(
+            session, workspace_id=batch.workspace_id, numbers=[r.phone for r in rows]
+        )
+        if blocked:
+            session.execute(
+                update(recipients_t)
+                .where(recipients_t.c.id.in_([r.id for r in rows if r.phone in blocked]))
+                .values(
+                    status=RecipientStatus.failed.value,
+                    failure_reason="do_not_call",
+                    attempt_id=None,
+                    attempts=recipients_t.c.attempts - 1,
+                    lease_expires_at=None,
+                    ended_at=now,
+                )
+            )
+        dialed = [row for row in rows if row.phone not in blocked]
         session.execute(
             update(batches_t)
             .where(batches_t.c.id == batch.id)
             .values(
                 pending_count=batches_t.c.pending_count - len(rows),
-                dialing_count=batches_t.c.dialing_count + len(rows),
+                dialing_count=batches_t.c.dialing_count + len(dialed),
+                failed_count=batches_t.c.failed_count + (len(rows) - len(dialed)),
                 version=batches_t.c.version + 1,
             )
         )
+        if blocked:
+            complete_finished(session, batch_ids=[batch.id], now=now)
+        rows = dialed
+        if not rows:
+            continue
         if calls_per_second > 0:
             number.next_dial_at = now + timedelta(seconds=len(rows) / calls_per_second)
             session.add(number)
@@ -393,6 +418,7 @@ def record_outcomes(
             recipients_t.c.started_at,
             recipients_t.c.phone,
             recipients_t.c.dynamic_vars,
+            recipients_t.c.attempts,
         )
         .where(
             recipients_t.c.attempt_id.in_(list(results)),
@@ -416,6 +442,8 @@ def record_outcomes(
                 batches_t.c.agent_id,
                 agents_t.c.webhook_url,
                 agents_t.c.webhook_disabled_reason,
+                agents_t.c.opt_out_field,
+                batches_t.c.retry_policy,
             )
             .join(agents_t, agents_t.c.id == batches_t.c.agent_id)
             .where(batches_t.c.id.in_(batch_ids))
@@ -425,11 +453,29 @@ def record_outcomes(
     conversations: list[dict[str, Any]] = []
     events: list[tuple[dict[str, Any], dict[str, Any]]] = []
     tally: dict[str, Counter[str]] = defaultdict(Counter)
+    opted_out: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for row in rows:
         result = results[row.attempt_id]
         status, reason = _recipient_outcome(result)
         info = batch_info[row.batch_id]
         ended = result.ended_at or now
+        retry_at = _retry_at(info.retry_policy, row.attempts, reason, ended)
+        if retry_at is not None:
+            # Not the end of this recipient: back in line for another attempt, no event yet.
+            updates.append(
+                {
+                    "rid": row.id,
+                    "new_status": RecipientStatus.pending.value,
+                    "reason": reason,
+                    "ended": ended,
+                    "duration": None,
+                    "conversation": None,
+                    "next_at": retry_at,
+                    "attempt": None,
+                }
+            )
+            tally[row.batch_id]["retry"] += 1
+            continue
         conversation = None
         if result.connected:
             conversation = {
@@ -456,9 +502,17 @@ def record_outcomes(
                 "ended": ended,
                 "duration": duration,
                 "conversation": conversation["id"] if conversation else None,
+                "next_at": None,
+                "attempt": row.attempt_id,
             }
         )
         tally[row.batch_id][status] += 1
+        if (
+            conversation
+            and info.opt_out_field
+            and _said_yes(conversation["data_collection"].get(info.opt_out_field))
+        ):
+            opted_out[info.workspace_id].append((row.phone, conversation["id"]))
         if info.webhook_url and not info.webhook_disabled_reason:
             recipient = {
                 "id": row.id,
@@ -494,10 +548,22 @@ def record_outcomes(
             ended_at=bindparam("ended"),
             duration_seconds=bindparam("duration"),
             conversation_id=bindparam("conversation"),
+            next_attempt_at=bindparam("next_at"),
+            attempt_id=bindparam("attempt"),
             lease_expires_at=None,
         ),
         updates,
     )
+    for workspace_id, numbers in opted_out.items():
+        for phone, conversation_id in numbers:
+            dnc.add_numbers(
+                session,
+                workspace_id=workspace_id,
+                numbers=[phone],
+                source="opt_out",
+                reason=f"Opted out during conversation {conversation_id}",
+                now=now,
+            )
     if conversations:
         session.execute(insert(conversations_t), conversations)
     # The outbox: each ended call's event commits with the call's end, or not at all.
@@ -508,6 +574,31 @@ def record_outcomes(
         per_workspace[batch_info[batch_id].workspace_id].update(counts)
     count_minute(session, per_workspace=per_workspace, now=now)
     return [row.attempt_id for row in rows]
+
+
+RETRYABLE = {
+    "no_answer": "no_answer",
+    "busy": "busy",
+    "voicemail": "voicemail",
+    "provider_error": "provider_error",
+    "call_failed": "provider_error",
+}
+
+
+def _retry_at(
+    policy: dict[str, Any] | None, attempts: int, reason: str | None, ended: datetime
+) -> datetime | None:
+    """When a failed attempt is tried again under the batch's retry policy, or None."""
+    if not policy or reason is None or attempts >= policy.get("max_attempts", 1):
+        return None
+    if RETRYABLE.get(reason) not in policy.get("retry_on", []):
+        return None
+    return ended + timedelta(seconds=policy.get("delay_seconds", 60))
+
+
+def _said_yes(item: object) -> bool:
+    value = item.get("value") if isinstance(item, dict) else None
+    return value is True or (isinstance(value, str) and value.strip().lower() in ("yes", "true"))
 
 
 def _count_ended(session: Session, tally: dict[str, Counter[str]], now: datetime) -> None:
@@ -522,6 +613,7 @@ def _count_ended(session: Session, tally: dict[str, Counter[str]], now: datetime
                 dialing_count=batches_t.c.dialing_count - ended,
                 completed_count=batches_t.c.completed_count + counts["completed"],
                 failed_count=batches_t.c.failed_count + counts["failed"],
+                pending_count=batches_t.c.pending_count + counts["retry"],
                 version=batches_t.c.version + 1,
             )
         )

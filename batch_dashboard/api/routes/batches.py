@@ -34,6 +34,7 @@ FORM_FIELDS = (
     "scheduled_at",
     "ringing_timeout_ms",
     "max_concurrency",
+    "retry_policy",
 )
 # Room for the multipart envelope and the form's other fields around a maximal CSV.
 _MULTIPART_ENVELOPE = 64 * 1024
@@ -286,4 +287,25 @@ def resume_batch_call(
 ) -> Response:
     return FastJSONResponse(
         batches.resume_batch(session, workspace_id=workspace_id, batch_id=batch_id)
+    )
+
+
+@router.post(
+    "/{batch_id}/retry",
+    summary="Dial a completed batch's failed and unanswered recipients again",
+    description=(
+        "Recipients that failed for a reason worth another try (no answer, busy, voicemail, a "
+        "telephony error, an unknown outcome) go back to `pending` as new attempts of the same "
+        "batch, which is `running` again. Numbers on the do-not-call list, invalid numbers and "
+        "`batch_failed` recipients are not redialled. `409 conflict` unless the batch is "
+        "`completed`."
+    ),
+    response_model=BatchPublic,
+    responses=ERRORS,
+)
+def retry_batch_call(
+    batch_id: str, session: WriteSessionDep, workspace_id: WorkspaceId
+) -> Response:
+    return FastJSONResponse(
+        batches.retry_batch(session, workspace_id=workspace_id, batch_id=batch_id)
     )
