@@ -191,6 +191,12 @@ class Batch(SQLModel, table=True):
     paused_at: datetime | None = None
     # {"max_attempts", "retry_on": [...], "delay_seconds"}; None: one attempt.
     retry_policy: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # {"start", "end", "days", "timezone", "unknown_timezone"}; None: any time.
+    calling_window: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON, nullable=True)
+    )
+    # When some recipients wait for their calling window: the earliest time one opens.
+    next_window_at: datetime | None = None
 
 
 class Recipient(SQLModel, table=True):

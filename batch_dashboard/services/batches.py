@@ -28,7 +28,7 @@ from batch_dashboard.models import (
     Recipient,
     RecipientStatus,
 )
-from batch_dashboard.services import agents, idempotency, recipients
+from batch_dashboard.services import agents, idempotency, recipients, windows
 from batch_dashboard.services.errors import (
     BatchNotCancellable,
     Conflict,
@@ -59,6 +59,7 @@ class BatchFields:
     ringing_timeout_ms: int
     max_concurrency: int | None = None
     retry_policy: dict[str, Any] | None = None
+    calling_window: dict[str, Any] | None = None
 
 
 # --- reading the request ------------------------------------------------------------------
@@ -208,6 +209,9 @@ def parse_fields(
             fields.get("max_concurrency"), problems, from_form=from_form, limit=concurrency_limit
         ),
         retry_policy=_parse_retry_policy(fields.get("retry_policy"), problems, from_form=from_form),
+        calling_window=windows.parse_window(
+            fields.get("calling_window"), problems, from_form=from_form
+        ),
     )
 
 
@@ -333,6 +337,7 @@ def _create(
         ringing_timeout_ms=parsed.ringing_timeout_ms,
         max_concurrency=parsed.max_concurrency,
         retry_policy=parsed.retry_policy,
+        calling_window=parsed.calling_window,
         created_at=now,
         total_recipients=len(rows),
         pending_count=len(rows),
@@ -413,6 +418,10 @@ def batch_public(batch: Batch) -> dict[str, Any]:
         "max_concurrency": batch.max_concurrency,
         "paused": batch.paused_at is not None,
         "retry_policy": batch.retry_policy,
+        "calling_window": batch.calling_window,
+        "next_window_at": to_rfc3339(batch.next_window_at)
+        if batch.status == BatchStatus.running.value
+        else None,
     }
 
 

@@ -34,7 +34,7 @@ from batch_dashboard.models import (
     Workspace,
 )
 from batch_dashboard.providers.base import AgentSnapshot, CallRequest, CallResult, CallStatus
-from batch_dashboard.services import dnc, webhooks
+from batch_dashboard.services import dnc, webhooks, windows
 
 recipients_t = Recipient.__table__
 batches_t = Batch.__table__
@@ -242,6 +242,85 @@ def _claim_recipients(
     return sorted(rows, key=lambda row: row.position)
 
 
+def _screen_claimed(session: Session, batch: Any, rows: list[Any], now: datetime) -> list[Any]:
+    """The claimed rows that may be dialed now. Checked at the moment of dialing: a number put
+    on the do-not-call list mid-batch is never called, and nobody is called outside the window.
+    The others are settled here in the claim's transaction, never placed."""
+    blocked = dnc.listed(session, workspace_id=batch.workspace_id, numbers=[r.phone for r in rows])
+    failed: dict[str, str] = {row.id: "do_not_call" for row in rows if row.phone in blocked}
+    later: dict[str, datetime] = {}
+    window = batch.calling_window
+    if window:
+        for row in rows:
+            if row.id in failed:
+                continue
+            zones = windows.zones_for(row.phone, orjson.loads(row.dynamic_vars), window)
+            if zones is None:
+                if window.get("unknown_timezone", "fail") != "call":
+                    failed[row.id] = "timezone_unknown"
+            elif not windows.allowed(now, zones, window):
+                opening = windows.next_open(now, zones, window)
+                if opening is None:
+                    failed[row.id] = "no_calling_window"
+                else:
+                    later[row.id] = opening
+    if failed:
+        session.execute(
+            update(recipients_t)
+            .where(recipients_t.c.id == bindparam("rid"))
+            .values(
+                status=RecipientStatus.failed.value,
+                failure_reason=bindparam("reason"),
+                attempt_id=None,
+                attempts=recipients_t.c.attempts - 1,
+                lease_expires_at=None,
+                ended_at=now,
+            ),
+            [{"rid": rid, "reason": reason} for rid, reason in failed.items()],
+        )
+    if later:
+        session.execute(
+            update(recipients_t)
+            .where(recipients_t.c.id == bindparam("rid"))
+            .values(
+                status=RecipientStatus.pending.value,
+                next_attempt_at=bindparam("opening"),
+                attempt_id=None,
+                attempts=recipients_t.c.attempts - 1,
+                lease_expires_at=None,
+                started_at=None,
+            ),
+            [{"rid": rid, "opening": opening} for rid, opening in later.items()],
+        )
+        first = min(later.values())
+        session.execute(
+            update(batches_t)
+            .where(
+                batches_t.c.id == batch.id,
+                or_(
+                    batches_t.c.next_window_at.is_(None),
+                    batches_t.c.next_window_at <= now,
+                    batches_t.c.next_window_at > first,
+                ),
+            )
+            .values(next_window_at=first)
+        )
+    dialed = [row for row in rows if row.id not in failed and row.id not in later]
+    session.execute(
+        update(batches_t)
+        .where(batches_t.c.id == batch.id)
+        .values(
+            pending_count=batches_t.c.pending_count - len(rows) + len(later),
+            dialing_count=batches_t.c.dialing_count + len(dialed),
+            failed_count=batches_t.c.failed_count + len(failed),
+            version=batches_t.c.version + 1,
+        )
+    )
+    if failed:
+        complete_finished(session, batch_ids=[batch.id], now=now)
+    return dialed
+
+
 def _pacing_allowance(number: PhoneNumber, calls_per_second: float, now: datetime) -> int:
     if calls_per_second <= 0:
         return 1 << 30
@@ -272,6 +351,7 @@ def claim_calls(
             batches_t.c.ringing_timeout_ms,
             batches_t.c.max_concurrency,
             batches_t.c.dialing_count,
+            batches_t.c.calling_window,
         )
         .where(
             batches_t.c.status.in_(LIVE_BATCH),
@@ -331,37 +411,7 @@ def _claim_in_workspace(
         rows = _claim_recipients(session, batch.id, count, now, lease_until)
         if not rows:
             continue
-        # Checked at the moment of dialing, so a number listed mid-batch is never called.
-        blocked = dnc.listed(
-            session, workspace_id=batch.workspace_id, numbers=[r.phone for r in rows]
-        )
-        if blocked:
-            session.execute(
-                update(recipients_t)
-                .where(recipients_t.c.id.in_([r.id for r in rows if r.phone in blocked]))
-                .values(
-                    status=RecipientStatus.failed.value,
-                    failure_reason="do_not_call",
-                    attempt_id=None,
-                    attempts=recipients_t.c.attempts - 1,
-                    lease_expires_at=None,
-                    ended_at=now,
-                )
-            )
-        dialed = [row for row in rows if row.phone not in blocked]
-        session.execute(
-            update(batches_t)
-            .where(batches_t.c.id == batch.id)
-            .values(
-                pending_count=batches_t.c.pending_count - len(rows),
-                dialing_count=batches_t.c.dialing_count + len(dialed),
-                failed_count=batches_t.c.failed_count + (len(rows) - len(dialed)),
-                version=batches_t.c.version + 1,
-            )
-        )
-        if blocked:
-            complete_finished(session, batch_ids=[batch.id], now=now)
-        rows = dialed
+        rows = _screen_claimed(session, batch, rows, now)
         if not rows:
             continue
         if calls_per_second > 0:

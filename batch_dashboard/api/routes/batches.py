@@ -35,6 +35,7 @@ FORM_FIELDS = (
     "ringing_timeout_ms",
     "max_concurrency",
     "retry_policy",
+    "calling_window",
 )
 # Room for the multipart envelope and the form's other fields around a maximal CSV.
 _MULTIPART_ENVELOPE = 64 * 1024
