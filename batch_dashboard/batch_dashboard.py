@@ -15,6 +15,7 @@ from batch_dashboard.services import phones
 from batch_dashboard.settings import get_settings
 from batch_dashboard.ui.pages.agents import agents_page
 from batch_dashboard.ui.pages.batches import batch_detail_page, batches_page
+from batch_dashboard.ui.pages.dnc import dnc_page
 from batch_dashboard.ui.pages.landing import landing
 from batch_dashboard.ui.pages.login import login
 from batch_dashboard.ui.pages.new_batch import new_batch_page
@@ -24,6 +25,7 @@ from batch_dashboard.ui.pages.wall import wall_page
 from batch_dashboard.ui.states.admin import AgentsState, NumbersState, SettingsState
 from batch_dashboard.ui.states.base import AuthState
 from batch_dashboard.ui.states.batches import BatchDetailState, BatchesState
+from batch_dashboard.ui.states.dnc import DoNotCallState
 from batch_dashboard.ui.states.live import live_updates
 from batch_dashboard.ui.states.new_batch import NewBatchState
 from batch_dashboard.ui.states.wall import WallState
@@ -109,6 +111,12 @@ app.add_page(
     route="/settings",
     title="Settings · Batch calls",
     on_load=[AuthState.require_login, SettingsState.open, WallTokensState.open],
+)
+app.add_page(
+    dnc_page,
+    route="/do-not-call",
+    title="Do not call · Batch calls",
+    on_load=[AuthState.require_login, DoNotCallState.open],
 )
 app.add_page(wall_page, route="/wall", title="Wall · Batch calls", on_load=WallState.open)
 app.register_lifespan_task(validation_pool)

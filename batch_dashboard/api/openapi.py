@@ -107,6 +107,30 @@ CREATE_BATCH_OPENAPI: dict[str, Any] = {
                                 },
                             },
                         },
+                        "calling_window": {
+                            "type": ["object", "null"],
+                            "description": "Dial only inside these hours, checked at the moment of "
+                            "dialing: in each recipient's own zones (its `timezone` variable, else "
+                            "its number's zones, all of which must be inside) or in a fixed zone",
+                            "properties": {
+                                "start": {"type": "string", "example": "09:00"},
+                                "end": {"type": "string", "example": "20:00"},
+                                "days": {
+                                    "type": "array",
+                                    "items": {
+                                        "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+                                    },
+                                },
+                                "timezone": {
+                                    "type": "string",
+                                    "description": "`recipient` or an IANA zone",
+                                },
+                                "unknown_timezone": {
+                                    "enum": ["fail", "call"],
+                                    "description": "A number without a zone (e.g. toll-free) ends failed with timezone_unknown, or is called anyway",
+                                },
+                            },
+                        },
                         "recipients": {
                             "type": "array",
                             "minItems": 1,

@@ -389,8 +389,10 @@ def _claim_in_workspace(
     default_provider: str,
 ) -> list[Claim]:
     claims: list[Claim] = []
-    # Fair shares: every live batch of the workspace gets a slice of the free capacity, so one
-    # big batch cannot starve the others.
+    # Fair shares: every live batch of the workspace gets a slice of the free capacity, the
+    # batches with the fewest calls live first, so one big batch cannot starve the others even
+    # when it already holds every slot and they free up one at a time.
+    batches = sorted(batches, key=lambda batch: batch.dialing_count)
     for position, batch in enumerate(batches):
         if available <= 0:
             break

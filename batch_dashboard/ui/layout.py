@@ -11,6 +11,7 @@ SECTIONS = (
     ("Batch calls", "/batches", "phone-outgoing"),
     ("Agents", "/agents", "bot"),
     ("Phone numbers", "/phone-numbers", "hash"),
+    ("Do not call", "/do-not-call", "phone-off"),
     ("Settings", "/settings", "settings"),
 )
 

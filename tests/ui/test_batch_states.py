@@ -162,3 +162,41 @@ def test_another_workspace_cannot_export(tenant):
     other = make_tenant("Other")
     with session_scope() as session, pytest.raises(batches.NotFound):
         batches.export_results_csv(session, workspace_id=other.workspace_id, batch_id=batch["id"])
+
+
+def test_calling_rules_from_the_form(tenant):
+    state = signed_in(NewBatchState, tenant.workspace_id)
+    run(state.open())
+    run(state.handle_upload(upload("phone\n+14155552671\n")))
+    state.name = "With rules"
+    state.retry_attempts, state.retry_delay_minutes = "3", "10"
+    state.window_on, state.window_zone = True, "Europe/Berlin"
+    state.max_concurrency = "2"
+    run(state.submit())
+    assert state.form_error == "" and state.field_errors == {}
+    with session_scope() as session:
+        [batch] = batches.list_batches(session, workspace_id=tenant.workspace_id)["batch_calls"]
+    assert batch["retry_policy"] == {
+        "max_attempts": 3,
+        "retry_on": ["no_answer", "busy"],
+        "delay_seconds": 600,
+    }
+    assert batch["calling_window"]["timezone"] == "Europe/Berlin"
+    assert batch["calling_window"]["days"] == ["mon", "tue", "wed", "thu", "fri"]
+    assert batch["max_concurrency"] == 2
+
+
+def test_do_not_call_page_adds_imports_and_removes(tenant):
+    from batch_dashboard.ui.states.dnc import DoNotCallState
+
+    state = signed_in(DoNotCallState, tenant.workspace_id)
+    run(state.open())
+    assert state.rows == [] and state.loaded
+    run(state.add({"dnc_phone": "4155552671", "dnc_reason": ""}))
+    assert "country code" in state.error and state.rows == []
+    run(state.add({"dnc_phone": "+1 415 555 2671", "dnc_reason": "asked"}))
+    assert [r.phone for r in state.rows] == ["+14155552671"] and state.rows[0].source == "console"
+    run(state.import_csv(upload("phone\n+14155552672\nnot a number\n+14155552671\n")))
+    assert [r.phone for r in state.rows] == ["+14155552671", "+14155552672"]
+    run(state.remove("+14155552671"))
+    assert [r.phone for r in state.rows] == ["+14155552672"]

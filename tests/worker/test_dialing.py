@@ -264,3 +264,13 @@ def test_a_batch_never_exceeds_its_own_concurrency(tenant):
     assert sum(c.batch_id == capped["id"] for c in claims) == 2
     assert sum(c.batch_id == other["id"] for c in claims) >= 3
     assert all(c.batch_id != capped["id"] for c in claim(cap=10))
+
+
+def test_a_slot_freed_by_a_big_batch_goes_to_the_one_waiting(tenant):
+    big = make_batch(tenant, 10)
+    first = claim(cap=3)
+    assert {c.batch_id for c in first} == {big["id"]}
+    waiting = make_batch(tenant, 10)
+    record([(first[0].attempt_id, completed())])
+    [freed] = claim(cap=3)
+    assert freed.batch_id == waiting["id"]

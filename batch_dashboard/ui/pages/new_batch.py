@@ -370,6 +370,155 @@ def _manual_recipients() -> rx.Component:
     )
 
 
+REASONS = (
+    ("no_answer", "No answer"),
+    ("busy", "Busy"),
+    ("voicemail", "Voicemail"),
+    ("provider_error", "Call failed"),
+)
+DAY_NAMES = (
+    ("mon", "Mon"),
+    ("tue", "Tue"),
+    ("wed", "Wed"),
+    ("thu", "Thu"),
+    ("fri", "Fri"),
+    ("sat", "Sat"),
+    ("sun", "Sun"),
+)
+
+
+def _rules_card() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading("Calling rules", size="4"),
+            rx.hstack(
+                field(
+                    "Attempts per recipient",
+                    rx.input(
+                        id="retry-attempts",
+                        type="number",
+                        min=1,
+                        max=10,
+                        value=NewBatchState.retry_attempts,
+                        on_change=NewBatchState.set_retry_attempts,
+                    ),
+                    html_for="retry-attempts",
+                ),
+                field(
+                    "Try again after (minutes)",
+                    rx.input(
+                        id="retry-delay",
+                        type="number",
+                        min=1,
+                        value=NewBatchState.retry_delay_minutes,
+                        on_change=NewBatchState.set_retry_delay_minutes,
+                    ),
+                    html_for="retry-delay",
+                ),
+                spacing="4",
+                width="100%",
+            ),
+            rx.hstack(
+                rx.text("Try again on:", size="2"),
+                *[
+                    rx.el.label(
+                        rx.checkbox(
+                            checked=NewBatchState.retry_on.contains(value),
+                            on_change=lambda _v, value=value: NewBatchState.toggle_retry_on(value),
+                        ),
+                        rx.text(label, size="2"),
+                        style={"display": "flex", "gap": "6px", "align_items": "center"},
+                    )
+                    for value, label in REASONS
+                ],
+                spacing="4",
+                wrap="wrap",
+            ),
+            rx.cond(
+                NewBatchState.field_errors.get("retry_policy", ""),
+                rx.text(
+                    NewBatchState.field_errors.get("retry_policy", ""), color_scheme="red", size="1"
+                ),
+            ),
+            rx.separator(),
+            rx.el.label(
+                rx.switch(checked=NewBatchState.window_on, on_change=NewBatchState.set_window_on),
+                rx.text("Call only within hours", size="2", weight="medium"),
+                style={"display": "flex", "gap": "8px", "align_items": "center"},
+            ),
+            rx.cond(
+                NewBatchState.window_on,
+                rx.vstack(
+                    rx.hstack(
+                        field(
+                            "From",
+                            rx.input(
+                                id="window-start",
+                                type="time",
+                                value=NewBatchState.window_start,
+                                on_change=NewBatchState.set_window_start,
+                            ),
+                            html_for="window-start",
+                        ),
+                        field(
+                            "Until",
+                            rx.input(
+                                id="window-end",
+                                type="time",
+                                value=NewBatchState.window_end,
+                                on_change=NewBatchState.set_window_end,
+                            ),
+                            html_for="window-end",
+                        ),
+                        field(
+                            "Time zone",
+                            rx.input(
+                                id="window-zone",
+                                value=NewBatchState.window_zone,
+                                on_change=NewBatchState.set_window_zone,
+                            ),
+                            hint="recipient: each number's own local time; or an IANA zone like Europe/Berlin",
+                            html_for="window-zone",
+                        ),
+                        spacing="4",
+                        width="100%",
+                    ),
+                    rx.hstack(
+                        *[
+                            rx.el.label(
+                                rx.checkbox(
+                                    checked=NewBatchState.window_days.contains(day),
+                                    on_change=lambda _v, day=day: NewBatchState.toggle_window_day(
+                                        day
+                                    ),
+                                ),
+                                rx.text(name, size="2"),
+                                style={"display": "flex", "gap": "6px", "align_items": "center"},
+                            )
+                            for day, name in DAY_NAMES
+                        ],
+                        spacing="4",
+                        wrap="wrap",
+                    ),
+                    rx.cond(
+                        NewBatchState.field_errors.get("calling_window", ""),
+                        rx.text(
+                            NewBatchState.field_errors.get("calling_window", ""),
+                            color_scheme="red",
+                            size="1",
+                        ),
+                    ),
+                    width="100%",
+                    spacing="3",
+                ),
+            ),
+            spacing="4",
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
 def _recipients_card() -> rx.Component:
     return rx.card(
         rx.vstack(
@@ -422,6 +571,7 @@ def new_batch_page() -> rx.Component:
         ),
         rx.vstack(
             _details_card(),
+            _rules_card(),
             _recipients_card(),
             rx.cond(
                 NewBatchState.form_error,

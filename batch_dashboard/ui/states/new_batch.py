@@ -109,6 +109,15 @@ class NewBatchState(rx.State):
     schedule_local: str = ""
     ringing_seconds: str = "30"
     max_concurrency: str = ""
+    # Calling rules (optional).
+    retry_attempts: str = "1"
+    retry_on: list[str] = ["no_answer", "busy"]
+    retry_delay_minutes: str = "30"
+    window_on: bool = False
+    window_start: str = "09:00"
+    window_end: str = "20:00"
+    window_days: list[str] = ["mon", "tue", "wed", "thu", "fri"]
+    window_zone: str = "recipient"
     mode: str = "csv"
     agent_options: list[AgentOption] = []
     number_options: list[NumberOption] = []
@@ -196,6 +205,46 @@ class NewBatchState(rx.State):
     @rx.event
     def set_max_concurrency(self, value: str) -> None:
         self.max_concurrency = value
+
+    @rx.event
+    def set_retry_attempts(self, value: str) -> None:
+        self.retry_attempts = value
+
+    @rx.event
+    def set_retry_delay_minutes(self, value: str) -> None:
+        self.retry_delay_minutes = value
+
+    @rx.event
+    def toggle_retry_on(self, reason: str) -> None:
+        self.retry_on = (
+            [r for r in self.retry_on if r != reason]
+            if reason in self.retry_on
+            else [*self.retry_on, reason]
+        )
+
+    @rx.event
+    def set_window_on(self, value: bool) -> None:
+        self.window_on = value
+
+    @rx.event
+    def set_window_start(self, value: str) -> None:
+        self.window_start = value
+
+    @rx.event
+    def set_window_end(self, value: str) -> None:
+        self.window_end = value
+
+    @rx.event
+    def set_window_zone(self, value: str) -> None:
+        self.window_zone = value
+
+    @rx.event
+    def toggle_window_day(self, day: str) -> None:
+        self.window_days = (
+            [d for d in self.window_days if d != day]
+            if day in self.window_days
+            else [*self.window_days, day]
+        )
 
     @rx.event
     def set_mode(self, value: str | list[str]) -> None:
@@ -353,6 +402,32 @@ class NewBatchState(rx.State):
                 )
             else:
                 fields["max_concurrency"] = int(limit)
+        attempts = self.retry_attempts.strip()
+        if attempts and attempts != "1":
+            delay = self.retry_delay_minutes.strip()
+            if not attempts.isdigit() or not 1 <= int(attempts) <= 10:
+                errors["retry_policy"] = "Attempts: 1 to 10."
+            elif not delay.isdigit() or not 1 <= int(delay) <= 1440:
+                errors["retry_policy"] = "Retry after 1 to 1,440 minutes."
+            elif not self.retry_on:
+                errors["retry_policy"] = "Choose which outcomes to try again."
+            else:
+                fields["retry_policy"] = {
+                    "max_attempts": int(attempts),
+                    "retry_on": list(self.retry_on),
+                    "delay_seconds": int(delay) * 60,
+                }
+        if self.window_on:
+            fields["calling_window"] = {
+                "start": self.window_start,
+                "end": self.window_end,
+                "days": [
+                    d
+                    for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+                    if d in self.window_days
+                ],
+                "timezone": self.window_zone.strip() or "recipient",
+            }
         if not self.name.strip():
             errors["name"] = "Give the batch a name."
         if not self.agent_id:
@@ -400,7 +475,9 @@ class NewBatchState(rx.State):
         except ValidationFailed as error:
             self.submitting = False
             self.field_errors = {
-                str(d["loc"][0]): d["message"] for d in error.details or [] if len(d["loc"]) == 1
+                str(d["loc"][0]): d["message"]
+                for d in error.details or []
+                if d["loc"] and d["loc"][0] != "recipients"
             }
             self.form_error = error_text(error)
             return
