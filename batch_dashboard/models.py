@@ -349,6 +349,11 @@ class BatchPublic(BaseModel):
     finished_at: str | None
     total_recipients: int
     counts: Counts
+    retry_policy: dict[str, Any] | None = None
+    calling_window: dict[str, Any] | None = None
+    next_window_at: str | None = PydanticField(
+        None, description="While recipients wait for their calling window: when it next opens"
+    )
     max_concurrency: int | None = PydanticField(
         None, description="At most this many calls of this batch at once"
     )
@@ -366,6 +371,9 @@ class RecipientPublic(BaseModel):
     started_at: str | None
     ended_at: str | None
     duration_seconds: float | None
+    next_attempt_at: str | None = PydanticField(
+        None, description="When a pending recipient waits for a retry or its calling window"
+    )
 
 
 class BatchDetail(BaseModel):

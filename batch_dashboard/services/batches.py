@@ -502,6 +502,7 @@ def _recipient_query(batch_id: str, *, status: str | None, search: str | None = 
         table.c.started_at,
         table.c.ended_at,
         table.c.duration_seconds,
+        table.c.next_attempt_at,
     ).where(table.c.batch_id == batch_id)
     if status is not None:
         query = query.where(table.c.status == status)
@@ -531,6 +532,8 @@ def _recipient_public(row: Any) -> dict[str, Any]:
         "started_at": to_rfc3339(row[7]),
         "ended_at": to_rfc3339(row[8]),
         "duration_seconds": row[9],
+        # A pending recipient waiting for a retry or its calling window.
+        "next_attempt_at": to_rfc3339(row[10]) if row[3] == RecipientStatus.pending.value else None,
     }
 
 

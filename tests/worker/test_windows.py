@@ -123,3 +123,42 @@ def test_outside_the_window_nothing_is_dialed_and_the_batch_says_when(tenant):
     assert [c.phone for c in claim(now=utc(2026, 12, 1, 16, 0))] == [SF]
     assert_counts_consistent(batch_id)
     assert batch_row(batch_id).status == "running"
+
+
+def test_retries_respect_the_calling_window(tenant):
+    from batch_dashboard.providers.base import CallResult, CallStatus
+    from batch_dashboard.services import dialing
+
+    rows = recipients.from_json([{"phone": SF}], max_recipients=10)
+    batch, _ = batches.create_batch(
+        workspace_id=tenant.workspace_id,
+        fields={
+            "name": "Retry late",
+            "agent_id": tenant.agent_id,
+            "calling_window": WINDOW,
+            "retry_policy": {"max_attempts": 2, "retry_on": ["busy"], "delay_seconds": 3600},
+        },
+        rows=rows,
+        now=utc(2026, 12, 1, 10, 0),
+    )
+    late = utc(2026, 12, 2, 4, 30)  # 20:30 in San Francisco: inside, retry due at 21:30: outside
+    [call] = claim(now=late)
+    with session_scope(write=True) as session:
+        dialing.record_outcomes(
+            session,
+            outcomes=[
+                (
+                    call.attempt_id,
+                    CallResult(status=CallStatus.busy, failure_reason="busy", ended_at=late),
+                )
+            ],
+            now=late,
+        )
+    assert claim(now=utc(2026, 12, 2, 5, 30)) == []  # the retry is due, but the window is closed
+    with session_scope() as session:
+        detail = batches.batch_detail(
+            session, workspace_id=tenant.workspace_id, batch_id=batch["id"]
+        )
+    assert detail["batch_call"]["next_window_at"] == "2026-12-02T16:00:00Z"
+    [retried] = claim(now=utc(2026, 12, 2, 16, 0))
+    assert retried.attempt_number == 2
