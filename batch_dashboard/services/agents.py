@@ -311,6 +311,7 @@ def update_agent(
     first_message: str,
     phone_number_id: str | None,
     webhook_url: str | None,
+    opt_out_field: str | None = None,
 ) -> Agent:
     agent = get_agent(session, workspace_id=workspace_id, agent_id=agent_id)
     # An unchanged URL is not checked again: its host may be unreachable right now.
@@ -320,6 +321,7 @@ def update_agent(
         agent.webhook_disabled_reason = None
     agent.name, agent.prompt, agent.first_message = name.strip(), prompt, first_message
     agent.phone_number_id, agent.webhook_url = phone_number_id, webhook_url
+    agent.opt_out_field = (opt_out_field or "").strip()[:64] or None
     session.add(agent)
     session.flush()
     return agent

@@ -242,6 +242,18 @@ def _editor() -> rx.Component:
                         hint="Optional. Every finished call is POSTed here, signed.",
                         html_for="agent-webhook-url",
                     ),
+                    field(
+                        "Opt-out field",
+                        rx.input(
+                            id="agent-opt-out",
+                            name="opt_out_field",
+                            default_value=AgentsState.form_opt_out_field,
+                            placeholder="opted_out",
+                        ),
+                        hint="Optional. A data-collection field; when a call says yes, the number "
+                        "goes on the do-not-call list.",
+                        html_for="agent-opt-out",
+                    ),
                     rx.cond(
                         AgentsState.form_error,
                         rx.callout(

@@ -36,6 +36,7 @@ class AgentRow:
     caller_outbound: bool = False
     webhook_url: str = ""
     webhook_disabled_reason: str = ""
+    opt_out_field: str = ""
     placeholders: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -117,6 +118,7 @@ def load_agents(workspace_id: str) -> tuple[list[AgentRow], list[NumberRow]]:
                     caller_outbound=bool(number and number.outbound_enabled),
                     webhook_url=public["webhook_url"] or "",
                     webhook_disabled_reason=agent.webhook_disabled_reason or "",
+                    opt_out_field=agent.opt_out_field or "",
                     placeholders=list(public["placeholders"]),
                 )
             )
@@ -132,6 +134,7 @@ def save_agent(workspace_id: str, agent_id: str, form: dict[str, Any]) -> str | 
         "first_message": str(form.get("first_message") or ""),
         "phone_number_id": None if number == NO_NUMBER else number,
         "webhook_url": _optional(form.get("webhook_url")),
+        "opt_out_field": _optional(form.get("opt_out_field")),
     }
     with session_scope(write=True) as session:
         if agent_id:
@@ -245,6 +248,7 @@ class AgentsState(rx.State):
     form_first_message: str = ""
     form_number: str = NO_NUMBER
     form_webhook_url: str = ""
+    form_opt_out_field: str = ""
     form_error: str = ""
     saving: bool = False
     # A signing secret, shown once: cleared when its dialog closes.
@@ -283,6 +287,7 @@ class AgentsState(rx.State):
     def _fill_form(self, row: AgentRow) -> None:
         self.editing_id, self.form_name, self.form_prompt = row.id, row.name, row.prompt
         self.form_first_message, self.form_webhook_url = row.first_message, row.webhook_url
+        self.form_opt_out_field = row.opt_out_field
         self.form_number = row.phone_number_id or NO_NUMBER
         self.form_error, self.editor_open = "", True
 
