@@ -43,7 +43,15 @@ def _agent_id(server) -> str:
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(page, server):
-    for path in ("/batches", "/batches/new", "/agents", "/phone-numbers", "/settings"):
+    for path in (
+        "/batches",
+        "/batches/new",
+        "/batches/batch_x",
+        "/agents",
+        "/phone-numbers",
+        "/do-not-call",
+        "/settings",
+    ):
         page.goto(f"{server.url}{path}")
         page.wait_for_url("**/login**")
     page.get_by_label("Email").fill("demo@example.com")
