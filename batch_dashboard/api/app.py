@@ -21,9 +21,11 @@ from batch_dashboard.api.routes import (
     webhooks,
 )
 from batch_dashboard.services.errors import DomainError, NotFound, RateLimited
+from batch_dashboard.settings import get_settings
 
 log = logging.getLogger(__name__)
 DOCS_ASSETS = "/v1/docs-assets"
+BODY_ENVELOPE = 64 * 1024
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -100,6 +102,22 @@ def create_api() -> FastAPI:
     async def unexpected(_request: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=error)
         return _error(500, "internal_error", "something went wrong on our side; it has been logged")
+
+    @api.middleware("http")
+    async def body_limit(request: Request, call_next):
+        # Every route, the console's upload included: nothing may declare a body larger than
+        # the upload limit (plus room for a multipart envelope). Routes that read bodies also
+        # count what actually arrives, for bodies sent without a length.
+        declared = request.headers.get("content-length", "")
+        limit = get_settings().max_upload_bytes + BODY_ENVELOPE
+        if declared.isdigit() and int(declared) > limit:
+            return _error(
+                413,
+                "payload_too_large",
+                f"the request body is larger than the limit of {limit:,} bytes",
+                [{"loc": ["body"], "message": f"must be at most {limit:,} bytes"}],
+            )
+        return await call_next(request)
 
     api.mount(
         DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets"

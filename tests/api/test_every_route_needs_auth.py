@@ -25,3 +25,17 @@ def test_every_route_refuses_anonymous_callers(client):
             assert response.json()["error"]["code"] == "unauthorized"
             checked += 1
     assert checked >= 14
+
+
+def test_no_route_accepts_a_body_over_the_limit(client, tenant, monkeypatch):
+    from batch_dashboard.settings import reload_settings
+
+    monkeypatch.setenv("BATCH_MAX_UPLOAD_BYTES", "1000")
+    reload_settings()
+    big = b"x" * (1000 + 64 * 1024 + 1)
+    for path in ("/v1/do-not-call", "/v1/batch-calls", "/v1/provider-events/http", "/v1/nothing"):
+        response = client.post(
+            path, content=big, headers={**tenant.headers, "content-type": "application/json"}
+        )
+        assert response.status_code == 413, path
+        assert response.json()["error"]["code"] == "payload_too_large"
