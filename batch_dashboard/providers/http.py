@@ -168,6 +168,16 @@ class Refused(ProviderError):
         super().__init__(message, retryable=False)
 
 
+def _runtime_not_found(response: httpx.Response) -> bool:
+    if not response.headers.get("content-type", "").startswith("application/json"):
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "error" in body
+
+
 class HttpProvider(Provider):
     name = "http"
     poll_interval = 1.0
@@ -362,6 +372,14 @@ class HttpProvider(Provider):
             "GET", f"/calls/{quote(attempt_id, safe='')}", accept=(404,), tries=tries
         )
         if response.status_code == 404:
+            # "Never received" re-queues the recipient, so only the runtime may say it: a 404
+            # from anything else (a wrong base URL, a proxy) is no answer at all.
+            if not _runtime_not_found(response):
+                raise ProviderError(
+                    f"GET /calls/{attempt_id} answered 404 without the runtime's JSON error "
+                    "body; is BATCH_HTTP_PROVIDER_URL right?",
+                    retryable=False,
+                )
             return None
         return self._read(response, attempt_id)
 

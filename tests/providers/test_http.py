@@ -492,6 +492,16 @@ async def test_status_of_an_attempt_never_received_is_none(
 
 
 @pytest.mark.anyio
+async def test_a_404_that_is_not_the_runtimes_is_no_answer(runtime_server: RuntimeServer) -> None:
+    # A wrong base URL answers 404 for everything; taking that for "never received" would
+    # re-queue recipients whose calls may exist.
+    async with connect(runtime_server.url + "/not-the-runtime") as provider:
+        with pytest.raises(ProviderError) as refused:
+            await provider.call_status("att_never")
+    assert not refused.value.retryable and "BATCH_HTTP_PROVIDER_URL" in str(refused.value)
+
+
+@pytest.mark.anyio
 async def test_hang_up(runtime_server: RuntimeServer, rt: Runtime) -> None:
     rt.call_seconds = 30
     async with connect(runtime_server.url) as provider:
