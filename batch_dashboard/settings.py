@@ -40,6 +40,9 @@ class Settings(BaseSettings):
         5_000, ge=1, validation_alias="BATCH_PARALLEL_VALIDATION_THRESHOLD"
     )
 
+    # Requests per API key and backend process (0: no limit).
+    rate_limit_per_second: float = Field(100, ge=0, validation_alias="BATCH_RATE_LIMIT_PER_SECOND")
+    rate_limit_burst: int = Field(200, ge=1, validation_alias="BATCH_RATE_LIMIT_BURST")
     # The dialer's own knobs (not in OPERATIONS.md's table; the defaults suit production).
     lease_seconds: float = Field(30, gt=0, validation_alias="BATCH_LEASE_SECONDS")
     worker_max_calls: int = Field(500, ge=1, validation_alias="BATCH_WORKER_MAX_CALLS")

@@ -76,7 +76,7 @@ def create_api() -> FastAPI:
     async def domain_error(_request: Request, error: DomainError) -> JSONResponse:
         response = JSONResponse(error.body(), status_code=error.status)
         if isinstance(error, RateLimited):
-            response.headers["Retry-After"] = "1"
+            response.headers["Retry-After"] = str(error.retry_after)
         return response
 
     @api.exception_handler(RequestValidationError)

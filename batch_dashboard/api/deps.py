@@ -12,7 +12,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlmodel import Session
 
 from batch_dashboard.db import session_scope
-from batch_dashboard.services import auth
+from batch_dashboard.services import auth, ratelimit
+from batch_dashboard.settings import get_settings
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer bc_…`")
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: bc_…`")
@@ -34,7 +35,14 @@ def get_workspace_id(
 ) -> str:
     key = bearer.credentials if bearer is not None else api_key
     with session_scope() as session:
-        return auth.authenticate_api_key(session, api_key=key)
+        workspace_id = auth.authenticate_api_key(session, api_key=key)
+    settings = get_settings()
+    ratelimit.buckets.take(
+        auth.hash_key(key or ""),
+        rate=settings.rate_limit_per_second,
+        burst=settings.rate_limit_burst,
+    )
+    return workspace_id
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

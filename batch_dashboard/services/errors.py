@@ -53,6 +53,10 @@ class UnsupportedMediaType(DomainError):
 class RateLimited(DomainError):
     code, status = "rate_limited", 429
 
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
 
 class ValidationFailed(DomainError):
     code, status = "validation_failed", 422

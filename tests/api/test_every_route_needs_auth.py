@@ -39,3 +39,19 @@ def test_no_route_accepts_a_body_over_the_limit(client, tenant, monkeypatch):
         )
         assert response.status_code == 413, path
         assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_requests_are_rate_limited_per_key(client, tenant, other_tenant, monkeypatch):
+    from batch_dashboard.services import ratelimit
+    from batch_dashboard.settings import reload_settings
+
+    monkeypatch.setenv("BATCH_RATE_LIMIT_PER_SECOND", "1")
+    monkeypatch.setenv("BATCH_RATE_LIMIT_BURST", "3")
+    monkeypatch.setattr(ratelimit, "buckets", ratelimit.KeyBuckets())
+    reload_settings()
+    answers = [client.get("/v1/agents", headers=tenant.headers) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    limited = answers[-1]
+    assert limited.json()["error"]["code"] == "rate_limited"
+    assert int(limited.headers["retry-after"]) >= 1
+    assert client.get("/v1/agents", headers=other_tenant.headers).status_code == 200
