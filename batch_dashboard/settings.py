@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # Requests per API key and backend process (0: no limit).
     rate_limit_per_second: float = Field(100, ge=0, validation_alias="BATCH_RATE_LIMIT_PER_SECOND")
     rate_limit_burst: int = Field(200, ge=1, validation_alias="BATCH_RATE_LIMIT_BURST")
+    # /metrics is served only when this is set; scrapers send it as a bearer token.
+    metrics_token: str = Field("", validation_alias="BATCH_METRICS_TOKEN")
     # The dialer's own knobs (not in OPERATIONS.md's table; the defaults suit production).
     lease_seconds: float = Field(30, gt=0, validation_alias="BATCH_LEASE_SECONDS")
     worker_max_calls: int = Field(500, ge=1, validation_alias="BATCH_WORKER_MAX_CALLS")

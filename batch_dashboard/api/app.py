@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from batch_dashboard.api import metrics
 from batch_dashboard.api.routes import (
     agents,
     batches,
@@ -103,6 +104,8 @@ def create_api() -> FastAPI:
         log.exception("unhandled error", exc_info=error)
         return _error(500, "internal_error", "something went wrong on our side; it has been logged")
 
+    api.middleware("http")(metrics.observe)
+
     @api.middleware("http")
     async def body_limit(request: Request, call_next):
         # Every route, the console's upload included: nothing may declare a body larger than
@@ -135,6 +138,7 @@ def create_api() -> FastAPI:
         )
 
     api.include_router(health.router)
+    api.include_router(metrics.router)
     api.include_router(batches.router)
     api.include_router(agents.router)
     api.include_router(webhooks.router)

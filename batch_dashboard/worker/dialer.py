@@ -11,10 +11,12 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import timedelta
 
+from batch_dashboard.api.metrics import dial_latency
 from batch_dashboard.clock import Clock, system_clock
 from batch_dashboard.db import session_scope
 from batch_dashboard.providers.base import CallResult, CallStatus, Provider, ProviderError
@@ -113,7 +115,9 @@ class Dialer:
         for name, group in by_provider.items():
             try:
                 provider = self.registry.get(name)
+                started = time.perf_counter()
                 results = await provider.place_calls([claim.request() for claim in group])
+                dial_latency.observe(time.perf_counter() - started)
             except ProviderError as error:
                 log.warning("provider %s refused %d calls: %s", name, len(group), error)
                 results = [error] * len(group)
