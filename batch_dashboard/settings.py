@@ -35,6 +35,7 @@ class Settings(BaseSettings):
         False, validation_alias="BATCH_WEBHOOK_ALLOW_PRIVATE_TARGETS"
     )
     log_level: str = Field("INFO", validation_alias="BATCH_LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field("text", validation_alias="BATCH_LOG_FORMAT")
     # Batches at least this large are validated on a second core while the first one stores them.
     parallel_validation_threshold: int = Field(
         5_000, ge=1, validation_alias="BATCH_PARALLEL_VALIDATION_THRESHOLD"
