@@ -39,3 +39,5 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/dialer.py
+	$(BIN)/python bench/wall.py
+	$(BIN)/python bench/fuzz.py
