@@ -93,37 +93,28 @@ def _parse_timestamp(value: object, problems: Problems, now: datetime) -> dateti
     return moment
 
 
-def _parse_timeout(value: object, problems: Problems, *, from_form: bool) -> int:
-    low, high = RINGING_TIMEOUT_RANGE
+def _parse_int(
+    value: object,
+    problems: Problems,
+    field: str,
+    *,
+    from_form: bool,
+    low: int,
+    high: int,
+    default: int | None,
+    unit: str = "",
+) -> int | None:
+    """An optional whole number in [low, high]; forms send it as text."""
     if value is None or (from_form and value == ""):
-        return DEFAULT_RINGING_TIMEOUT_MS
+        return default
     if from_form and isinstance(value, str) and value.strip().isdigit() and len(value) < 12:
         value = int(value.strip())
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool):
-        problems.add(
-            ["ringing_timeout_ms"], f"must be an integer number of milliseconds, {low}–{high}"
-        )
-        return DEFAULT_RINGING_TIMEOUT_MS
-    if not low <= value <= high:
-        problems.add(["ringing_timeout_ms"], f"must be between {low} and {high} (got {value})")
-    return value
-
-
-def _parse_concurrency(
-    value: object, problems: Problems, *, from_form: bool, limit: int
-) -> int | None:
-    if value is None or (from_form and value == ""):
-        return None
-    if from_form and isinstance(value, str) and value.strip().isdigit() and len(value) < 12:
-        value = int(value.strip())
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
-        problems.add(
-            ["max_concurrency"],
-            f"must be an integer from 1 to {limit} (the workspace's limit of calls at once)",
-        )
-        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        got = f" (got {value})" if isinstance(value, int) and not isinstance(value, bool) else ""
+        problems.add([field], f"must be a whole number{unit} from {low} to {high}{got}")
+        return default
     return value
 
 
@@ -202,11 +193,26 @@ def parse_fields(
         agent_id=_parse_id(fields, "agent_id", problems, required=True) or "",
         phone_number_id=_parse_id(fields, "phone_number_id", problems, required=False),
         scheduled_at=_parse_timestamp(fields.get("scheduled_at"), problems, now),
-        ringing_timeout_ms=_parse_timeout(
-            fields.get("ringing_timeout_ms"), problems, from_form=from_form
-        ),
-        max_concurrency=_parse_concurrency(
-            fields.get("max_concurrency"), problems, from_form=from_form, limit=concurrency_limit
+        ringing_timeout_ms=_parse_int(
+            fields.get("ringing_timeout_ms"),
+            problems,
+            "ringing_timeout_ms",
+            from_form=from_form,
+            low=RINGING_TIMEOUT_RANGE[0],
+            high=RINGING_TIMEOUT_RANGE[1],
+            default=DEFAULT_RINGING_TIMEOUT_MS,
+            unit=" of milliseconds",
+        )
+        or DEFAULT_RINGING_TIMEOUT_MS,
+        max_concurrency=_parse_int(
+            fields.get("max_concurrency"),
+            problems,
+            "max_concurrency",
+            from_form=from_form,
+            low=1,
+            high=concurrency_limit,
+            default=None,
+            unit=" of calls",
         ),
         retry_policy=_parse_retry_policy(fields.get("retry_policy"), problems, from_form=from_form),
         calling_window=windows.parse_window(

@@ -8,6 +8,7 @@ in flight. Batch counters change in the same transaction as the recipients they 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -36,6 +37,7 @@ from batch_dashboard.models import (
 from batch_dashboard.providers.base import AgentSnapshot, CallRequest, CallResult, CallStatus
 from batch_dashboard.services import dnc, webhooks, windows
 
+log = logging.getLogger(__name__)
 recipients_t = Recipient.__table__
 batches_t = Batch.__table__
 conversations_t = Conversation.__table__
@@ -144,6 +146,7 @@ def fail_batch(session: Session, *, batch_id: str, now: datetime, why: str) -> b
         )
         .values(status=RecipientStatus.failed.value, failure_reason="batch_failed", ended_at=now)
     )
+    log.warning("batch %s failed: %s", batch_id, why, extra={"batch_id": batch_id})
     return True
 
 
@@ -505,7 +508,7 @@ def record_outcomes(
     conversations: list[dict[str, Any]] = []
     events: list[tuple[dict[str, Any], dict[str, Any]]] = []
     tally: dict[str, Counter[str]] = defaultdict(Counter)
-    opted_out: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    opted_out: dict[str, list[str]] = defaultdict(list)
     for row in rows:
         result = results[row.attempt_id]
         status, reason = _recipient_outcome(result)
@@ -564,7 +567,7 @@ def record_outcomes(
             and info.opt_out_field
             and _said_yes(conversation["data_collection"].get(info.opt_out_field))
         ):
-            opted_out[info.workspace_id].append((row.phone, conversation["id"]))
+            opted_out[info.workspace_id].append(row.phone)
         if info.webhook_url and not info.webhook_disabled_reason:
             recipient = {
                 "id": row.id,
@@ -607,15 +610,14 @@ def record_outcomes(
         updates,
     )
     for workspace_id, numbers in opted_out.items():
-        for phone, conversation_id in numbers:
-            dnc.add_numbers(
-                session,
-                workspace_id=workspace_id,
-                numbers=[phone],
-                source="opt_out",
-                reason=f"Opted out during conversation {conversation_id}",
-                now=now,
-            )
+        dnc.add_numbers(
+            session,
+            workspace_id=workspace_id,
+            numbers=numbers,
+            source="opt_out",
+            reason="Opted out during a call",
+            now=now,
+        )
     if conversations:
         session.execute(insert(conversations_t), conversations)
     # The outbox: each ended call's event commits with the call's end, or not at all.

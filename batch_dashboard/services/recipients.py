@@ -83,6 +83,8 @@ class RecipientRows:
     def send_for_checking(self, *, parallel: bool) -> phones.ValidityCheck:
         """Send the numbers not yet sent to the validity check (started on first use)."""
         if self.check is None:
+            # No check under way (none yet, or an earlier one already applied): all numbers.
+            self.checked_upto = 0
             self.check = phones.ValidityCheck(parallel=parallel)
         fresh = [number for number in self.phones[self.checked_upto :] if number]
         self.checked_upto = len(self.phones)
@@ -368,6 +370,7 @@ def check_numbers(rows: RecipientRows, *, parallel: bool) -> phones.ValidityChec
 def apply_validity(rows: RecipientRows, check: phones.ValidityCheck) -> list[int]:
     """Record invalid and duplicate numbers; returns the indexes whose canonical form changed."""
     canonical = iter(check.result())
+    rows.check = None  # applied: a later check starts over (and no futures stay in the rows)
     changed: list[int] = []
     first_seen: dict[str, int] = {}
     for index, number in enumerate(rows.phones):

@@ -17,7 +17,15 @@ from sqlmodel import Session
 
 from batch_dashboard.clock import system_clock, to_rfc3339
 from batch_dashboard.ids import new_id
-from batch_dashboard.models import Agent, Batch, BatchStatus, CallMinute, Recipient, WallToken
+from batch_dashboard.models import (
+    Agent,
+    Batch,
+    BatchStatus,
+    CallMinute,
+    Recipient,
+    WallToken,
+    Workspace,
+)
 from batch_dashboard.services.auth import hash_key
 from batch_dashboard.services.errors import NotFound, ValidationFailed
 
@@ -80,8 +88,6 @@ def workspace_for_token(session: Session, *, token: str | None) -> tuple[str, st
     """`(workspace_id, workspace_name)` for a live wall token, else None."""
     if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    from batch_dashboard.models import Workspace
-
     row = session.execute(
         select(WallToken.workspace_id, WallToken.revoked_at, Workspace.name)
         .join(Workspace, Workspace.id == WallToken.workspace_id)

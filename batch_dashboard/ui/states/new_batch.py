@@ -279,7 +279,6 @@ class NewBatchState(rx.State):
                 rows, parallel=len(rows) >= settings.parallel_validation_threshold
             )
             recipients.apply_validity(rows, check)
-            rows.check = None  # futures stay out of the stored state
             return rows
 
         try:
@@ -334,7 +333,6 @@ class NewBatchState(rx.State):
         dropped = len(self._rows.invalid_rows)
         self._rows = recipients.drop_invalid(self._rows)
         self._rows = recipients.validate(self._rows)
-        self._rows.check = None
         self.preview_page = 0
         self._refresh_preview()
         return rx.toast.success(f"Dropped {dropped} invalid row{'s' if dropped != 1 else ''}")
@@ -396,12 +394,8 @@ class NewBatchState(rx.State):
             fields["ringing_timeout_ms"] = int(seconds) * 1000
         limit = self.max_concurrency.strip()
         if limit:
-            if not limit.isdigit() or not 1 <= int(limit) <= get_settings().max_concurrent_calls:
-                errors["max_concurrency"] = (
-                    f"Between 1 and {get_settings().max_concurrent_calls}, or empty for no limit."
-                )
-            else:
-                fields["max_concurrency"] = int(limit)
+            # The service checks it (against the workspace's limit) like any API request.
+            fields["max_concurrency"] = int(limit) if limit.isdigit() else limit
         attempts = self.retry_attempts.strip()
         if attempts and attempts != "1":
             delay = self.retry_delay_minutes.strip()
@@ -456,18 +450,9 @@ class NewBatchState(rx.State):
 
         def create() -> dict[str, Any]:
             rows = csv_rows if csv_rows is not None else self._manual_recipients()
-            fresh = recipients.RecipientRows(
-                source=rows.source,
-                phones=list(rows.phones),
-                variables=rows.variables,
-                lines=rows.lines,
-                phone_fields=rows.phone_fields,
-                csv_phone_column=rows.csv_phone_column,
-                columns=rows.columns,
-            )
             if rows.problems:
                 raise ValidationFailed(rows.problems.items)
-            batch, _ = batches.create_batch(workspace_id=workspace_id, fields=fields, rows=fresh)
+            batch, _ = batches.create_batch(workspace_id=workspace_id, fields=fields, rows=rows)
             return batch
 
         try:
