@@ -165,12 +165,27 @@ def _caller_problem(agent: Agent | None, number: PhoneNumber | None) -> str | No
 
 def _lock_workspace(session: Session, workspace_id: str) -> None:
     # Serialises the claims of one workspace across workers so the concurrency cap holds.
-    # SQLite needs nothing: BEGIN IMMEDIATE already made this the only writer.
+    # SQLite needs nothing: BEGIN IMMEDIATE already made this the only writer. FOR NO KEY
+    # UPDATE, like the batch locks below: a plain FOR UPDATE would also block the foreign-key
+    # checks of every conversation and delivery being inserted meanwhile, and deadlock them.
     if _is_postgres(session):
         session.execute(
             select(Workspace.__table__.c.id)
             .where(Workspace.__table__.c.id == workspace_id)
-            .with_for_update()
+            .with_for_update(key_share=True)
+        )
+
+
+def _lock_batches(session: Session, batch_ids: Iterable[str]) -> None:
+    # Batch rows in id order, the order recording outcomes updates them: the claim below
+    # visits batches fewest-live-calls first, and locking as it goes would let a claim and a
+    # recording each hold one batch the other waits for (PostgreSQL then kills one of them).
+    if _is_postgres(session):
+        session.execute(
+            select(batches_t.c.id)
+            .where(batches_t.c.id.in_(sorted(batch_ids)))
+            .order_by(batches_t.c.id)
+            .with_for_update(key_share=True)
         )
 
 
@@ -373,6 +388,7 @@ def claim_calls(
         if len(claims) >= limit:
             break
         _lock_workspace(session, workspace_id)
+        _lock_batches(session, (batch.id for batch in batches))
         available = min(
             limit - len(claims), max_concurrent_calls - _calls_in_progress(session, workspace_id)
         )
@@ -721,10 +737,21 @@ def renew_leases(session: Session, *, attempt_ids: Sequence[str], until: datetim
     renewed = 0
     for start in range(0, len(attempt_ids), 500):
         chunk = list(attempt_ids[start : start + 500])
+        rows = (
+            select(recipients_t.c.id)
+            .where(
+                recipients_t.c.attempt_id.in_(chunk),
+                recipients_t.c.status == RecipientStatus.dialing.value,
+            )
+            .order_by(recipients_t.c.id)
+        )
+        if _is_postgres(session):
+            # Row locks in id order, as record_outcomes takes them for the same attempts.
+            rows = rows.with_for_update()
         result = session.execute(
             update(recipients_t)
             .where(
-                recipients_t.c.attempt_id.in_(chunk),
+                recipients_t.c.id.in_(rows.scalar_subquery()),
                 recipients_t.c.status == RecipientStatus.dialing.value,
             )
             .values(lease_expires_at=until)

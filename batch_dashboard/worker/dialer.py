@@ -16,6 +16,8 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import timedelta
 
+from sqlalchemy.exc import DBAPIError
+
 from batch_dashboard.api.metrics import dial_latency
 from batch_dashboard.clock import Clock, system_clock
 from batch_dashboard.db import session_scope
@@ -69,7 +71,13 @@ class Dialer:
         try:
             while not stop.is_set():
                 capacity = self.settings.worker_max_calls - len(self.live)
-                claims = await asyncio.to_thread(self._claim, capacity) if capacity > 0 else []
+                try:
+                    claims = await asyncio.to_thread(self._claim, capacity) if capacity > 0 else []
+                except DBAPIError:
+                    # A deadlock victim or a database blip: the claim rolled back whole, so
+                    # nothing is lost by looking again after the idle pause.
+                    log.exception("claiming calls failed; trying again")
+                    claims = []
                 if claims:
                     crash_point(AFTER_CLAIM)
                     await self._place(claims)
@@ -212,8 +220,11 @@ class Dialer:
         for task in list(self._watchers.values()):
             task.cancel()
         log.info("handing %d live calls over to other workers", len(remaining))
-        with session_scope(write=True) as session:
-            dialing.expire_leases(session, attempt_ids=remaining, now=self.clock.now())
+        try:
+            with session_scope(write=True) as session:
+                dialing.expire_leases(session, attempt_ids=remaining, now=self.clock.now())
+        except DBAPIError:
+            log.exception("could not hand the calls over; their leases lapse by themselves")
         self.live.clear()
 
     # --- recovery ----------------------------------------------------------------------------

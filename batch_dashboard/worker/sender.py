@@ -17,6 +17,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from sqlalchemy.exc import DBAPIError
 
 from batch_dashboard.clock import Clock, system_clock
 from batch_dashboard.db import session_scope
@@ -78,7 +79,11 @@ class Sender:
         try:
             while not stop.is_set():
                 room = MAX_IN_FLIGHT - len(self.in_flight)
-                jobs = await asyncio.to_thread(self._claim, room) if room > 0 else []
+                try:
+                    jobs = await asyncio.to_thread(self._claim, room) if room > 0 else []
+                except DBAPIError:
+                    log.exception("claiming webhook deliveries failed; trying again")
+                    jobs = []
                 for job in jobs:
                     task = asyncio.create_task(self.deliver(job), name=f"webhook-{job.id}")
                     self.in_flight.add(task)

@@ -85,7 +85,7 @@ def test_four_workers_share_the_work_and_the_limits(postgres_url, tmp_path: Path
         done.set()
         sampler.join()
         codes = [stop(worker) for worker in workers]
-    assert codes == [0, 0, 0, 0]
+    assert codes == [0, 0, 0, 0], log.read_text()[-6000:]
     for batch in (first, second):
         assert_counts_consistent(batch["id"])
     calls = ledger_rows()
