@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import reflex as rx
 
+from batch_dashboard import sealing
 from batch_dashboard.api.app import create_api
 from batch_dashboard.logs import configure_logging
 from batch_dashboard.services import phones
@@ -34,6 +35,13 @@ from batch_dashboard.worker.main import run_worker
 
 configure_logging()
 log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def secret_key_check() -> AsyncIterator[None]:
+    """Refuse to start without a key that seals webhook secrets, rather than fail per request."""
+    sealing.cipher()
+    yield
 
 
 @asynccontextmanager
@@ -119,6 +127,7 @@ app.add_page(
     on_load=[AuthState.require_login, DoNotCallState.open],
 )
 app.add_page(wall_page, route="/wall", title="Wall · Batch calls", on_load=WallState.open)
+app.register_lifespan_task(secret_key_check)
 app.register_lifespan_task(validation_pool)
 app.register_lifespan_task(embedded_worker)
 app.register_lifespan_task(live_updates)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from batch_dashboard.db import session_scope
+from batch_dashboard.sealing import SecretKeyMissing
 from batch_dashboard.services import agents, auth, demo
 from batch_dashboard.services.errors import DomainError
 from batch_dashboard.settings import get_settings
@@ -113,6 +114,11 @@ def create_wall_token(args: argparse.Namespace) -> dict[str, Any]:
         }
 
 
+def reseal_secrets(_args: argparse.Namespace) -> dict[str, Any]:
+    with session_scope(write=True) as session:
+        return {"agents_resealed": agents.reseal_webhook_secrets(session.connection())}
+
+
 def worker(_args: argparse.Namespace) -> None:
     from batch_dashboard.logs import configure_logging
     from batch_dashboard.worker.main import main as run_worker
@@ -175,6 +181,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--workspace", required=True)
     sub.add_argument("--label", default="")
+    command(
+        "reseal-secrets",
+        reseal_secrets,
+        "seal every webhook secret under the first BATCH_SECRET_KEY (after adding a new key)",
+    )
     command("worker", worker, "run the dialer, the scheduler and webhook delivery (no web server)")
     return parser
 
@@ -203,6 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error.message}", file=sys.stderr)
         for item in error.details or []:
             print(f"  {'.'.join(map(str, item['loc']))}: {item['message']}", file=sys.stderr)
+        return 1
+    except SecretKeyMissing as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
     if result is None:
         return 0

@@ -53,12 +53,18 @@ def make_engine(url: str) -> Engine:
             url,
             connect_args={"check_same_thread": False, "timeout": 15, "isolation_level": None},
             json_serializer=_json,
+            hide_parameters=True,  # a failed statement's error never carries numbers or names
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(
-        url, pool_size=10, max_overflow=20, pool_pre_ping=True, json_serializer=_json
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        json_serializer=_json,
+        hide_parameters=True,
     )
 
 

@@ -1,18 +1,40 @@
 """Logging set-up shared by the backend, the CLI and the worker.
 
 `BATCH_LOG_FORMAT=json` writes one JSON object a line (time, level, logger, message and the
-ids a record carries in `extra`, such as batch_id or attempt_id). Nothing logged at INFO
-contains a secret or a full phone number.
+ids a record carries in `extra`, such as batch_id or attempt_id). Our messages name recipients
+by id, never by number, and carry no secrets; as a second line of defence every line passes
+through `redact`, which masks anything shaped like a phone number or one of our secrets
+(a library's message or an exception's text included), at every level.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 
 from batch_dashboard.settings import get_settings
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+# +CC then 7–14 more digits, optionally split by spaces, dots, dashes or brackets.
+_PHONE = re.compile(r"\+\d(?:[\s().-]?\d){7,14}")
+# API keys (bc_), webhook secrets (whsec_), sealed values, wall tokens (wall_).
+_SECRET = re.compile(r"\b(bc|whsec|sealed|wall)(_|:)[A-Za-z0-9+/=_-]{12,}")
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group())
+    return f"+{digits[:2]}…{digits[-2:]}"
+
+
+def redact(text: str) -> str:
+    text = _SECRET.sub(lambda match: f"{match.group(1)}{match.group(2)}…", text)
+    return _PHONE.sub(_mask_phone, text)
+
+
+class RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,7 +48,7 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return redact(json.dumps(entry, default=str))
 
 
 def configure_logging() -> None:
@@ -36,7 +58,9 @@ def configure_logging() -> None:
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(
+            RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
     root = logging.getLogger()
     # Like basicConfig, leave a host's own handlers alone, unless JSON lines were asked for.
     if settings.log_format == "json" or not root.handlers:
@@ -46,3 +70,5 @@ def configure_logging() -> None:
     # APScheduler logs every run of every job at INFO; the promote job runs twice a second.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every request's full URL at INFO, and a customer's webhook URL may carry a token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     # Requests per API key and backend process (0: no limit).
     rate_limit_per_second: float = Field(100, ge=0, validation_alias="BATCH_RATE_LIMIT_PER_SECOND")
     rate_limit_burst: int = Field(200, ge=1, validation_alias="BATCH_RATE_LIMIT_BURST")
+    # Fernet key(s) sealing webhook secrets at rest; first seals, all unseal (sealing.py).
+    secret_key: str = Field("", validation_alias="BATCH_SECRET_KEY")
     # /metrics is served only when this is set; scrapers send it as a bearer token.
     metrics_token: str = Field("", validation_alias="BATCH_METRICS_TOKEN")
     # The dialer's own knobs (not in OPERATIONS.md's table; the defaults suit production).

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
 from ingest import (
     ROOT,
     VENV_BIN,
@@ -62,6 +63,8 @@ WORKER_ENV = {
     "BATCH_SIM_OUTCOMES": "completed=0.8,busy=0.1,failed=0.1",
     "BATCH_WORKER_MAX_CALLS": "200",
     "BATCH_LOG_LEVEL": "INFO",
+    # PostgreSQL has no key file beside the database; every process needs the same key.
+    "BATCH_SECRET_KEY": os.environ.get("BATCH_SECRET_KEY") or Fernet.generate_key().decode(),
 }
 FIRST_NAMES = ("Ada", "Bob", "Chloé", "Dmitri", "Elif", "Farah", "Giulia", "Hiro", "Inès", "José")
 POLL_SECONDS = 0.05
@@ -762,7 +765,8 @@ def run(args: argparse.Namespace, workdir: Path) -> list[Figure]:
     started = time.perf_counter()
     numbers = generate_numbers(n)
     print(f"data: {n:,} distinct valid numbers, made in {time.perf_counter() - started:.1f} s")
-    print(f"worker env: {' '.join(f'{k}={v}' for k, v in WORKER_ENV.items())}")
+    shown = {k: v for k, v in WORKER_ENV.items() if k != "BATCH_SECRET_KEY"}
+    print(f"worker env: {' '.join(f'{k}={v}' for k, v in shown.items())}")
     figures: list[Figure] = []
 
     runs = measure(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
 from batch_dashboard import db
@@ -92,6 +93,8 @@ def postgres_url(
     with _pg_admin() as admin:
         admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     url = f"{PG_SERVER}/{name}"
+    # PostgreSQL has no key file beside the database: every process gets the key this way.
+    monkeypatch.setenv("BATCH_SECRET_KEY", Fernet.generate_key().decode())
     _use_database(monkeypatch, url)
     monkeypatch.chdir(tmp_path)
     yield url

@@ -10,8 +10,10 @@ import secrets
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection, bindparam, update
 from sqlmodel import Session, select
 
+from batch_dashboard import sealing
 from batch_dashboard.clock import system_clock
 from batch_dashboard.ids import new_id
 from batch_dashboard.models import Agent, PhoneNumber
@@ -220,7 +222,7 @@ def create_agent(
         first_message=first_message,
         phone_number_id=phone_number_id,
         webhook_url=webhook_url,
-        webhook_secret=secret,
+        webhook_secret=sealing.seal(secret),
         evaluation_criteria=evaluation_criteria or [],
         data_collection=data_collection or [],
         opt_out_field=opt_out_field or None,
@@ -294,11 +296,41 @@ def rotate_webhook_secret(
     agent = get_agent(session, workspace_id=workspace_id, agent_id=agent_id)
     secret = new_webhook_secret()
     agent.webhook_secret_previous = agent.webhook_secret
-    agent.webhook_secret = secret
+    agent.webhook_secret = sealing.seal(secret)
     agent.webhook_secret_rotated_at = now or system_clock.now()
     session.add(agent)
     session.flush()
     return secret
+
+
+def reseal_webhook_secrets(connection: Connection, *, database_url: str | None = None) -> int:
+    """Seal every stored webhook secret under the first BATCH_SECRET_KEY (plaintext ones from
+    before sealing included); the migration and `reseal-secrets` both run this."""
+    agents_t = Agent.__table__
+    rows = connection.execute(
+        select(agents_t.c.id, agents_t.c.webhook_secret, agents_t.c.webhook_secret_previous)
+    ).all()
+    changes = [
+        {
+            "agent": row.id,
+            "current": row.webhook_secret
+            and sealing.reseal(row.webhook_secret, database_url=database_url),
+            "previous": row.webhook_secret_previous
+            and sealing.reseal(row.webhook_secret_previous, database_url=database_url),
+        }
+        for row in rows
+        if row.webhook_secret or row.webhook_secret_previous
+    ]
+    if changes:
+        connection.execute(
+            update(agents_t)
+            .where(agents_t.c.id == bindparam("agent"))
+            .values(
+                webhook_secret=bindparam("current"), webhook_secret_previous=bindparam("previous")
+            ),
+            changes,
+        )
+    return len(changes)
 
 
 def update_agent(

@@ -22,6 +22,7 @@ from sqlalchemy import func, insert, select, update
 from sqlmodel import Session
 from standardwebhooks import Webhook
 
+from batch_dashboard import sealing
 from batch_dashboard.clock import to_rfc3339
 from batch_dashboard.ids import new_id
 from batch_dashboard.models import Agent, WebhookDelivery
@@ -108,11 +109,11 @@ def enqueue(
 
 
 def signing_secrets(agent: Agent, now: datetime) -> list[str]:
-    secrets = [agent.webhook_secret] if agent.webhook_secret else []
+    sealed = [agent.webhook_secret] if agent.webhook_secret else []
     rotated = agent.webhook_secret_rotated_at
     if agent.webhook_secret_previous and rotated is not None and now - rotated < ROTATION_OVERLAP:
-        secrets.append(agent.webhook_secret_previous)
-    return secrets
+        sealed.append(agent.webhook_secret_previous)
+    return [sealing.unseal(value) for value in sealed]
 
 
 def signature_headers(

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 
+from batch_dashboard import sealing
 from batch_dashboard.clock import Clock, system_clock
 from batch_dashboard.settings import Settings, get_settings
 from batch_dashboard.worker.dialer import Dialer
@@ -22,6 +23,7 @@ async def run_worker(
 ) -> Dialer:
     """Dial and schedule until `stop` is set, then shut down gracefully."""
     settings = settings or get_settings()
+    sealing.cipher()  # no key, no webhooks: say so now, not at the first delivery
     dialer = Dialer(settings=settings, clock=clock)
     sender = Sender(settings=settings, clock=clock)
     scheduler = build_scheduler(dialer, clock=clock)

@@ -14,6 +14,7 @@ import reflex as rx
 
 from batch_dashboard.db import session_scope
 from batch_dashboard.providers.base import CallResult, CallStatus
+from batch_dashboard.sealing import unseal
 from batch_dashboard.services import agents, auth, dialing, webhooks
 from batch_dashboard.services.errors import Unauthorized
 from batch_dashboard.ui.states.admin import NO_NUMBER, AgentsState, NumbersState, SettingsState
@@ -102,7 +103,7 @@ def test_creating_an_agent_shows_its_secret_once_and_lists_it(tenant: Tenant) ->
     assert row.caller_number == "+1 415-555-0100" and row.webhook_url == ""
     assert row.placeholders == ["first_name", "policy"]
     stored = stored_agent(tenant, row.id)
-    assert stored.webhook_secret == state.secret and stored.webhook_url is None
+    assert unseal(stored.webhook_secret) == state.secret and stored.webhook_url is None
     # The secret lives only in the one-time dialog, never in the list.
     secret = state.secret
     assert all(secret not in repr(r) for r in state.rows)
@@ -162,7 +163,7 @@ def test_rotating_shows_a_new_secret_once(tenant: Tenant) -> None:
     assert state.secret.startswith("whsec_") and state.secret != old_secret
     assert "Reminders" in state.secret_title
     stored = stored_agent(tenant, tenant.agent_id)
-    assert stored.webhook_secret == state.secret
+    assert unseal(stored.webhook_secret) == state.secret
     assert stored.webhook_secret_previous == old_secret  # both sign for 24 hours
     state.close_secret(False)
     assert state.secret == ""
