@@ -247,9 +247,13 @@ async def _push_changes(app: rx.App, known: dict[str, Any]) -> None:
                 continue
             async with app.modify_state(rx.BaseStateToken(ident=token, cls=BatchLive)) as root:
                 live = await root.get_state(BatchLive)
-                if live.version != version:
+                # Every process with a tab on this batch polls it (scale-out: several backends
+                # and web workers); one that read before another wrote must not put older
+                # numbers back. Versions only grow.
+                if version > live.version:
                     live.batch, live.first_page = row, first_page
-                live.version, live.calls_per_minute = version, per_minute
+                if version >= live.version:
+                    live.version, live.calls_per_minute = version, per_minute
             known[token] = state
 
 
