@@ -33,8 +33,15 @@ from tests.worker.processes import kill, start_worker, stop, wait_for
 from tests.worker.receiver import Answer, Receiver
 
 # Receivers verify webhook-timestamp against their own clock (5 minutes' tolerance), so these
-# tests run at the real time.
+# tests run at the real time: each test's own start, not the module's import (a long suite
+# would otherwise reach these tests more than 5 minutes after collecting them).
 START = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def start_now() -> None:
+    global START
+    START = datetime.now(UTC).replace(microsecond=0)
 
 
 def make_batch(tenant: Tenant, count: int) -> dict:
