@@ -50,14 +50,35 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
     }
 
 
+def seed_demo(env: dict[str, str], *, cwd: Path) -> dict:
+    """`python -m batch_dashboard demo`: the demo workspace, its API key and its login."""
+    return json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "batch_dashboard", "demo"],
+            env=env,
+            cwd=cwd,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+    )
+
+
 def start_server(
     tmp: Path,
     *,
     extra_env: dict[str, str] | None = None,
     backend_only: bool = False,
     port: int | None = None,
+    database_url: str | None = None,
+    demo: dict | None = None,
 ) -> Server:
-    database_url = f"sqlite:///{tmp / 'e2e.db'}"
+    """Migrate a fresh SQLite file, seed the demo and start a server on it; or, given a
+    `database_url`, start a server on that database as it is (the caller migrated and seeded
+    it, and passes the `demo` it got)."""
+    prepare = database_url is None
+    database_url = database_url or f"sqlite:///{tmp / 'e2e.db'}"
     # Each server builds its console in its own directory: two servers (or a developer's
     # `make run`) sharing the project's .web would rebuild it under each other's feet.
     env = server_env(
@@ -66,25 +87,16 @@ def start_server(
         REFLEX_STATES_WORKDIR=str(tmp / ".states"),
         **(extra_env or {}),
     )
-    subprocess.run(
-        [sys.executable, "-m", "batch_dashboard", "migrate"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    demo = json.loads(
+    if prepare:
         subprocess.run(
-            [sys.executable, "-m", "batch_dashboard", "demo"],
+            [sys.executable, "-m", "batch_dashboard", "migrate"],
             env=env,
             cwd=PROJECT_ROOT,
             check=True,
             capture_output=True,
-            text=True,
             timeout=120,
-        ).stdout
-    )
+        )
+        demo = seed_demo(env, cwd=tmp)  # its key file goes to tmp/data, not the project's
     port = port or free_port()
     mode = (
         ["--backend-only", "--backend-port", str(port)]
@@ -108,7 +120,7 @@ def start_server(
             raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
         try:
             if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                return Server(url, database_url, demo, process, log)
+                return Server(url, database_url, demo or {}, process, log)
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
