@@ -53,6 +53,7 @@ def make_engine(url: str) -> Engine:
             url,
             connect_args={"check_same_thread": False, "timeout": 15, "isolation_level": None},
             json_serializer=_json,
+            json_deserializer=orjson.loads,
             hide_parameters=True,  # a failed statement's error never carries numbers or names
         )
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -64,6 +65,7 @@ def make_engine(url: str) -> Engine:
         max_overflow=20,
         pool_pre_ping=True,
         json_serializer=_json,
+        json_deserializer=orjson.loads,
         hide_parameters=True,
     )
 

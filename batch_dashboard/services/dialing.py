@@ -213,6 +213,7 @@ def _start_batch(session: Session, batch_id: str, now: datetime) -> bool:
         .values(
             status=BatchStatus.running.value,
             started_at=func.coalesce(batches_t.c.started_at, now),
+            version=batches_t.c.version + 1,
         )
         .returning(batches_t.c.id)
     ).first()

@@ -581,3 +581,44 @@ def test_max_concurrency_is_validated(client, tenant):
         assert error_locs(response) == [["max_concurrency"]]
     response = _post_csv(client, tenant, "phone\n+14155552671\n", max_concurrency="3")
     assert response.status_code == 202 and response.json()["max_concurrency"] == 3
+
+
+def test_detail_follows_every_change_although_it_is_served_from_memory(
+    client, tenant, other_tenant
+):
+    """The encoded detail is kept while the batch's version stands: each kind of write must
+    show up in the next GET (claim, outcome, pause, resume, cancel of another batch)."""
+    from batch_dashboard.providers.base import CallResult, CallStatus
+    from batch_dashboard.services import dialing
+    from tests.worker.helpers import claim
+
+    batch = _create(client, tenant)
+    url = f"/v1/batch-calls/{batch['id']}"
+
+    def get() -> dict:
+        response = client.get(url, headers=tenant.headers)
+        assert response.status_code == 200
+        return response.json()
+
+    assert get() == get() and get()["batch_call"]["counts"]["pending"] == 2
+    claims = claim(limit=1, now=datetime.now(UTC))
+    seen = get()
+    assert seen["batch_call"]["status"] == "running"
+    assert [r["status"] for r in seen["recipients"]].count("dialing") == 1
+    from batch_dashboard.db import session_scope
+
+    with session_scope(write=True) as session:
+        dialing.record_outcomes(
+            session,
+            outcomes=[(claims[0].attempt_id, CallResult(status=CallStatus.completed))],
+            now=datetime.now(UTC),
+        )
+    seen = get()
+    assert seen["batch_call"]["counts"]["completed"] == 1
+    assert [r["status"] for r in seen["recipients"]].count("completed") == 1
+    assert client.post(f"{url}/pause", headers=tenant.headers).status_code == 200
+    assert get()["batch_call"]["paused"] is True
+    assert client.post(f"{url}/resume", headers=tenant.headers).status_code == 200
+    assert get()["batch_call"]["paused"] is False
+    # Another workspace never gets the remembered body.
+    assert client.get(url, headers=other_tenant.headers).status_code == 404

@@ -243,10 +243,10 @@ def get_batch_call(
         str | None, Query(description="Only recipients in this status")
     ] = None,
 ) -> Response:
-    detail = batches.batch_detail(
+    body = batches.batch_detail_json(
         session, workspace_id=workspace_id, batch_id=batch_id, recipient_status=recipient_status
     )
-    return FastJSONResponse(detail)
+    return Response(body, media_type="application/json")
 
 
 @router.post(
