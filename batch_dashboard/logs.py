@@ -58,9 +58,7 @@ def configure_logging() -> None:
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(
-            RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     # Like basicConfig, leave a host's own handlers alone, unless JSON lines were asked for.
     if settings.log_format == "json" or not root.handlers:
