@@ -11,6 +11,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from batch_dashboard.api import metrics
 from batch_dashboard.api.routes import (
@@ -63,6 +64,30 @@ def _loc(raw: tuple) -> list:
     )
 
 
+class BodyLimit:
+    """Every route, the console's upload included: nothing may declare a body larger than the
+    upload limit (plus room for a multipart envelope). Routes that read bodies also count what
+    actually arrives, for bodies sent without a length. Pure ASGI, like ObserveLatency."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+            limit = get_settings().max_upload_bytes + BODY_ENVELOPE
+            if declared.isdigit() and int(declared) > limit:
+                response = _error(
+                    413,
+                    "payload_too_large",
+                    f"the request body is larger than the limit of {limit:,} bytes",
+                    [{"loc": ["body"], "message": f"must be at most {limit:,} bytes"}],
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_api() -> FastAPI:
     api = FastAPI(
         title="Batch calls API",
@@ -104,23 +129,8 @@ def create_api() -> FastAPI:
         log.exception("unhandled error", exc_info=error)
         return _error(500, "internal_error", "something went wrong on our side; it has been logged")
 
-    api.middleware("http")(metrics.observe)
-
-    @api.middleware("http")
-    async def body_limit(request: Request, call_next):
-        # Every route, the console's upload included: nothing may declare a body larger than
-        # the upload limit (plus room for a multipart envelope). Routes that read bodies also
-        # count what actually arrives, for bodies sent without a length.
-        declared = request.headers.get("content-length", "")
-        limit = get_settings().max_upload_bytes + BODY_ENVELOPE
-        if declared.isdigit() and int(declared) > limit:
-            return _error(
-                413,
-                "payload_too_large",
-                f"the request body is larger than the limit of {limit:,} bytes",
-                [{"loc": ["body"], "message": f"must be at most {limit:,} bytes"}],
-            )
-        return await call_next(request)
+    api.add_middleware(metrics.ObserveLatency)
+    api.add_middleware(BodyLimit)
 
     api.mount(
         DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets"

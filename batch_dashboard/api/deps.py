@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from batch_dashboard.db import session_scope
+from batch_dashboard.db import get_engine, session_scope
 from batch_dashboard.services import auth, ratelimit
 from batch_dashboard.settings import get_settings
 
@@ -34,8 +34,8 @@ def get_workspace_id(
     api_key: Annotated[str | None, Security(_api_key_header)],
 ) -> str:
     key = bearer.credentials if bearer is not None else api_key
-    with session_scope() as session:
-        workspace_id = auth.authenticate_api_key(session, api_key=key)
+    with get_engine().connect() as connection:  # a bare connection: no session to set up
+        workspace_id = auth.authenticate_api_key(connection, api_key=key)
     settings = get_settings()
     ratelimit.buckets.take(
         auth.hash_key(key or ""),
