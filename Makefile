@@ -41,3 +41,4 @@ bench: setup
 	$(BIN)/python bench/dialer.py
 	$(BIN)/python bench/wall.py
 	$(BIN)/python bench/fuzz.py
+	$(BIN)/python bench/load.py
