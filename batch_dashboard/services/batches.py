@@ -6,7 +6,6 @@ import base64
 import binascii
 import csv
 import io
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -38,6 +37,7 @@ from batch_dashboard.services.errors import (
     Problems,
     ValidationFailed,
     is_clean_id,
+    json_object_field,
 )
 from batch_dashboard.services.recipients import RecipientRows
 from batch_dashboard.settings import Settings, get_settings
@@ -126,22 +126,16 @@ RETRY_ON = ("no_answer", "busy", "voicemail", "provider_error")
 def _parse_retry_policy(
     value: object, problems: Problems, *, from_form: bool
 ) -> dict[str, Any] | None:
-    if value is None or (from_form and value == ""):
+    value = json_object_field(
+        value,
+        problems,
+        field="retry_policy",
+        allowed={"max_attempts", "retry_on", "delay_seconds"},
+        shape="with max_attempts, retry_on, delay_seconds",
+        from_form=from_form,
+    )
+    if value is None:
         return None
-    if from_form and isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            problems.add(["retry_policy"], "must be a JSON object")
-            return None
-    if not isinstance(value, dict):
-        problems.add(
-            ["retry_policy"], "must be an object with max_attempts, retry_on, delay_seconds"
-        )
-        return None
-    unknown = set(value) - {"max_attempts", "retry_on", "delay_seconds"}
-    for name in sorted(unknown):
-        problems.add(["retry_policy", name], "is not a retry policy field")
     attempts = value.get("max_attempts", 1)
     if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 10:
         problems.add(["retry_policy", "max_attempts"], "must be an integer from 1 to 10")
@@ -153,8 +147,6 @@ def _parse_retry_policy(
     delay = value.get("delay_seconds", 600)
     if not isinstance(delay, int) or isinstance(delay, bool) or not 60 <= delay <= 86_400:
         problems.add(["retry_policy", "delay_seconds"], "must be an integer from 60 to 86400")
-    if unknown:
-        return None
     return {"max_attempts": attempts, "retry_on": retry_on, "delay_seconds": delay}
 
 

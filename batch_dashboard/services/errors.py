@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 MAX_REPORTED_PROBLEMS = 1000
@@ -104,3 +105,30 @@ class Problems:
     def raise_if_any(self) -> None:
         if self.items:
             raise ValidationFailed(self.items)
+
+
+def json_object_field(
+    value: object,
+    problems: Problems,
+    *,
+    field: str,
+    allowed: set[str],
+    shape: str,
+    from_form: bool,
+) -> dict[str, Any] | None:
+    """An optional object field of a batch (JSON, or a JSON string in a CSV upload's form):
+    the object, or None when absent or refused; unknown keys are reported, not dropped."""
+    if value is None or (from_form and value == ""):
+        return None
+    if from_form and isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            problems.add([field], "must be a JSON object")
+            return None
+    if not isinstance(value, dict):
+        problems.add([field], f"must be an object {shape}")
+        return None
+    for name in sorted(set(value) - allowed):
+        problems.add([field, name], f"is not a {field.replace('_', ' ')} field")
+    return value

@@ -8,7 +8,6 @@ DST changes are handled by the zone rules, not by fixed offsets.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, time, timedelta
 from functools import lru_cache
@@ -20,7 +19,7 @@ from phonenumbers import PhoneNumberType
 from phonenumbers import timezone as number_zones
 
 from batch_dashboard.clock import to_utc
-from batch_dashboard.services.errors import Problems
+from batch_dashboard.services.errors import Problems, json_object_field
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -33,22 +32,16 @@ def _known_zones() -> frozenset[str]:
 
 
 def parse_window(value: object, problems: Problems, *, from_form: bool) -> dict[str, Any] | None:
-    if value is None or (from_form and value == ""):
+    value = json_object_field(
+        value,
+        problems,
+        field="calling_window",
+        allowed={"start", "end", "days", "timezone", "unknown_timezone"},
+        shape='like {"start": "09:00", "end": "20:00"}',
+        from_form=from_form,
+    )
+    if value is None:
         return None
-    if from_form and isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            problems.add(["calling_window"], "must be a JSON object")
-            return None
-    if not isinstance(value, dict):
-        problems.add(
-            ["calling_window"], 'must be an object like {"start": "09:00", "end": "20:00"}'
-        )
-        return None
-    allowed = {"start", "end", "days", "timezone", "unknown_timezone"}
-    for name in sorted(set(value) - allowed):
-        problems.add(["calling_window", name], "is not a calling window field")
     window: dict[str, Any] = {}
     for name in ("start", "end"):
         clock = value.get(name)
