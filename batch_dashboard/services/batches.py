@@ -120,7 +120,15 @@ def _parse_int(
     return value
 
 
-RETRY_ON = ("no_answer", "busy", "voicemail", "provider_error")
+# A call's failure reason → the `retry_on` name of a retry policy that covers it.
+RETRYABLE = {
+    "no_answer": "no_answer",
+    "busy": "busy",
+    "voicemail": "voicemail",
+    "provider_error": "provider_error",
+    "call_failed": "provider_error",
+}
+RETRY_ON = tuple(dict.fromkeys(RETRYABLE.values()))
 
 
 def _parse_retry_policy(
@@ -761,16 +769,9 @@ def retry_batch(
     return batch_public(_get_batch(session, workspace_id, batch_id))
 
 
+# Redialled by POST …/retry: what a retry policy may cover, and calls whose end is unknown.
 # Never redialled: the number is listed, invalid, or the batch could not be dialed at all.
-RETRIABLE_REASONS = (
-    "no_answer",
-    "busy",
-    "voicemail",
-    "call_failed",
-    "provider_error",
-    "outcome_unknown",
-    "hung_up",
-)
+RETRIABLE_REASONS = (*RETRYABLE, "outcome_unknown", "hung_up")
 
 
 def pause_batch(
@@ -812,7 +813,8 @@ def _set_paused(
     return batch_public(batch)
 
 
-def caller_number(session: Session, *, batch: Batch) -> PhoneNumber | None:
+def caller_number(session: Session, *, batch: Batch | Row[Any]) -> PhoneNumber | None:
+    """The batch's own caller number, else its agent's (the one rule; the dialer uses it too)."""
     number_id = batch.phone_number_id
     if number_id is None:
         agent = session.get(agents.Agent, batch.agent_id)

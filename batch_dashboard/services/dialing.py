@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import String, bindparam, cast, func, insert, literal, or_, select, update
+from sqlalchemy import String, bindparam, case, cast, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -36,6 +36,7 @@ from batch_dashboard.models import (
 )
 from batch_dashboard.providers.base import AgentSnapshot, CallRequest, CallResult, CallStatus
 from batch_dashboard.services import dnc, webhooks, windows
+from batch_dashboard.services.batches import RETRYABLE, caller_number
 
 log = logging.getLogger(__name__)
 recipients_t = Recipient.__table__
@@ -213,7 +214,12 @@ def _start_batch(session: Session, batch_id: str, now: datetime) -> bool:
         .values(
             status=BatchStatus.running.value,
             started_at=func.coalesce(batches_t.c.started_at, now),
-            version=batches_t.c.version + 1,
+            # Only the first dial changes what a reader sees; a batch waiting for retries or its
+            # window passes here on every claim and must not look changed (caches, live pages).
+            version=case(
+                (batches_t.c.status != BatchStatus.running.value, batches_t.c.version + 1),
+                else_=batches_t.c.version,
+            ),
         )
         .returning(batches_t.c.id)
     ).first()
@@ -399,6 +405,20 @@ def claim_calls(
     return claims
 
 
+def _load_callers(session: Session, batches: list[Any]) -> None:
+    """The batches' agents and numbers in two queries, into the session's identity map, so the
+    per-batch lookups of the claim below cost no query each."""
+    agents = (
+        session.execute(select(Agent).where(Agent.id.in_({b.agent_id for b in batches})))
+        .scalars()
+        .all()
+    )
+    number_ids = {b.phone_number_id for b in batches} | {a.phone_number_id for a in agents}
+    number_ids.discard(None)
+    if number_ids:
+        session.execute(select(PhoneNumber).where(PhoneNumber.id.in_(number_ids))).scalars().all()
+
+
 def _claim_in_workspace(
     session: Session,
     batches: list[Any],
@@ -413,13 +433,13 @@ def _claim_in_workspace(
     # batches with the fewest calls live first, so one big batch cannot starve the others even
     # when it already holds every slot and they free up one at a time.
     batches = sorted(batches, key=lambda batch: batch.dialing_count)
+    _load_callers(session, batches)
     for position, batch in enumerate(batches):
         if available <= 0:
             break
         share = math.ceil(available / (len(batches) - position))
         agent = session.get(Agent, batch.agent_id)
-        number_id = batch.phone_number_id or (agent.phone_number_id if agent else None)
-        number = session.get(PhoneNumber, number_id) if number_id else None
+        number = caller_number(session, batch=batch)
         problem = _caller_problem(agent, number)
         if problem is not None:
             fail_batch(session, batch_id=batch.id, now=now, why=problem)
@@ -647,24 +667,16 @@ def record_outcomes(
     return [row.attempt_id for row in rows]
 
 
-RETRYABLE = {
-    "no_answer": "no_answer",
-    "busy": "busy",
-    "voicemail": "voicemail",
-    "provider_error": "provider_error",
-    "call_failed": "provider_error",
-}
-
-
 def _retry_at(
     policy: dict[str, Any] | None, attempts: int, reason: str | None, ended: datetime
 ) -> datetime | None:
     """When a failed attempt is tried again under the batch's retry policy, or None."""
-    if not policy or reason is None or attempts >= policy.get("max_attempts", 1):
+    # The policy was filled in and checked by batches.parse_retry_policy.
+    if not policy or reason is None or attempts >= policy["max_attempts"]:
         return None
-    if RETRYABLE.get(reason) not in policy.get("retry_on", []):
+    if RETRYABLE.get(reason) not in policy["retry_on"]:
         return None
-    return ended + timedelta(seconds=policy.get("delay_seconds", 60))
+    return ended + timedelta(seconds=policy["delay_seconds"])
 
 
 def _said_yes(item: object) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlmodel import Session
 from standardwebhooks import Webhook
 
@@ -257,8 +257,9 @@ def claim_due(session: Session, *, now: datetime, limit: int) -> list[DeliveryJo
             deliveries_t.c.attempt_count,
         )
     ).all()
-    agents = {
-        agent.id: agent
+    # Secrets opened once per agent, not once per delivery.
+    secrets_by_agent = {
+        agent.id: signing_secrets(agent, now)
         for agent in session.execute(
             select(Agent).where(Agent.id.in_({row.agent_id for row in rows}))
         ).scalars()
@@ -270,7 +271,7 @@ def claim_due(session: Session, *, now: datetime, limit: int) -> list[DeliveryJo
             url=row.url,
             payload=row.payload,
             attempt_count=row.attempt_count,
-            secrets=signing_secrets(agents[row.agent_id], now),
+            secrets=secrets_by_agent[row.agent_id],
         )
         for row in rows
     ]
@@ -401,9 +402,3 @@ def list_deliveries(
         "webhook_deliveries": [delivery_public(d) for d in page],
         "next_cursor": page[-1].id if more else None,
     }
-
-
-def count_pending(session: Session) -> int:
-    return session.execute(
-        select(func.count()).select_from(deliveries_t).where(deliveries_t.c.status == "pending")
-    ).scalar_one()

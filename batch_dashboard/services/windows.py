@@ -12,7 +12,7 @@ import re
 from datetime import datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
@@ -119,11 +119,3 @@ def next_open(now: datetime, zones: list[str], window: dict[str, Any]) -> dateti
         if allowed(moment, zones, window):
             return moment
     return None
-
-
-def check_zone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
