@@ -20,7 +20,13 @@ from batch_dashboard.ui.states.batches import (
     BatchDetailState,
     BatchesState,
 )
-from batch_dashboard.ui.states.live import BatchLive, BatchRow, RecipientRow, WorkspaceLive
+from batch_dashboard.ui.states.live import (
+    BatchLive,
+    BatchRow,
+    RecipientRow,
+    WorkspaceLive,
+    heartbeat,
+)
 
 NUMERIC = {"font_variant_numeric": "tabular-nums"}
 
@@ -97,6 +103,7 @@ def batches_page() -> rx.Component:
         BatchesState.status_filter == "all", WorkspaceLive.rows, BatchesState.filtered_rows
     )
     return frame(
+        heartbeat(BatchesState.heartbeat),
         page_header(
             "Batch calls",
             rx.hstack(
@@ -346,6 +353,7 @@ def batch_detail_page() -> rx.Component:
     rows = rx.cond(BatchDetailState.default_view, BatchLive.first_page, BatchDetailState.own_rows)
     cancellable = (batch.status == "scheduled") | (batch.status == "pending")
     return frame(
+        heartbeat(BatchDetailState.heartbeat),
         rx.cond(
             BatchDetailState.not_found,
             empty_state(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import reflex as rx
 from reflex_components_core.core.banner import has_connection_errors
 
-from batch_dashboard.ui.states.live import WallBatch, WallLive
+from batch_dashboard.ui.states.live import WallBatch, WallLive, heartbeat
 from batch_dashboard.ui.states.wall import WallState
 from batch_dashboard.ui.styles import STATUS_COLORS
 
@@ -280,6 +280,7 @@ def wall_page() -> rx.Component:
                 ),
             ),
             _connection_lost(),
+            heartbeat(WallState.heartbeat),
             # Radix's dark palette for this subtree: every rx.color below resolves to it.
             class_name="dark dark-theme radix-themes",
             background=rx.color("gray", 1),

@@ -69,6 +69,10 @@ class BatchesState(rx.State):
             await self._reload(await current_workspace(self))
             self.loading = False
 
+    @rx.event
+    async def heartbeat(self, _now: str = ""):
+        await live.keep_watching(self, WorkspaceLive)
+
     @rx.event(background=True)
     async def follow(self):
         """While this tab shows a filtered list, reload it when the shared marker moves."""
@@ -164,6 +168,10 @@ class BatchDetailState(rx.State):
             return [live.recipient_row(item) for item in rows], total
 
         self.own_rows, self.total_matching = await in_thread(load)
+
+    @rx.event
+    async def heartbeat(self, _now: str = ""):
+        await live.keep_watching(self, BatchLive)
 
     @rx.event(background=True)
     async def follow(self):

@@ -40,6 +40,22 @@ def watch(token: str) -> None:
     watched[token] = time.monotonic()
 
 
+# Open tabs say so this often (a timer in the page: a closed tab stops, so its token is
+# forgotten after FORGET_AFTER_SECONDS and no longer polled).
+HEARTBEAT_MS = 60_000
+
+
+async def keep_watching(state: rx.State, shared_class: type[rx.SharedState]) -> None:
+    shared = await state.get_state(shared_class)
+    if shared._linked_to:
+        watch(shared._linked_to)
+
+
+def heartbeat(event: Any) -> rx.Component:
+    """An invisible timer that sends `event` every HEARTBEAT_MS while the page is open."""
+    return rx.moment(interval=HEARTBEAT_MS, on_change=event, display="none")
+
+
 @dataclasses.dataclass
 class BatchRow:
     id: str = ""

@@ -16,15 +16,28 @@ class WallState(rx.State):
     refused: bool = False
     workspace_name: str = ""
 
-    @rx.event
-    async def open(self):
+    async def _check(self) -> tuple[str, str] | None:
         token = self.router.url.query_parameters.get("token", "")
 
         def check() -> tuple[str, str] | None:
             with session_scope() as session:
                 return wall.workspace_for_token(session, token=token)
 
-        found = await in_thread(check)
+        return await in_thread(check)
+
+    @rx.event
+    async def heartbeat(self, _now: str = ""):
+        """The screen is still open: keep it polled, and blank it once its link is revoked."""
+        if self.refused:
+            return
+        if await self._check() is None:
+            self.refused = True
+            return
+        await live.keep_watching(self, WallLive)
+
+    @rx.event
+    async def open(self):
+        found = await self._check()
         self.checked = True
         if found is None:
             self.refused = True
