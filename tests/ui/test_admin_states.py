@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import uuid
 from typing import Any
 
 import pytest
@@ -24,8 +25,13 @@ from tests.worker.helpers import START, claim, make_batch
 
 
 def signed_in(state_class: type[rx.State], workspace_id: str) -> Any:
+    """A state of a tab signed in to `workspace_id` through a real console session."""
+    email = f"{uuid.uuid4().hex[:10]}@example.com"
+    with session_scope(write=True) as session:
+        auth.create_user(session, workspace_id=workspace_id, email=email, password="password1")
+        token = auth.sign_in(session, email=email, password="password1")
     root = rx.State(_reflex_internal_init=True)
-    root.get_substate(AuthState.get_full_name().split("."))._workspace_id = workspace_id
+    root.get_substate(AuthState.get_full_name().split(".")).session_token = token
     return root.get_substate(state_class.get_full_name().split("."))
 
 
@@ -76,7 +82,23 @@ def test_agents_page_lists_the_workspace_agents(tenant: Tenant) -> None:
 
 
 def test_signed_out_viewer_sees_nothing(tenant: Tenant) -> None:
-    state = signed_in(AgentsState, "")
+    root = rx.State(_reflex_internal_init=True)
+    state = root.get_substate(AgentsState.get_full_name().split("."))
+    run(state.open())
+    assert not state.loaded and state.rows == []
+
+
+def test_a_tab_whose_session_ended_elsewhere_sees_nothing(tenant: Tenant) -> None:
+    state = signed_in(AgentsState, tenant.workspace_id)
+    run(state.open())
+    assert state.loaded and state.rows
+    root = state
+    while root.parent_state is not None:
+        root = root.parent_state
+    token = root.get_substate(AuthState.get_full_name().split(".")).session_token
+    with session_scope(write=True) as session:
+        auth.sign_out(session, token=token)  # e.g. "Sign out" in another tab
+    state.loaded, state.rows = False, []
     run(state.open())
     assert not state.loaded and state.rows == []
 

@@ -42,7 +42,6 @@ class AuthState(rx.State):
     timezone: str = ""
     login_error: str = ""
     signing_in: bool = False
-    _workspace_id: str = ""
 
     def _viewer(self) -> auth.Viewer | None:
         with session_scope() as session:
@@ -53,10 +52,9 @@ class AuthState(rx.State):
         """on_load of every page but /login: signed-out visitors go to the sign-in page."""
         viewer = await in_thread(self._viewer)
         if viewer is None:
-            self.email, self.workspace_name, self._workspace_id = "", "", ""
+            self.email, self.workspace_name = "", ""
             return rx.redirect("/login")
         self.email, self.workspace_name = viewer.email, viewer.workspace_name
-        self._workspace_id = viewer.workspace_id
         return rx.call_script(
             "Intl.DateTimeFormat().resolvedOptions().timeZone", callback=AuthState.set_timezone
         )
@@ -99,15 +97,15 @@ class AuthState(rx.State):
                 auth.sign_out(session, token=token)
 
         await in_thread(forget)
-        self.session_token, self.email, self.workspace_name, self._workspace_id = "", "", "", ""
+        self.session_token, self.email, self.workspace_name = "", "", ""
         return rx.redirect("/login")
 
     async def workspace_id(self) -> str:
-        """For other states' handlers (which run after require_login)."""
-        if not self._workspace_id:
-            viewer = await in_thread(self._viewer)
-            self._workspace_id = viewer.workspace_id if viewer else ""
-        return self._workspace_id
+        """For other states' handlers. Checked against the session every time (one indexed
+        read): a tab left open after its session expired or signed out elsewhere can do
+        nothing more, not even see new data."""
+        viewer = await in_thread(self._viewer)
+        return viewer.workspace_id if viewer else ""
 
 
 async def current_workspace(state: rx.State) -> str:
