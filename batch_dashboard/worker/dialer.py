@@ -14,7 +14,7 @@ import socket
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import DBAPIError
 
@@ -221,8 +221,7 @@ class Dialer:
             task.cancel()
         log.info("handing %d live calls over to other workers", len(remaining))
         try:
-            with session_scope(write=True) as session:
-                dialing.expire_leases(session, attempt_ids=remaining, now=self.clock.now())
+            await asyncio.to_thread(self._hand_over, remaining)
         except DBAPIError:
             log.exception("could not hand the calls over; their leases lapse by themselves")
         self.live.clear()
@@ -231,11 +230,7 @@ class Dialer:
 
     async def recover_expired(self) -> int:
         """Settle attempts whose worker died, with the provider's answer for each attempt."""
-        now = self.clock.now()
-        with session_scope() as session:
-            attempts = dialing.expired_attempts(
-                session, now=now, limit=200, default_provider=self.settings.provider
-            )
+        attempts = await asyncio.to_thread(self._expired, self.clock.now())
         settled = 0
         for attempt in attempts:
             if attempt.attempt_id in self.live:
@@ -255,6 +250,16 @@ class Dialer:
                 self._watch(provider, attempt.attempt_id, status)
             settled += 1
         return settled
+
+    def _hand_over(self, attempt_ids: list[str]) -> None:
+        with session_scope(write=True) as session:
+            dialing.expire_leases(session, attempt_ids=attempt_ids, now=self.clock.now())
+
+    def _expired(self, now: datetime) -> list[dialing.Attempt]:
+        with session_scope() as session:
+            return dialing.expired_attempts(
+                session, now=now, limit=200, default_provider=self.settings.provider
+            )
 
     def _release(self, attempt_id: str) -> None:
         with session_scope(write=True) as session:

@@ -82,18 +82,15 @@ def test_sigterm_hands_live_calls_over_and_exits_cleanly(tmp_path: Path, monkeyp
             time.sleep(0.3)
     finally:
         stop_server(fast.process)
-    monkeypatch.setenv("DATABASE_URL", slow.database_url)
     from batch_dashboard import db
     from batch_dashboard.providers.simulator import ledger_rows
     from batch_dashboard.settings import reload_settings
+    from tests.conftest import _use_database
 
-    db.dispose_engines()
-    reload_settings()
-    try:
+    with monkeypatch.context() as patch:
+        _use_database(patch, slow.database_url)
         dialed = [row["to_number"] for row in ledger_rows()]
-    finally:
-        monkeypatch.undo()
-        db.dispose_engines()
-        reload_settings()
+    db.dispose_engines()  # the context put DATABASE_URL back; forget what it opened
+    reload_settings()
     assert sorted(dialed) == sorted(phones)  # everyone once
     assert all(r["status"] == "completed" for r in got["recipients"])
