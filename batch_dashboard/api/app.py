@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from batch_dashboard.api import metrics
+from batch_dashboard.api import bodies, metrics
 from batch_dashboard.api.routes import (
     agents,
     batches,
@@ -27,7 +27,6 @@ from batch_dashboard.settings import get_settings
 
 log = logging.getLogger(__name__)
 DOCS_ASSETS = "/v1/docs-assets"
-BODY_ENVELOPE = 64 * 1024
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -75,14 +74,10 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
-            limit = get_settings().max_upload_bytes + BODY_ENVELOPE
-            if declared.isdigit() and int(declared) > limit:
-                response = _error(
-                    413,
-                    "payload_too_large",
-                    f"the request body is larger than the limit of {limit:,} bytes",
-                    [{"loc": ["body"], "message": f"must be at most {limit:,} bytes"}],
-                )
+            limit = get_settings().max_upload_bytes + bodies.ENVELOPE
+            if bodies.declared_too_large(declared, limit):
+                refused = bodies.too_large(limit)
+                response = _error(413, "payload_too_large", refused.message, refused.details)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

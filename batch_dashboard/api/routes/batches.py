@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -13,6 +10,7 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from batch_dashboard.api import bodies
 from batch_dashboard.api.deps import FastJSONResponse, SessionDep, WorkspaceId, WriteSessionDep
 from batch_dashboard.api.openapi import CREATE_BATCH_OPENAPI, ERRORS
 from batch_dashboard.models import BatchDetail, BatchList, BatchPublic
@@ -26,7 +24,6 @@ from batch_dashboard.settings import get_settings
 
 router = APIRouter(prefix="/v1/batch-calls", tags=["Batch calls"])
 
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 FORM_FIELDS = (
     "name",
     "agent_id",
@@ -37,55 +34,12 @@ FORM_FIELDS = (
     "retry_policy",
     "calling_window",
 )
-# Room for the multipart envelope and the form's other fields around a maximal CSV.
-_MULTIPART_ENVELOPE = 64 * 1024
-
-
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"the request body is larger than the limit of {limit:,} bytes",
-        [{"loc": ["body"], "message": f"must be at most {limit:,} bytes"}],
-    )
-
-
-async def _limited_stream(request: Request, limit: int) -> AsyncIterator[bytes]:
-    """The body, refused as soon as it passes `limit` (never read whole first)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise _too_large(limit)
-        yield chunk
-
-
-def _parse_json(body: bytes) -> dict[str, Any]:
-    def refuse_constant(name: str) -> None:
-        raise ValueError(f"{name} is not valid JSON")
-
-    try:
-        payload = json.loads(body, parse_constant=refuse_constant)
-    except (ValueError, RecursionError) as error:
-        raise ValidationFailed.at(["body"], f"is not valid JSON: {error}") from None
-    if not isinstance(payload, dict):
-        raise ValidationFailed.at(["body"], "must be a JSON object")
-    # \ud800-\udfff escapes may decode to lone surrogates, which no database can store.
-    if _SURROGATE_ESCAPE.search(body):
-        try:
-            json.dumps(payload, ensure_ascii=False).encode()
-        except UnicodeEncodeError:
-            raise ValidationFailed.at(
-                ["body"], "contains invalid Unicode (an unpaired surrogate escape)"
-            ) from None
-    return payload
 
 
 async def _read_form(request: Request, limit: int) -> tuple[dict[str, str], bytes]:
     parser = MultiPartParser(
         request.headers,
-        _limited_stream(request, limit + _MULTIPART_ENVELOPE),
+        bodies.limited_stream(request, limit + bodies.ENVELOPE),
         max_files=1,
         max_fields=20,
     )
@@ -139,10 +93,8 @@ async def create_batch_call(
     settings = get_settings()
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json" or content_type.endswith("+json"):
-        body = b"".join(
-            [chunk async for chunk in _limited_stream(request, settings.max_upload_bytes)]
-        )
-        payload = _parse_json(body)
+        body = await bodies.read_limited(request, settings.max_upload_bytes)
+        payload = bodies.parse_json_object(body)
         rows = await run_in_threadpool(
             recipients.from_json,
             payload.get("recipients"),

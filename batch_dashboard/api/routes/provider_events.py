@@ -7,7 +7,6 @@ with BATCH_HTTP_PROVIDER_SECRET, and that signature is the authentication.
 from __future__ import annotations
 
 import binascii
-import json
 import logging
 from typing import Annotated, Any
 
@@ -18,6 +17,7 @@ from pydantic import BaseModel
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificationError
 
+from batch_dashboard.api import bodies
 from batch_dashboard.clock import system_clock
 from batch_dashboard.db import session_scope
 from batch_dashboard.models import ErrorResponse
@@ -26,7 +26,6 @@ from batch_dashboard.providers.http import RUNTIME_STATUSES, InvalidCall, parse_
 from batch_dashboard.services import dialing
 from batch_dashboard.services.errors import (
     NotFound,
-    PayloadTooLarge,
     Unauthorized,
     ValidationFailed,
 )
@@ -132,21 +131,6 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    too_large = PayloadTooLarge(f"an event is at most {MAX_EVENT_BYTES:,} bytes")
-    if declared.isdigit() and int(declared) > MAX_EVENT_BYTES:
-        raise too_large
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > MAX_EVENT_BYTES:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _verify(secret: str, body: bytes, headers: dict[str, str | None]) -> None:
     try:
         webhook = Webhook(secret)
@@ -166,21 +150,6 @@ def _verify(secret: str, body: bytes, headers: dict[str, str | None]) -> None:
         raise Unauthorized(
             "the event's signature does not match, or its timestamp is not within 5 minutes"
         ) from None
-
-
-def _parse(body: bytes) -> Any:
-    def refuse_constant(name: str) -> None:
-        raise ValueError(f"{name} is not valid JSON")
-
-    try:
-        event = json.loads(body, parse_constant=refuse_constant)
-        # Lone surrogate escapes decode fine but no database can store them.
-        json.dumps(event, ensure_ascii=False).encode()
-    except (ValueError, RecursionError, UnicodeEncodeError) as error:
-        raise ValidationFailed.at(["body"], f"is not valid JSON: {error}") from None
-    if not isinstance(event, dict):
-        raise ValidationFailed.at(["body"], "must be an event object")
-    return event
 
 
 def _record(attempt_id: str, result: CallResult) -> bool:
@@ -215,7 +184,7 @@ async def http_provider_event(
     secret = get_settings().http_provider_secret
     if not secret:
         raise NotFound("no such route: /v1/provider-events/http")
-    body = await _read_body(request)
+    body = await bodies.read_limited(request, MAX_EVENT_BYTES)
     _verify(
         secret,
         body,
@@ -225,7 +194,7 @@ async def http_provider_event(
             "webhook-signature": webhook_signature,
         },
     )
-    event = _parse(body)
+    event = bodies.parse_json_object(body, what="an event object")
     if event.get("type") != STATUS_EVENT:
         # An event type from a newer runtime: not ours to judge, and not worth a retry storm.
         return JSONResponse({"recorded": False}, status_code=202)
