@@ -208,12 +208,9 @@ def main() -> int:
 
 
 def _workspace_of_key(env: dict[str, str], key: str) -> str:
-    os.environ["DATABASE_URL"] = env["DATABASE_URL"]
-    from batch_dashboard.db import session_scope
     from batch_dashboard.services import auth
 
-    with session_scope() as session:
-        return auth.authenticate_api_key(session, api_key=key)
+    return auth.authenticate_api_key(key, database_url=env["DATABASE_URL"])
 
 
 if __name__ == "__main__":

@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, delete
+from sqlalchemy import bindparam, delete
 from sqlmodel import Session, select
 
 from batch_dashboard.clock import system_clock
+from batch_dashboard.db import fetch_one, get_engine
 from batch_dashboard.ids import new_id
 from batch_dashboard.models import ApiKey, ConsoleSession, User, Workspace
 from batch_dashboard.services.errors import Conflict, NotFound, Unauthorized, ValidationFailed
@@ -79,25 +80,25 @@ def create_api_key(
     return IssuedKey(id=record.id, api_key=api_key, prefix=record.prefix)
 
 
-def authenticate_api_key(session: Session | Connection, *, api_key: str | None) -> str:
+_KEY_LOOKUP = select(
+    ApiKey.__table__.c.key_hash, ApiKey.__table__.c.revoked_at, ApiKey.__table__.c.workspace_id
+).where(ApiKey.__table__.c.key_hash == bindparam("digest"))
+
+
+def authenticate_api_key(api_key: str | None, *, database_url: str | None = None) -> str:
     """The workspace id of a live key; `Unauthorized` for a missing, unknown or revoked one."""
     if not api_key or not api_key.startswith(KEY_PREFIX) or len(api_key) > 200:
         raise Unauthorized("missing or invalid API key: send Authorization: Bearer <key>")
     digest = hash_key(api_key)
-    keys = ApiKey.__table__
-    # Three columns, no ORM object: this runs before every API request.
-    record = session.execute(
-        select(keys.c.key_hash, keys.c.revoked_at, keys.c.workspace_id).where(
-            keys.c.key_hash == digest
-        )
-    ).first()
+    # Outside any session: this runs before every API request (db.fetch_one).
+    record = fetch_one(_KEY_LOOKUP, {"digest": digest}, get_engine(database_url))
     # The lookup is by hash, so timing reveals nothing about the key; the constant-time
     # comparison guards against a collation-insensitive index ever matching a near miss.
-    if record is None or not hmac.compare_digest(record.key_hash, digest):
+    if record is None or not hmac.compare_digest(record[0], digest):
         raise Unauthorized("unknown API key")
-    if record.revoked_at is not None:
+    if record[1] is not None:
         raise Unauthorized("this API key has been revoked")
-    return record.workspace_id
+    return record[2]
 
 
 def list_api_keys(session: Session, *, workspace_id: str) -> list[ApiKey]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import functools
 import io
 import threading
 from collections import OrderedDict
@@ -14,11 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, and_, or_, update
+from sqlalchemy import Engine, Row, Select, and_, bindparam, or_, update
 from sqlmodel import Session, func, select
 
 from batch_dashboard.clock import system_clock, to_rfc3339, to_utc
-from batch_dashboard.db import session_scope
+from batch_dashboard.db import fetch_all, fetch_one, session_scope
 from batch_dashboard.ids import id_block, new_id
 from batch_dashboard.models import (
     RECIPIENT_STATUSES,
@@ -444,8 +445,8 @@ def get_batch(session: Session, *, workspace_id: str, batch_id: str) -> Batch:
     return _get_batch(session, workspace_id, batch_id)
 
 
-def _encode_cursor(batch: Batch) -> str:
-    raw = f"{batch.created_at.isoformat()}|{batch.id}".encode()
+def _encode_cursor(created_at: datetime, batch_id: str) -> str:
+    raw = f"{created_at.isoformat()}|{batch_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -461,6 +462,83 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValidationFailed.at(["cursor"], "is not a cursor this API returned") from None
 
 
+@functools.cache
+def _list_query(by_status: bool, by_agent: bool, after_cursor: bool) -> Select:
+    """The list's page as (id, version), newest first: one constant statement per combination
+    of filters, so that `db.fetch_all` compiles each once."""
+    table = Batch.__table__
+    query = select(table.c.id, table.c.version).where(
+        table.c.workspace_id == bindparam("workspace_id")
+    )
+    if by_status:
+        query = query.where(table.c.status == bindparam("status"))
+    if by_agent:
+        query = query.where(table.c.agent_id == bindparam("agent_id"))
+    if after_cursor:
+        query = query.where(
+            or_(
+                table.c.created_at < bindparam("created_at"),
+                and_(
+                    table.c.created_at == bindparam("created_at"), table.c.id < bindparam("last_id")
+                ),
+            )
+        )
+    return query.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(bindparam("limit"))
+
+
+_CREATED_LOOKUP = select(Batch.__table__.c.created_at).where(
+    Batch.__table__.c.id == bindparam("id")
+)
+
+
+def _list_page(
+    engine: Engine | None,
+    workspace_id: str,
+    limit: int,
+    cursor: str | None,
+    status: str | None,
+    agent_id: str | None,
+) -> tuple[list[tuple[str, int]], str | None]:
+    """The page's (id, version) pairs and the next page's cursor."""
+    problems = Problems()
+    if not 1 <= limit <= LIST_LIMIT_MAX:
+        problems.add(["limit"], f"must be between 1 and {LIST_LIMIT_MAX}")
+    if status is not None and status not in BATCH_STATUSES:
+        problems.add(["status"], f"must be one of {', '.join(BATCH_STATUSES)}")
+    problems.raise_if_any()
+    params: dict[str, Any] = {"workspace_id": workspace_id, "limit": limit + 1}
+    if status is not None:
+        params["status"] = status
+    if agent_id is not None:
+        params["agent_id"] = agent_id if is_clean_id(agent_id) else ""
+    if cursor:
+        params["created_at"], params["last_id"] = _decode_cursor(cursor)
+    query = _list_query(status is not None, agent_id is not None, bool(cursor))
+    page = fetch_all(query, params, engine)
+    if len(page) <= limit:
+        return page, None
+    page = page[:limit]
+    (created_at,) = fetch_one(_CREATED_LOOKUP, {"id": page[-1][0]}, engine)
+    return page, _encode_cursor(created_at, page[-1][0])
+
+
+def list_batches_from_memory(
+    *,
+    workspace_id: str,
+    limit: int = LIST_LIMIT_DEFAULT,
+    cursor: str | None = None,
+    status: str | None = None,
+    agent_id: str | None = None,
+    engine: Engine | None = None,
+) -> dict[str, Any] | None:
+    """`list_batches` when every batch of the page is remembered at its version, else None."""
+    wanted, next_cursor = _list_page(engine, workspace_id, limit, cursor, status, agent_id)
+    found, missing = _remembered_forms(wanted)
+    if missing:
+        return None
+    return {"batch_calls": [found[batch_id] for batch_id, _ in wanted], "next_cursor": next_cursor}
+
+
 def list_batches(
     session: Session,
     *,
@@ -470,37 +548,10 @@ def list_batches(
     status: str | None = None,
     agent_id: str | None = None,
 ) -> dict[str, Any]:
-    problems = Problems()
-    if not 1 <= limit <= LIST_LIMIT_MAX:
-        problems.add(["limit"], f"must be between 1 and {LIST_LIMIT_MAX}")
-    if status is not None and status not in BATCH_STATUSES:
-        problems.add(["status"], f"must be one of {', '.join(BATCH_STATUSES)}")
-    problems.raise_if_any()
-    table = Batch.__table__
-    # Only what paging needs; each batch's public form comes from _public_forms.
-    query = select(table.c.id, table.c.version, table.c.created_at).where(
-        Batch.workspace_id == workspace_id
+    wanted, next_cursor = _list_page(
+        session.get_bind(), workspace_id, limit, cursor, status, agent_id
     )
-    if status is not None:
-        query = query.where(Batch.status == status)
-    if agent_id is not None:
-        query = query.where(Batch.agent_id == (agent_id if is_clean_id(agent_id) else ""))
-    if cursor:
-        created, last_id = _decode_cursor(cursor)
-        query = query.where(
-            or_(Batch.created_at < created, and_(Batch.created_at == created, Batch.id < last_id))
-        )
-    page = list(
-        session.connection().execute(
-            query.order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit + 1)
-        )
-    )
-    more = len(page) > limit
-    page = page[:limit]
-    return {
-        "batch_calls": _public_forms(session, [(row.id, row.version) for row in page]),
-        "next_cursor": _encode_cursor(page[-1]) if more else None,
-    }
+    return {"batch_calls": _public_forms(session, wanted), "next_cursor": next_cursor}
 
 
 _PUBLIC_FORMS_KEPT = 20_000
@@ -508,16 +559,24 @@ _public_forms_cache: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict(
 _public_forms_lock = threading.Lock()
 
 
-def _public_forms(session: Session, wanted: list[tuple[str, int]]) -> list[dict[str, Any]]:
-    """`batch_public` of each (id, version), remembered per version: a list page mostly asks
-    for batches that have not changed since the last page. Callers must not modify them."""
+def _remembered_forms(
+    wanted: list[tuple[str, int]],
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The remembered `batch_public` of each (id, version) still at that version, and the
+    ids that are not. Callers must not modify them."""
     found: dict[str, dict[str, Any]] = {}
     with _public_forms_lock:
         for batch_id, version in wanted:
             entry = _public_forms_cache.get(batch_id)
             if entry is not None and entry[0] == version:
                 found[batch_id] = entry[1]
-    missing = [batch_id for batch_id, _ in wanted if batch_id not in found]
+    return found, [batch_id for batch_id, _ in wanted if batch_id not in found]
+
+
+def _public_forms(session: Session, wanted: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    """`batch_public` of each (id, version), remembered per version: a list page mostly asks
+    for batches that have not changed since the last page."""
+    found, missing = _remembered_forms(wanted)
     if missing:
         table = Batch.__table__
         rows = session.connection().execute(select(table).where(table.c.id.in_(missing)))
@@ -631,17 +690,46 @@ class _DetailCache:
 _detail_cache = _DetailCache(budget_bytes=128 * 1024 * 1024)
 
 
+_VERSION_LOOKUP = select(Batch.__table__.c.version).where(
+    Batch.__table__.c.id == bindparam("id"),
+    Batch.__table__.c.workspace_id == bindparam("workspace_id"),
+)
+
+
+def batch_detail_json_from_memory(
+    *,
+    workspace_id: str,
+    batch_id: str,
+    recipient_status: str | None = None,
+    engine: Engine | None = None,
+) -> bytes | None:
+    """The remembered `batch_detail_json` while the batch has not changed, else None; one
+    indexed lookup and no session (`NotFound` for a batch the workspace does not have)."""
+    _check_recipient_status(recipient_status)
+    found = (
+        fetch_one(_VERSION_LOOKUP, {"id": batch_id, "workspace_id": workspace_id}, engine)
+        if is_clean_id(batch_id)
+        else None
+    )
+    if found is None:
+        raise NotFound(f"no batch call {batch_id}")
+    return _detail_cache.get((batch_id, recipient_status), found[0])
+
+
 def batch_detail_json(
     session: Session, *, workspace_id: str, batch_id: str, recipient_status: str | None = None
 ) -> bytes:
     """`batch_detail` encoded as JSON, from memory while the batch has not changed."""
-    _check_recipient_status(recipient_status)
-    batch = _get_batch(session, workspace_id, batch_id)
-    key = (batch.id, recipient_status)
-    body = _detail_cache.get(key, batch.version)
+    body = batch_detail_json_from_memory(
+        workspace_id=workspace_id,
+        batch_id=batch_id,
+        recipient_status=recipient_status,
+        engine=session.get_bind(),
+    )
     if body is None:
+        batch = _get_batch(session, workspace_id, batch_id)
         body = orjson.dumps(_detail(session, batch, recipient_status))
-        _detail_cache.put(key, batch.version, body)
+        _detail_cache.put((batch_id, recipient_status), batch.version, body)
     return body
 
 

@@ -324,8 +324,7 @@ def test_creating_an_api_key_shows_it_once_and_lists_only_its_prefix(tenant: Ten
     assert state.create_error == "" and not state.creating
     key = state.new_key
     assert key.startswith("bc_")
-    with session_scope() as session:
-        assert auth.authenticate_api_key(session, api_key=key) == tenant.workspace_id
+    assert auth.authenticate_api_key(key) == tenant.workspace_id
     assert len(state.keys) == 2
     listed = next(r for r in state.keys if r.label == "CRM")
     assert listed.prefix == key[: auth.DISPLAY_PREFIX_LENGTH] and listed.revoked_at == ""
@@ -347,8 +346,8 @@ def test_revoking_an_api_key(tenant: Tenant) -> None:
     assert any(event is not None for event in events)
     [revoked] = state.keys
     assert revoked.revoked_at.endswith("Z")
-    with session_scope() as session, pytest.raises(Unauthorized):
-        auth.authenticate_api_key(session, api_key=tenant.api_key)
+    with pytest.raises(Unauthorized):
+        auth.authenticate_api_key(tenant.api_key)
 
 
 def test_another_workspaces_key_cannot_be_revoked(tenant: Tenant) -> None:
@@ -358,8 +357,7 @@ def test_another_workspaces_key_cannot_be_revoked(tenant: Tenant) -> None:
     state = signed_in(SettingsState, tenant.workspace_id)
     state.ask_revoke(other_key.id, other_key.prefix)
     run(state.revoke())
-    with session_scope() as session:
-        assert auth.authenticate_api_key(session, api_key=other.api_key) == other.workspace_id
+    assert auth.authenticate_api_key(other.api_key) == other.workspace_id
 
 
 def test_an_agents_opt_out_field_is_saved(tenant: Tenant) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from sqlmodel import Session
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from batch_dashboard.api import bodies
-from batch_dashboard.api.deps import FastJSONResponse, SessionDep, WorkspaceId, WriteSessionDep
+from batch_dashboard.api.deps import CallerDep, FastJSONResponse
 from batch_dashboard.api.openapi import CREATE_BATCH_OPENAPI, ERRORS
 from batch_dashboard.models import BatchDetail, BatchList, BatchPublic
 from batch_dashboard.services import agents, batches, idempotency, recipients
@@ -80,7 +82,7 @@ async def _read_form(request: Request, limit: int) -> tuple[dict[str, str], byte
 )
 async def create_batch_call(
     request: Request,
-    workspace_id: WorkspaceId,
+    caller: CallerDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -90,6 +92,7 @@ async def create_batch_call(
         ),
     ] = None,
 ) -> Response:
+    workspace_id = caller.workspace_id
     settings = get_settings()
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json" or content_type.endswith("+json"):
@@ -133,21 +136,17 @@ async def create_batch_call(
 @router.get(
     "", summary="List batch calls, newest first", response_model=BatchList, responses=ERRORS
 )
-def list_batch_calls(
-    session: SessionDep,
-    workspace_id: WorkspaceId,
+async def list_batch_calls(
+    caller: CallerDep,
     limit: Annotated[int, Query(description="1–200")] = batches.LIST_LIMIT_DEFAULT,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
     status: Annotated[str | None, Query(description="Only batches in this status")] = None,
     agent_id: Annotated[str | None, Query(description="Only batches of this agent")] = None,
 ) -> Response:
-    page = batches.list_batches(
-        session,
-        workspace_id=workspace_id,
-        limit=limit,
-        cursor=cursor,
-        status=status,
-        agent_id=agent_id,
+    query = {"limit": limit, "cursor": cursor, "status": status, "agent_id": agent_id}
+    page = await caller.read(
+        partial(batches.list_batches, **query),
+        from_memory=partial(batches.list_batches_from_memory, **query),
     )
     return FastJSONResponse(page)
 
@@ -161,19 +160,20 @@ def list_batch_calls(
         **ERRORS,
     },
 )
-def sample_csv(
-    session: SessionDep,
-    workspace_id: WorkspaceId,
+async def sample_csv(
+    caller: CallerDep,
     agent_id: Annotated[
         str | None, Query(description="Columns from this agent's placeholders")
     ] = None,
 ) -> Response:
-    columns = None
-    filename = "sample.csv"
-    if agent_id is not None:
+    def columns_of_agent(session: Session, *, workspace_id: str) -> list[str] | None:
+        if agent_id is None:
+            return None
         agent = agents.get_agent(session, workspace_id=workspace_id, agent_id=agent_id)
-        columns = agents.agent_placeholders(agent)
-        filename = f"{agent.id}-sample.csv"
+        return agents.agent_placeholders(agent)
+
+    columns = await caller.read(columns_of_agent)
+    filename = "sample.csv" if agent_id is None else f"{agent_id}-sample.csv"
     return Response(
         agents.sample_csv(columns),
         media_type="text/csv; charset=utf-8",
@@ -187,16 +187,17 @@ def sample_csv(
     response_model=BatchDetail,
     responses=ERRORS,
 )
-def get_batch_call(
+async def get_batch_call(
     batch_id: str,
-    session: SessionDep,
-    workspace_id: WorkspaceId,
+    caller: CallerDep,
     recipient_status: Annotated[
         str | None, Query(description="Only recipients in this status")
     ] = None,
 ) -> Response:
-    body = batches.batch_detail_json(
-        session, workspace_id=workspace_id, batch_id=batch_id, recipient_status=recipient_status
+    query = {"batch_id": batch_id, "recipient_status": recipient_status}
+    body = await caller.read(
+        partial(batches.batch_detail_json, **query),
+        from_memory=partial(batches.batch_detail_json_from_memory, **query),
     )
     return Response(body, media_type="application/json")
 
@@ -207,12 +208,8 @@ def get_batch_call(
     response_model=BatchPublic,
     responses=ERRORS,
 )
-def cancel_batch_call(
-    batch_id: str, session: WriteSessionDep, workspace_id: WorkspaceId
-) -> Response:
-    return FastJSONResponse(
-        batches.cancel_batch(session, workspace_id=workspace_id, batch_id=batch_id)
-    )
+async def cancel_batch_call(batch_id: str, caller: CallerDep) -> Response:
+    return FastJSONResponse(await caller.write(partial(batches.cancel_batch, batch_id=batch_id)))
 
 
 @router.post(
@@ -221,12 +218,8 @@ def cancel_batch_call(
     response_model=BatchPublic,
     responses=ERRORS,
 )
-def pause_batch_call(
-    batch_id: str, session: WriteSessionDep, workspace_id: WorkspaceId
-) -> Response:
-    return FastJSONResponse(
-        batches.pause_batch(session, workspace_id=workspace_id, batch_id=batch_id)
-    )
+async def pause_batch_call(batch_id: str, caller: CallerDep) -> Response:
+    return FastJSONResponse(await caller.write(partial(batches.pause_batch, batch_id=batch_id)))
 
 
 @router.post(
@@ -235,12 +228,8 @@ def pause_batch_call(
     response_model=BatchPublic,
     responses=ERRORS,
 )
-def resume_batch_call(
-    batch_id: str, session: WriteSessionDep, workspace_id: WorkspaceId
-) -> Response:
-    return FastJSONResponse(
-        batches.resume_batch(session, workspace_id=workspace_id, batch_id=batch_id)
-    )
+async def resume_batch_call(batch_id: str, caller: CallerDep) -> Response:
+    return FastJSONResponse(await caller.write(partial(batches.resume_batch, batch_id=batch_id)))
 
 
 @router.post(
@@ -256,9 +245,5 @@ def resume_batch_call(
     response_model=BatchPublic,
     responses=ERRORS,
 )
-def retry_batch_call(
-    batch_id: str, session: WriteSessionDep, workspace_id: WorkspaceId
-) -> Response:
-    return FastJSONResponse(
-        batches.retry_batch(session, workspace_id=workspace_id, batch_id=batch_id)
-    )
+async def retry_batch_call(batch_id: str, caller: CallerDep) -> Response:
+    return FastJSONResponse(await caller.write(partial(batches.retry_batch, batch_id=batch_id)))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from batch_dashboard.api.deps import SessionDep, WorkspaceId, WriteSessionDep
+from batch_dashboard.api.deps import CallerDep
 from batch_dashboard.api.openapi import ERRORS
 from batch_dashboard.services import dnc
 
@@ -33,13 +34,12 @@ class DoNotCallCreate(BaseModel):
 
 
 @router.get("", summary="The workspace's do-not-call list", response_model=DoNotCallList)
-def list_do_not_call(
-    session: SessionDep,
-    workspace_id: WorkspaceId,
+async def list_do_not_call(
+    caller: CallerDep,
     limit: Annotated[int, Query(description="1–1000")] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> dict[str, Any]:
-    return dnc.list_entries(session, workspace_id=workspace_id, limit=limit, after=cursor)
+    return await caller.read(partial(dnc.list_entries, limit=limit, after=cursor))
 
 
 @router.post(
@@ -48,13 +48,13 @@ def list_do_not_call(
     summary="Add a number; a batch already running never dials it from now on",
     response_model=DoNotCallEntry,
 )
-def add_do_not_call(
-    body: Annotated[DoNotCallCreate, Body()], session: WriteSessionDep, workspace_id: WorkspaceId
+async def add_do_not_call(
+    body: Annotated[DoNotCallCreate, Body()], caller: CallerDep
 ) -> dict[str, Any]:
-    return dnc.add(session, workspace_id=workspace_id, phone=body.phone, reason=body.reason)
+    return await caller.write(partial(dnc.add, phone=body.phone, reason=body.reason))
 
 
 @router.delete("/{phone}", status_code=204, summary="Remove a number", response_class=Response)
-def remove_do_not_call(phone: str, session: WriteSessionDep, workspace_id: WorkspaceId) -> Response:
-    dnc.remove(session, workspace_id=workspace_id, phone=phone)
+async def remove_do_not_call(phone: str, caller: CallerDep) -> Response:
+    await caller.write(partial(dnc.remove, phone=phone))
     return Response(status_code=204)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from batch_dashboard.api.deps import SessionDep, WorkspaceId
+from batch_dashboard.api.deps import CallerDep
 from batch_dashboard.api.openapi import ERRORS
 from batch_dashboard.services import webhooks
 
@@ -52,21 +53,21 @@ class WebhookDeliveryList(BaseModel):
     ),
     response_model=WebhookDeliveryList,
 )
-def list_webhook_deliveries(
-    session: SessionDep,
-    workspace_id: WorkspaceId,
+async def list_webhook_deliveries(
+    caller: CallerDep,
     agent_id: Annotated[str | None, Query(description="Only this agent's deliveries")] = None,
     status: Annotated[str | None, Query(description="pending, delivered or failed")] = None,
     batch_id: Annotated[str | None, Query(description="Only events of this batch")] = None,
     limit: Annotated[int, Query(description="1–200")] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> dict[str, Any]:
-    return webhooks.list_deliveries(
-        session,
-        workspace_id=workspace_id,
-        agent_id=agent_id,
-        status=status,
-        batch_id=batch_id,
-        limit=limit,
-        before=cursor,
+    return await caller.read(
+        partial(
+            webhooks.list_deliveries,
+            agent_id=agent_id,
+            status=status,
+            batch_id=batch_id,
+            limit=limit,
+            before=cursor,
+        )
     )
