@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import statistics
@@ -55,6 +56,7 @@ from ingest import (  # noqa: E402
 
 from batch_dashboard.settings import Settings  # noqa: E402
 
+WRK = shutil.which("wrk")  # `make bench-load` installs Debian's wrk when it is missing
 TARGET_P99_MS = 100.0
 TARGET_ERRORS = 0
 ROUTES = ("detail", "list")
@@ -146,7 +148,7 @@ def client_keys(database_url: str, setup_key: str, count: int) -> list[str]:
     from batch_dashboard.services import auth
 
     with session_scope(database_url, write=True) as session:
-        workspace_id = auth.authenticate_api_key(session, api_key=setup_key)
+        workspace_id = auth.authenticate_api_key(setup_key, database_url=database_url)
         keys = [
             auth.create_api_key(session, workspace_id=workspace_id, label=f"load client {i}")
             for i in range(count)
@@ -436,6 +438,106 @@ async def drive(
     return samples, window
 
 
+# wrk: one process per route, one thread and one connection per client, each client with its
+# own key; `done` prints the figures as JSON (latencies in microseconds).
+WRK_SCRIPT = """
+local keys = {%(keys)s}
+local given = 0
+function setup(thread)
+  given = given + 1
+  thread:set("key", keys[(given - 1) %% #keys + 1])
+end
+function init(args)
+  wrk.headers["Authorization"] = "Bearer " .. key
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK {"requests": %%d, "bytes": %%d, "duration_us": %%d, "socket": %%d, "status": %%d, '
+    .. '"timeout": %%d, "p50": %%d, "p95": %%d, "p99": %%d, "max": %%d, "mean": %%f}\\n',
+    summary.requests, summary.bytes, summary.duration, e.connect + e.read + e.write,
+    e.status, e.timeout, latency:percentile(50), latency:percentile(95),
+    latency:percentile(99), latency.max, latency.mean))
+end
+"""
+
+
+def drive_wrk(
+    target: Target, args: argparse.Namespace, sampler: TreeSampler | None, workdir: Path
+) -> tuple[list[RouteStats], Window]:
+    """Half the clients on each route, `wrk` doing the requests: a C load generator uses a few
+    per cent of a core where httpx in Python used a whole one, on the machine the backend runs
+    on. A warm-up run first, then the measured one with the sampler watching."""
+    paths = {"detail": f"/v1/batch-calls/{target.batch_id}", "list": "/v1/batch-calls"}
+    split = {"detail": args.clients - args.clients // 2, "list": args.clients // 2}
+    keys = list(target.keys)
+    scripts = {}
+    for index, route in enumerate(ROUTES):
+        # Each route's clients take their own keys (as with the Python client: one per client).
+        mine = keys[index * split["detail"] :] + keys[: index * split["detail"]]
+        script = workdir / f"wrk-{route}.lua"
+        script.write_text(WRK_SCRIPT % {"keys": ", ".join(f'"{key}"' for key in mine)})
+        scripts[route] = script
+
+    def start(route: str, seconds: float) -> subprocess.Popen[str]:
+        clients = split[route]
+        command = [
+            WRK,
+            *("-t", str(clients), "-c", str(clients), "-d", f"{seconds:g}s", "--timeout", "30s"),
+            *("-s", str(scripts[route]), f"{target.url}{paths[route]}"),
+        ]
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
+    if args.warmup:
+        for process in [start(route, args.warmup) for route in ROUTES if split[route]]:
+            process.communicate()
+    window = Window(start=time.perf_counter())
+    runs = {route: start(route, args.seconds) for route in ROUTES if split[route]}
+    wrk_processes = {route: psutil.Process(run.pid) for route, run in runs.items()}
+    if sampler is not None:
+        sampler.start()
+    client_cpu = cpu = 0.0
+    outputs = {}
+    for route, run in runs.items():
+        # Read the wrk process's CPU just before it exits (it is a child: wait() would reap it).
+        while run.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                times = wrk_processes[route].cpu_times()
+                cpu = times.user + times.system
+            time.sleep(0.2)
+        client_cpu += cpu
+        outputs[route] = run.stdout.read() if run.stdout else ""
+    window.end = time.perf_counter()
+    window.client_cpu = client_cpu
+    if sampler is not None:
+        sampler.stop()
+    return [wrk_stats(route, outputs.get(route, "")) for route in ROUTES], window
+
+
+def wrk_stats(route: str, output: str) -> RouteStats:
+    line = next((line for line in output.splitlines() if line.startswith("WRK ")), None)
+    if line is None:
+        sys.exit(f"wrk ({route}) printed no figures:\n{output}")
+    figures = json.loads(line[4:])
+    kinds: Counter[str] = Counter()
+    for name, kind in (("status", "non-2xx"), ("socket", "socket error"), ("timeout", "timeout")):
+        if figures[name]:
+            kinds[kind] = figures[name]
+    return RouteStats(
+        route=route,
+        count=figures["requests"],
+        errors=sum(kinds.values()),
+        p50=figures["p50"] / 1000,
+        p95=figures["p95"] / 1000,
+        p99=figures["p99"] / 1000,
+        max=figures["max"] / 1000,
+        mean=figures["mean"] / 1000,
+        error_kinds=kinds,
+    )
+
+
 @dataclass
 class RouteStats:
     route: str
@@ -487,16 +589,28 @@ def describe_model(args: argparse.Namespace, keys: Sequence[str], frozen: bool) 
             "the offered load is whatever the backend sustains and latency ≈ clients / "
             "throughput (Little's law): a saturation test, not a fixed rate"
         )
+    if args.client == "wrk":
+        routes = (
+            f"{args.clients - args.clients // 2} on GET detail and {args.clients // 2} on GET list"
+        )
+        how = (
+            f"clients are wrk threads ({WRK}), one wrk process per route; {args.warmup:g} s "
+            f"warm-up run, then a {args.seconds:g} s measured run; latency = send → whole "
+            "response read"
+        )
+    else:
+        routes = "alternating GET detail / GET list"
+        how = (
+            "clients run as asyncio tasks on httpx.AsyncClient in this one process (it competes "
+            f"with the backend for the cores); {args.warmup:g} s warm-up (not kept), then "
+            f"{args.seconds:g} s measured; latency = send → last byte of the body"
+        )
     print(
         f"model: {args.clients} closed-loop clients ({think}), each one keep-alive HTTP/1.1 "
-        "connection, alternating GET detail / GET list; a client sends its next request when the "
-        f"previous body has fully arrived{' and it has thought' if args.think_ms else ''}; {load}"
+        f"connection, {routes}; a client sends its next request when the previous answer has "
+        f"fully arrived{' and it has thought' if args.think_ms else ''}; {load}"
     )
-    print(
-        f"       clients run as asyncio tasks on httpx.AsyncClient in this one process; "
-        f"{args.warmup:g} s warm-up (not kept), then {args.seconds:g} s measured; latency = "
-        "send → last byte of the body"
-    )
+    print(f"       {how}")
     distinct = len(set(keys))
     shared = "" if distinct >= args.clients else f" (shared: only {distinct} given)"
     print(f"keys: {distinct} API keys for {args.clients} clients{shared}; a 429 counts as an error")
@@ -532,16 +646,22 @@ def run(
     if root is None:
         print("backend tree: not found on this machine: its CPU and memory are not measured")
     print(f"load average before: {load_average()}")
-    samples, window = asyncio.run(drive(target, args, sampler))
+    if args.client == "wrk":
+        with tempfile.TemporaryDirectory(prefix="bench-wrk-") as scripts:
+            stats, window = drive_wrk(target, args, sampler, Path(scripts))
+        in_flight = None
+    else:
+        samples, window = asyncio.run(drive(target, args, sampler))
+        stats = [route_stats(route, samples) for route in ROUTES]
+        in_flight = sum(sample.seconds for sample in samples) / window.seconds
     print(f"load average after: {load_average()}")
-    stats = [route_stats(route, samples) for route in ROUTES]
-    print_routes(stats, samples, window)
+    print_routes(stats, window, in_flight)
     if sampler is not None:
         print_processes(sampler)
     return figures(stats, window, sampler, page, args)
 
 
-def print_routes(stats: Sequence[RouteStats], samples: Sequence[Sample], window: Window) -> None:
+def print_routes(stats: Sequence[RouteStats], window: Window, in_flight: float | None) -> None:
     print()
     print(
         f"{'route':<8} {'count':>7} {'errors':>6} {'req/s':>7} {'mean':>7} {'p50':>7} "
@@ -557,10 +677,10 @@ def print_routes(stats: Sequence[RouteStats], samples: Sequence[Sample], window:
     total = sum(s.count for s in stats)
     # Below the client count: part of the time the clients were not waiting on the server
     # (their own event loop was busy or starved of CPU), i.e. the client limited the load.
-    in_flight = sum(sample.seconds for sample in samples) / window.seconds
+    flight = "" if in_flight is None else f", {in_flight:.1f} requests in flight on average"
     print(
         f"all      {total:>7,} {sum(s.errors for s in stats):>6} {total / window.seconds:>7.1f}"
-        f"   window {window.seconds:.1f} s, {in_flight:.1f} requests in flight on average"
+        f"   window {window.seconds:.1f} s{flight}"
     )
 
 
@@ -658,9 +778,10 @@ def figures(
                 None,
             ),
         ]
+    client = "wrk processes" if args.client == "wrk" else "this process"
     result.append(
         Figure(
-            "client (this process) CPU, % of one core",
+            f"client ({client}) CPU, % of one core",
             f"{window.client_cpu / window.seconds * 100:.0f}",
             "-",
             None,
@@ -717,6 +838,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DEFAULT_BURST,
         help=f"BATCH_RATE_LIMIT_BURST of the started backend ({DEFAULT_BURST})",
     )
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "python"),
+        default="wrk" if WRK else "python",
+        help="the load generator: wrk (the default when installed) or httpx in this process",
+    )
     parser.add_argument("--sample-interval", type=float, default=1.0, help="psutil sampling (1 s)")
     parser.add_argument("--startup-timeout", type=float, default=180)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (database, log)")
@@ -728,6 +855,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--api-key, --batch-id and --backend-pid go with --url")
     if args.clients < 1 or args.seconds <= 0 or args.recipients < 1:
         parser.error("--clients, --seconds and --recipients must be positive")
+    if args.client == "wrk" and (WRK is None or args.think_ms):
+        parser.error("--client wrk needs wrk on PATH (make bench-load installs it), no --think-ms")
     if args.batches <= LIST_PAGE:
         parser.error(f"--batches must be above {LIST_PAGE}, so that the list returns a full page")
     return args
