@@ -7,8 +7,6 @@ import binascii
 import csv
 import functools
 import io
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +39,7 @@ from batch_dashboard.services.errors import (
     json_object_field,
 )
 from batch_dashboard.services.recipients import RecipientRows
+from batch_dashboard.services.versioned import VersionedCache
 from batch_dashboard.settings import Settings, get_settings
 
 MAX_SCHEDULE_AHEAD = timedelta(days=30)
@@ -554,38 +553,33 @@ def list_batches(
     return {"batch_calls": _public_forms(session, wanted), "next_cursor": next_cursor}
 
 
-_PUBLIC_FORMS_KEPT = 20_000
-_public_forms_cache: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
-_public_forms_lock = threading.Lock()
+# Each batch's `batch_public` by id: a list page mostly asks for batches that have not changed
+# since the last page.
+_public_forms_cache: VersionedCache[str, dict[str, Any]] = VersionedCache(budget=20_000)
 
 
 def _remembered_forms(
     wanted: list[tuple[str, int]],
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """The remembered `batch_public` of each (id, version) still at that version, and the
-    ids that are not. Callers must not modify them."""
-    found: dict[str, dict[str, Any]] = {}
-    with _public_forms_lock:
-        for batch_id, version in wanted:
-            entry = _public_forms_cache.get(batch_id)
-            if entry is not None and entry[0] == version:
-                found[batch_id] = entry[1]
+    ids that are not."""
+    found = {}
+    for batch_id, version in wanted:
+        if (public := _public_forms_cache.get(batch_id, version)) is not None:
+            found[batch_id] = public
     return found, [batch_id for batch_id, _ in wanted if batch_id not in found]
 
 
 def _public_forms(session: Session, wanted: list[tuple[str, int]]) -> list[dict[str, Any]]:
-    """`batch_public` of each (id, version), remembered per version: a list page mostly asks
-    for batches that have not changed since the last page."""
+    """`batch_public` of each (id, version), the full row read only for those that changed."""
     found, missing = _remembered_forms(wanted)
     if missing:
         table = Batch.__table__
         rows = session.connection().execute(select(table).where(table.c.id.in_(missing)))
         fresh = {row.id: (row.version, batch_public(row)) for row in rows}
-        found.update({batch_id: public for batch_id, (_, public) in fresh.items()})
-        with _public_forms_lock:
-            _public_forms_cache.update(fresh)
-            while len(_public_forms_cache) > _PUBLIC_FORMS_KEPT:
-                _public_forms_cache.popitem(last=False)
+        for batch_id, (version, public) in fresh.items():
+            found[batch_id] = public
+            _public_forms_cache.put(batch_id, version, public)
     return [found[batch_id] for batch_id, _ in wanted if batch_id in found]
 
 
@@ -651,43 +645,11 @@ def _detail(session: Session, batch: Batch, recipient_status: str | None) -> dic
     return {"batch_call": batch_public(batch), "recipients": [_recipient_public(r) for r in rows]}
 
 
-class _DetailCache:
-    """Encoded detail bodies by (batch, recipient filter), valid while the batch's version is.
-
-    Every write that changes a batch or its recipients bumps `Batch.version` in the same
-    transaction, so a client polling a batch costs one primary-key read until something
-    happens; bounded in bytes, least recently used out first.
-    """
-
-    def __init__(self, budget_bytes: int) -> None:
-        self.budget = budget_bytes
-        self.size = 0
-        self.entries: OrderedDict[tuple[str, str | None], tuple[int, bytes]] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple[str, str | None], version: int) -> bytes | None:
-        with self.lock:
-            entry = self.entries.get(key)
-            if entry is None or entry[0] != version:
-                return None
-            self.entries.move_to_end(key)
-            return entry[1]
-
-    def put(self, key: tuple[str, str | None], version: int, body: bytes) -> None:
-        if len(body) > self.budget // 4:
-            return
-        with self.lock:
-            old = self.entries.pop(key, None)
-            if old is not None:
-                self.size -= len(old[1])
-            self.entries[key] = (version, body)
-            self.size += len(body)
-            while self.size > self.budget:
-                _, (_, evicted) = self.entries.popitem(last=False)
-                self.size -= len(evicted)
-
-
-_detail_cache = _DetailCache(budget_bytes=128 * 1024 * 1024)
+# Encoded detail bodies by (batch, recipient filter): a client polling a batch costs one
+# indexed lookup until something happens.
+_detail_cache: VersionedCache[tuple[str, str | None], bytes] = VersionedCache(
+    budget=128 * 1024 * 1024, weigh=len
+)
 
 
 _VERSION_LOOKUP = select(Batch.__table__.c.version).where(
