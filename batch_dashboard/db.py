@@ -62,6 +62,12 @@ def make_engine(url: str) -> Engine:
             json_serializer=_json,
             json_deserializer=orjson.loads,
             hide_parameters=True,  # a failed statement's error never carries numbers or names
+            # Room for every thread that can hold a connection at once (anyio's 40 workers,
+            # the scheduler's, the event loop's lookups in api/deps.py) so that none waits for
+            # the pool, the event loop least of all. Kept, not reopened: a new connection
+            # costs four PRAGMAs, and an idle one only its file handle.
+            pool_size=60,
+            max_overflow=20,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
