@@ -2,9 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import reflex as rx
 
 from batch_dashboard.ui.styles import STATUS_COLORS
+
+
+def data_table(
+    headers: Sequence[str], rows: rx.Var, render_row: Callable[[Any], rx.Component]
+) -> rx.Component:
+    """The console's tables: a header cell per column (an empty one over the row actions)."""
+    return rx.table.root(
+        rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
+        rx.table.body(rx.foreach(rows, render_row)),
+        variant="surface",
+        width="100%",
+    )
+
+
+def row_action(
+    icon: str, text: str, on_click: Any, label: rx.Var | str, color_scheme: str | None = "gray"
+) -> rx.Component:
+    """A small button in a table row; `label` names it with its row for screen readers.
+    `color_scheme=None` keeps the accent colour (the row's main action)."""
+    colour = {} if color_scheme is None else {"color_scheme": color_scheme}
+    return rx.button(
+        rx.icon(icon, size=14),
+        text,
+        size="1",
+        variant="soft",
+        on_click=on_click,
+        aria_label=label,
+        **colour,
+    )
 
 
 def status_badge(status: rx.Var | str) -> rx.Component:
@@ -166,3 +198,34 @@ def shown_once(label: str, control_id: str, value: rx.Var, copied: str) -> rx.Co
         ),
         html_for=control_id,
     )
+
+
+def confirm_dialog(
+    *,
+    title: Sequence[rx.Var | str],
+    description: str,
+    keep: str,
+    on_keep: Any,
+    confirm: str,
+    on_confirm: Any,
+    busy: rx.Var,
+    open: rx.Var,
+    on_open_change: Any = None,
+    trigger: rx.Component | None = None,
+) -> rx.Component:
+    """A destructive action asked once more: keep it as it is, or confirm in red."""
+    buttons = rx.hstack(
+        rx.alert_dialog.cancel(
+            rx.button(keep, variant="soft", color_scheme="gray", on_click=on_keep)
+        ),
+        rx.button(confirm, color_scheme="red", on_click=on_confirm, loading=busy),
+        justify="end",
+        spacing="3",
+        margin_top="16px",
+    )
+    content = rx.alert_dialog.content(
+        rx.alert_dialog.title(*title), rx.alert_dialog.description(description), buttons
+    )
+    parts = [content] if trigger is None else [rx.alert_dialog.trigger(trigger), content]
+    events = {} if on_open_change is None else {"on_open_change": on_open_change}
+    return rx.alert_dialog.root(*parts, open=open, **events)

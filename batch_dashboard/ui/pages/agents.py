@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import reflex as rx
 
-from batch_dashboard.ui.components import empty_state, field, local_time, page_header, shown_once
+from batch_dashboard.ui.components import (
+    confirm_dialog,
+    data_table,
+    empty_state,
+    field,
+    local_time,
+    page_header,
+    row_action,
+    shown_once,
+)
 from batch_dashboard.ui.layout import frame
 from batch_dashboard.ui.states.admin import (
     NO_NUMBER,
@@ -100,31 +109,24 @@ def _agent_line(row: AgentRow) -> rx.Component:
         rx.table.cell(_webhook(row)),
         rx.table.cell(
             rx.hstack(
-                rx.button(
-                    rx.icon("pencil", size=14),
+                row_action(
+                    "pencil",
                     "Edit",
-                    size="1",
-                    variant="soft",
-                    on_click=AgentsState.edit_agent(row),
-                    aria_label=f"Edit {row.name}",
+                    AgentsState.edit_agent(row),
+                    f"Edit {row.name}",
+                    color_scheme=None,
                 ),
-                rx.button(
-                    rx.icon("key-round", size=14),
+                row_action(
+                    "key-round",
                     "Rotate secret",
-                    size="1",
-                    variant="soft",
-                    color_scheme="gray",
-                    on_click=AgentsState.ask_rotate(row.id, row.name),
-                    aria_label=f"Rotate secret of {row.name}",
+                    AgentsState.ask_rotate(row.id, row.name),
+                    f"Rotate secret of {row.name}",
                 ),
-                rx.button(
-                    rx.icon("send", size=14),
+                row_action(
+                    "send",
                     "Deliveries",
-                    size="1",
-                    variant="soft",
-                    color_scheme="gray",
-                    on_click=AgentsState.show_deliveries(row.id, row.name),
-                    aria_label=f"Deliveries of {row.name}",
+                    AgentsState.show_deliveries(row.id, row.name),
+                    f"Deliveries of {row.name}",
                 ),
                 spacing="2",
                 justify="end",
@@ -136,18 +138,8 @@ def _agent_line(row: AgentRow) -> rx.Component:
 
 
 def _agent_table() -> rx.Component:
-    return rx.table.root(
-        rx.table.header(
-            rx.table.row(
-                *[
-                    rx.table.column_header_cell(h)
-                    for h in ("Name", "Caller number", "Placeholders", "Webhook", "")
-                ]
-            )
-        ),
-        rx.table.body(rx.foreach(AgentsState.rows, _agent_line)),
-        variant="surface",
-        width="100%",
+    return data_table(
+        ("Name", "Caller number", "Placeholders", "Webhook", ""), AgentsState.rows, _agent_line
     )
 
 
@@ -325,34 +317,18 @@ def _secret_dialog() -> rx.Component:
 
 
 def _rotate_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("Rotate the signing secret of ", AgentsState.rotate_name, "?"),
-            rx.alert_dialog.description(
-                "A new secret starts signing every webhook at once. For the next 24 hours each "
-                "webhook is signed with both the new and the old secret, so your receiver keeps "
-                "working while you switch it over; then the old secret stops.",
-            ),
-            rx.hstack(
-                rx.alert_dialog.cancel(
-                    rx.button(
-                        "Keep the current secret",
-                        variant="soft",
-                        color_scheme="gray",
-                        on_click=AgentsState.cancel_rotate(False),
-                    )
-                ),
-                rx.button(
-                    "Rotate secret",
-                    color_scheme="red",
-                    on_click=AgentsState.rotate,
-                    loading=AgentsState.rotating,
-                ),
-                justify="end",
-                spacing="3",
-                margin_top="16px",
-            ),
+    return confirm_dialog(
+        title=("Rotate the signing secret of ", AgentsState.rotate_name, "?"),
+        description=(
+            "A new secret starts signing every webhook at once. For the next 24 hours each "
+            "webhook is signed with both the new and the old secret, so your receiver keeps "
+            "working while you switch it over; then the old secret stops."
         ),
+        keep="Keep the current secret",
+        on_keep=AgentsState.cancel_rotate(False),
+        confirm="Rotate secret",
+        on_confirm=AgentsState.rotate,
+        busy=AgentsState.rotating,
         open=AgentsState.confirm_rotate,
         on_open_change=AgentsState.cancel_rotate,
     )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import reflex as rx
 
 from batch_dashboard.ui.components import (
+    confirm_dialog,
     count_tile,
+    data_table,
     empty_state,
     local_time,
     page_header,
@@ -73,25 +75,10 @@ def _batch_line(row: BatchRow) -> rx.Component:
 
 
 def _batch_table(rows: rx.Var) -> rx.Component:
-    return rx.table.root(
-        rx.table.header(
-            rx.table.row(
-                *[
-                    rx.table.column_header_cell(h)
-                    for h in (
-                        "Name",
-                        "Status",
-                        "Agent",
-                        "Progress",
-                        "Done · failed · left",
-                        "Created / scheduled",
-                    )
-                ]
-            )
-        ),
-        rx.table.body(rx.foreach(rows, _batch_line)),
-        variant="surface",
-        width="100%",
+    return data_table(
+        ("Name", "Status", "Agent", "Progress", "Done · failed · left", "Created / scheduled"),
+        rows,
+        _batch_line,
     )
 
 
@@ -309,41 +296,24 @@ def _panel() -> rx.Component:
 
 
 def _cancel_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.trigger(
-            rx.button(
-                rx.icon("circle-x", size=16),
-                "Cancel batch",
-                color_scheme="red",
-                variant="soft",
-                on_click=BatchDetailState.ask_cancel(True),
-            ),
+    return confirm_dialog(
+        trigger=rx.button(
+            rx.icon("circle-x", size=16),
+            "Cancel batch",
+            color_scheme="red",
+            variant="soft",
+            on_click=BatchDetailState.ask_cancel(True),
         ),
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("Cancel this batch?"),
-            rx.alert_dialog.description(
-                "Nothing has been dialed yet. Cancelling stops it for good: every recipient ends cancelled."
-            ),
-            rx.hstack(
-                rx.alert_dialog.cancel(
-                    rx.button(
-                        "Keep it",
-                        variant="soft",
-                        color_scheme="gray",
-                        on_click=BatchDetailState.ask_cancel(False),
-                    )
-                ),
-                rx.button(
-                    "Cancel batch",
-                    color_scheme="red",
-                    on_click=BatchDetailState.cancel,
-                    loading=BatchDetailState.cancelling,
-                ),
-                justify="end",
-                spacing="3",
-                margin_top="16px",
-            ),
+        title=("Cancel this batch?",),
+        description=(
+            "Nothing has been dialed yet. Cancelling stops it for good: every recipient ends "
+            "cancelled."
         ),
+        keep="Keep it",
+        on_keep=BatchDetailState.ask_cancel(False),
+        confirm="Cancel batch",
+        on_confirm=BatchDetailState.cancel,
+        busy=BatchDetailState.cancelling,
         open=BatchDetailState.confirm_cancel,
     )
 
@@ -493,25 +463,10 @@ def batch_detail_page() -> rx.Component:
                     ),
                     rx.cond(
                         rows.length() > 0,
-                        rx.table.root(
-                            rx.table.header(
-                                rx.table.row(
-                                    *[
-                                        rx.table.column_header_cell(h)
-                                        for h in (
-                                            "Number",
-                                            "Status",
-                                            "Outcome",
-                                            "Variables",
-                                            "Talk time",
-                                            "Ended",
-                                        )
-                                    ]
-                                )
-                            ),
-                            rx.table.body(rx.foreach(rows, _recipient_line)),
-                            variant="surface",
-                            width="100%",
+                        data_table(
+                            ("Number", "Status", "Outcome", "Variables", "Talk time", "Ended"),
+                            rows,
+                            _recipient_line,
                         ),
                         empty_state(
                             "users",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from batch_dashboard.ui.components import empty_state, field, local_time, page_header
+from batch_dashboard.ui.components import data_table, empty_state, field, local_time, page_header
 from batch_dashboard.ui.layout import frame
 from batch_dashboard.ui.states.dnc import DoNotCallRow, DoNotCallState
 
@@ -126,18 +126,8 @@ def dnc_page() -> rx.Component:
         rx.box(
             rx.cond(
                 DoNotCallState.rows.length() > 0,
-                rx.table.root(
-                    rx.table.header(
-                        rx.table.row(
-                            *[
-                                rx.table.column_header_cell(h)
-                                for h in ("Number", "Reason", "Added by", "Added", "")
-                            ]
-                        )
-                    ),
-                    rx.table.body(rx.foreach(DoNotCallState.rows, _row)),
-                    variant="surface",
-                    width="100%",
+                data_table(
+                    ("Number", "Reason", "Added by", "Added", ""), DoNotCallState.rows, _row
                 ),
                 rx.cond(
                     DoNotCallState.loaded,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from batch_dashboard.ui.components import empty_state, field, page_header
+from batch_dashboard.ui.components import data_table, empty_state, field, page_header, row_action
 from batch_dashboard.ui.layout import frame
 from batch_dashboard.ui.states.admin import NumberRow, NumbersState
 
@@ -30,13 +30,12 @@ def _number_line(row: NumberRow) -> rx.Component:
         rx.table.cell(rx.code(row.provider, size="1", variant="ghost")),
         rx.table.cell(_outbound_badge(row.outbound_enabled)),
         rx.table.cell(
-            rx.button(
-                rx.icon("pencil", size=14),
+            row_action(
+                "pencil",
                 "Edit",
-                size="1",
-                variant="soft",
-                on_click=NumbersState.edit_number(row),
-                aria_label=f"Edit {row.phone}",
+                NumbersState.edit_number(row),
+                f"Edit {row.phone}",
+                color_scheme=None,
             ),
             text_align="right",
         ),
@@ -46,18 +45,8 @@ def _number_line(row: NumberRow) -> rx.Component:
 
 
 def _number_table() -> rx.Component:
-    return rx.table.root(
-        rx.table.header(
-            rx.table.row(
-                *[
-                    rx.table.column_header_cell(h)
-                    for h in ("Number", "Label", "Provider", "Outbound", "")
-                ]
-            )
-        ),
-        rx.table.body(rx.foreach(NumbersState.rows, _number_line)),
-        variant="surface",
-        width="100%",
+    return data_table(
+        ("Number", "Label", "Provider", "Outbound", ""), NumbersState.rows, _number_line
     )
 
 

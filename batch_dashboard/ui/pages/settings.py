@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import reflex as rx
 
-from batch_dashboard.ui.components import empty_state, field, local_time, page_header, shown_once
+from batch_dashboard.ui.components import (
+    confirm_dialog,
+    data_table,
+    empty_state,
+    field,
+    local_time,
+    page_header,
+    row_action,
+    shown_once,
+)
 from batch_dashboard.ui.layout import frame
 from batch_dashboard.ui.states.admin import KeyRow, SettingsState
 from batch_dashboard.ui.states.wall_tokens import WallTokenRow, WallTokensState
@@ -34,14 +43,12 @@ def _key_line(row: KeyRow) -> rx.Component:
             rx.cond(
                 revoked,
                 rx.fragment(),
-                rx.button(
-                    rx.icon("ban", size=14),
+                row_action(
+                    "ban",
                     "Revoke",
-                    size="1",
-                    variant="soft",
+                    SettingsState.ask_revoke(row.id, row.prefix),
+                    f"Revoke {row.prefix}…",
                     color_scheme="red",
-                    on_click=SettingsState.ask_revoke(row.id, row.prefix),
-                    aria_label=f"Revoke {row.prefix}…",
                 ),
             ),
             text_align="right",
@@ -52,16 +59,7 @@ def _key_line(row: KeyRow) -> rx.Component:
 
 
 def _key_table() -> rx.Component:
-    return rx.table.root(
-        rx.table.header(
-            rx.table.row(
-                *[rx.table.column_header_cell(h) for h in ("Key", "Label", "Created", "Status", "")]
-            )
-        ),
-        rx.table.body(rx.foreach(SettingsState.keys, _key_line)),
-        variant="surface",
-        width="100%",
-    )
+    return data_table(("Key", "Label", "Created", "Status", ""), SettingsState.keys, _key_line)
 
 
 def _create_dialog() -> rx.Component:
@@ -140,32 +138,14 @@ def _create_dialog() -> rx.Component:
 
 
 def _revoke_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("Revoke key ", SettingsState.revoke_prefix, "…?"),
-            rx.alert_dialog.description(
-                "Requests with this key are refused from now on. This cannot be undone.",
-            ),
-            rx.hstack(
-                rx.alert_dialog.cancel(
-                    rx.button(
-                        "Keep it",
-                        variant="soft",
-                        color_scheme="gray",
-                        on_click=SettingsState.cancel_revoke(False),
-                    )
-                ),
-                rx.button(
-                    "Revoke key",
-                    color_scheme="red",
-                    on_click=SettingsState.revoke,
-                    loading=SettingsState.revoking,
-                ),
-                justify="end",
-                spacing="3",
-                margin_top="16px",
-            ),
-        ),
+    return confirm_dialog(
+        title=("Revoke key ", SettingsState.revoke_prefix, "…?"),
+        description="Requests with this key are refused from now on. This cannot be undone.",
+        keep="Keep it",
+        on_keep=SettingsState.cancel_revoke(False),
+        confirm="Revoke key",
+        on_confirm=SettingsState.revoke,
+        busy=SettingsState.revoking,
         open=SettingsState.confirm_revoke,
         on_open_change=SettingsState.cancel_revoke,
     )
@@ -253,18 +233,8 @@ def _wall_section() -> rx.Component:
         ),
         rx.cond(
             WallTokensState.tokens.length() > 0,
-            rx.table.root(
-                rx.table.header(
-                    rx.table.row(
-                        *[
-                            rx.table.column_header_cell(h)
-                            for h in ("Link", "Name", "Created", "Status", "")
-                        ]
-                    )
-                ),
-                rx.table.body(rx.foreach(WallTokensState.tokens, _wall_row)),
-                variant="surface",
-                width="100%",
+            data_table(
+                ("Link", "Name", "Created", "Status", ""), WallTokensState.tokens, _wall_row
             ),
         ),
         spacing="3",
