@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import psutil
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -107,7 +108,23 @@ def local_backend(
     ingest.py's `local_backend` turns the per-key rate limit off (one key sends everything
     there); here every client has its own key, so the limit is left on, as in production.
     """
-    env = backend_env(f"sqlite:///{workdir / 'load.db'}", args.dialer)
+    with contextlib.ExitStack() as stack:
+        if args.postgres:
+            from dialer import PG_SERVER, postgres_database
+
+            database_url = stack.enter_context(postgres_database(PG_SERVER))
+        else:
+            database_url = f"sqlite:///{workdir / 'load.db'}"
+        yield from _local_backend(workdir, args, database_url)
+
+
+def _local_backend(
+    workdir: Path, args: argparse.Namespace, database_url: str
+) -> Iterator[tuple[Backend, list[str], psutil.Process]]:
+    env = backend_env(database_url, args.dialer)
+    if args.postgres:  # a PostgreSQL deployment must give its processes the sealing key
+        env.setdefault("BATCH_SECRET_KEY", Fernet.generate_key().decode())
+        os.environ.setdefault("BATCH_SECRET_KEY", env["BATCH_SECRET_KEY"])  # client_keys
     env["BATCH_RATE_LIMIT_PER_SECOND"] = f"{args.rate_limit:g}"
     env["BATCH_RATE_LIMIT_BURST"] = str(args.burst)
     setup_key, agent_id = provision(env)
@@ -133,7 +150,7 @@ def local_backend(
     try:
         seconds = wait_healthy(url, process, log, args.startup_timeout)
         print(f"backend: {url} (pid {process.pid}, pgid {pgid}), healthy after {seconds:.1f} s")
-        print(f"         database {workdir / 'load.db'}, log {log}")
+        print(f"         database {database_url}, log {log}")
         backend = Backend(url=url, api_key=setup_key, agent_id=agent_id, started_here=True)
         yield backend, keys, psutil.Process(process.pid)
     finally:
@@ -801,6 +818,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--recipients", type=int, default=1_000, help="the detail batch's size")
     parser.add_argument(
         "--batches", type=int, default=150, help="batches stored in all (150; a page is 100)"
+    )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="start the backend on a fresh PostgreSQL database (BENCH_POSTGRES_URL's server) "
+        "instead of SQLite; with REFLEX_REDIS_URL and GRANIAN_WORKERS set, the scale-out shape",
     )
     parser.add_argument("--url", help="a running backend instead of starting one")
     parser.add_argument(
