@@ -18,6 +18,7 @@ from batch_dashboard.settings import get_settings
 
 SQLITE_BUSY_MS = 15_000
 _engines: dict[str, Engine] = {}
+_lookup_engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
@@ -94,11 +95,34 @@ def get_engine(url: str | None = None) -> Engine:
     return engine
 
 
+def _lookup_engine(engine: Engine) -> Engine:
+    """Where `fetch_all` runs: SQLite's own engine; for a server database a second pool of
+    autocommit connections without pre-ping, so that a lookup is one round trip (not a ping,
+    the query and a ROLLBACK); a connection found dead is replaced and the lookup retried."""
+    if engine.dialect.name == "sqlite":
+        return engine
+    url = engine.url.render_as_string(hide_password=False)
+    lookup = _lookup_engines.get(url)
+    if lookup is None:
+        with _lock:
+            lookup = _lookup_engines.get(url)
+            if lookup is None:
+                lookup = _lookup_engines[url] = create_engine(
+                    url,
+                    isolation_level="AUTOCOMMIT",
+                    pool_size=5,  # a lookup holds its connection for one round trip
+                    max_overflow=15,
+                    hide_parameters=True,
+                )
+    return lookup
+
+
 def dispose_engines() -> None:
     with _lock:
-        for engine in _engines.values():
+        for engine in [*_engines.values(), *_lookup_engines.values()]:
             engine.dispose()
         _engines.clear()
+        _lookup_engines.clear()
 
 
 def lookups_are_local(url: str | None = None) -> bool:
@@ -151,16 +175,24 @@ def fetch_all(
         for name, value in (prepared.defaults | dict(params)).items()
     }
     arguments = values if prepared.names is None else tuple(values[n] for n in prepared.names)
-    connection = engine.raw_connection()  # back to the pool (rolled back) when closed
-    try:
-        cursor = connection.cursor()
+    lookups = _lookup_engine(engine)
+    for attempt in (1, 2):
+        connection = lookups.raw_connection()  # back to the pool when closed
         try:
-            cursor.execute(prepared.sql, arguments)
-            rows = [cursor.fetchone()] if first_only else cursor.fetchall()
+            cursor = connection.cursor()
+            try:
+                cursor.execute(prepared.sql, arguments)
+                rows = [cursor.fetchone()] if first_only else cursor.fetchall()
+                break
+            finally:
+                cursor.close()
+        except lookups.dialect.loaded_dbapi.Error as error:
+            dead = lookups.dialect.is_disconnect(error, connection.dbapi_connection, None)
+            if attempt == 2 or not dead:
+                raise
+            connection.invalidate()  # the server went away since this connection was pooled
         finally:
-            cursor.close()
-    finally:
-        connection.close()
+            connection.close()
     if any(prepared.results):
         return [_convert(row, prepared.results) for row in rows if row is not None]
     return [tuple(row) for row in rows if row is not None]
