@@ -12,7 +12,7 @@ from reflex_components_core.core._upload import UploadFile
 
 from batch_dashboard.db import session_scope
 from batch_dashboard.services import batches
-from batch_dashboard.ui.states.new_batch import NewBatchState, local_to_utc
+from batch_dashboard.ui.states.new_batch import NewBatchState, UploadedRecipients, local_to_utc
 from tests.conftest import Tenant, make_tenant
 from tests.ui.test_admin_states import run, signed_in
 from tests.worker.helpers import make_batch
@@ -200,3 +200,14 @@ def test_do_not_call_page_adds_imports_and_removes(tenant):
     assert [r.phone for r in state.rows] == ["+14155552671", "+14155552672"]
     run(state.remove("+14155552671"))
     assert [r.phone for r in state.rows] == ["+14155552672"]
+
+
+def test_the_forms_events_do_not_carry_the_parsed_csv() -> None:
+    """With Redis, Reflex loads an event's state with all its children (its own
+    `_get_required_state_classes`): the parsed rows live beside the form, not under it."""
+    from redis.asyncio import Redis
+    from reflex.istate.manager.redis import StateManagerRedis
+
+    manager = StateManagerRedis(redis=Redis.from_url("redis://127.0.0.1:6379/15"))
+    loaded = manager._get_required_state_classes(NewBatchState, subclasses=True)
+    assert NewBatchState in loaded and UploadedRecipients not in loaded

@@ -102,6 +102,14 @@ def local_to_utc(value: str, zone: str) -> datetime:
     return to_utc(naive.replace(tzinfo=tz))
 
 
+class UploadedRecipients(rx.State):
+    """The parsed CSV of the New batch page, in a state of its own: with Redis, Reflex loads and
+    saves a state with its children as a whole, and the form's every keystroke must not carry
+    50,000 parsed rows there and back."""
+
+    _rows: RecipientRows | None = None
+
+
 class NewBatchState(rx.State):
     name: str = ""
     agent_id: str = ""
@@ -135,7 +143,6 @@ class NewBatchState(rx.State):
     field_errors: dict[str, str] = {}
     form_error: str = ""
     submitting: bool = False
-    _rows: RecipientRows | None = None
 
     @rx.var
     def placeholders(self) -> list[str]:
@@ -167,10 +174,13 @@ class NewBatchState(rx.State):
         self.field_errors, self.form_error, self.mode = {}, "", "csv"
         usable = [option.id for option in self.agent_options if option.usable]
         self.agent_id = usable[0] if usable else ""
-        self._clear_recipients()
+        await self._clear_recipients()
 
-    def _clear_recipients(self) -> None:
-        self._rows = None
+    async def _uploaded(self) -> UploadedRecipients:
+        return await self.get_state(UploadedRecipients)
+
+    async def _clear_recipients(self) -> None:
+        (await self._uploaded())._rows = None
         self.file_name, self.total_rows, self.invalid_count = "", 0, 0
         self.preview, self.problems, self.more_problems, self.preview_page = [], [], 0, 0
         self.manual_rows = [self._blank_row()]
@@ -247,9 +257,9 @@ class NewBatchState(rx.State):
         )
 
     @rx.event
-    def set_mode(self, value: str | list[str]) -> None:
+    async def set_mode(self, value: str | list[str]) -> None:
         self.mode = "manual" if value == "manual" else "csv"
-        self._clear_recipients()
+        await self._clear_recipients()
 
     @rx.event
     def download_sample(self):
@@ -264,7 +274,7 @@ class NewBatchState(rx.State):
             return
         upload = files[0]
         self.parsing, self.form_error = True, ""
-        self._clear_recipients()
+        await self._clear_recipients()
         self.file_name = upload.filename or "recipients.csv"
         yield
         settings = get_settings()
@@ -282,16 +292,16 @@ class NewBatchState(rx.State):
             return rows
 
         try:
-            self._rows = await in_thread(parse)
+            rows = await in_thread(parse)
         except DomainError as error:
             self.parsing, self.file_name = False, ""
             self.form_error = error_text(error)
             return
-        self._refresh_preview()
+        (await self._uploaded())._rows = rows
+        self._refresh_preview(rows)
         self.parsing = False
 
-    def _refresh_preview(self) -> None:
-        rows = self._rows
+    def _refresh_preview(self, rows: RecipientRows | None) -> None:
         if rows is None:
             return
         self.total_rows = len(rows)
@@ -322,24 +332,24 @@ class NewBatchState(rx.State):
         self.preview = page
 
     @rx.event
-    def turn_preview_page(self, delta: int) -> None:
+    async def turn_preview_page(self, delta: int) -> None:
         self.preview_page = min(max(0, self.preview_page + delta), self.preview_pages - 1)
-        self._refresh_preview()
+        self._refresh_preview((await self._uploaded())._rows)
 
     @rx.event
-    def drop_invalid_rows(self):
-        if self._rows is None:
+    async def drop_invalid_rows(self):
+        uploaded = await self._uploaded()
+        if uploaded._rows is None:
             return None
-        dropped = len(self._rows.invalid_rows)
-        self._rows = recipients.drop_invalid(self._rows)
-        self._rows = recipients.validate(self._rows)
+        dropped = len(uploaded._rows.invalid_rows)
+        uploaded._rows = recipients.validate(recipients.drop_invalid(uploaded._rows))
         self.preview_page = 0
-        self._refresh_preview()
+        self._refresh_preview(uploaded._rows)
         return rx.toast.success(f"Dropped {dropped} invalid row{'s' if dropped != 1 else ''}")
 
     @rx.event
-    def clear_file(self) -> None:
-        self._clear_recipients()
+    async def clear_file(self) -> None:
+        await self._clear_recipients()
 
     # --- rows by hand ----------------------------------------------------------------------
 
@@ -436,17 +446,17 @@ class NewBatchState(rx.State):
         self.form_error = ""
         if fields is None:
             return
+        csv_rows = (await self._uploaded())._rows if self.mode == "csv" else None
         if self.mode == "csv":
-            if self._rows is None or not len(self._rows):
+            if csv_rows is None or not len(csv_rows):
                 self.form_error = "Add recipients: drop a CSV file here, or switch to rows by hand."
                 return
-            if self._rows.invalid_rows:
+            if csv_rows.invalid_rows:
                 self.form_error = "Some rows are invalid: fix the file, or drop the invalid rows."
                 return
         workspace_id = await current_workspace(self)
         self.submitting = True
         yield
-        csv_rows = self._rows if self.mode == "csv" else None
 
         def create() -> dict[str, Any]:
             rows = csv_rows if csv_rows is not None else self._manual_recipients()
