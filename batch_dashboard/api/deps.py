@@ -61,12 +61,22 @@ class Caller:
 
     async def read(self, work: Work[T], *, from_memory: Callable[..., T | None] | None = None) -> T:
         """`work` in a read-only unit of work in a worker thread, unless `from_memory` (indexed
-        lookups and an in-memory cache, no session; see `_on_the_loop_if_local`) answers."""
-        if from_memory is not None:
-            found = await _on_the_loop_if_local(lambda: from_memory(workspace_id=self.workspace_id))
-            if found is not None:
+        lookups and an in-memory cache, no session) answers: on SQLite it is asked right here on
+        the event loop (see `_on_the_loop_if_local`), elsewhere in the same thread as `work`."""
+
+        def remembered() -> T | None:
+            return None if from_memory is None else from_memory(workspace_id=self.workspace_id)
+
+        if from_memory is not None and db.lookups_are_local():
+            if (found := remembered()) is not None:
                 return found
-        return await anyio.to_thread.run_sync(self._run, work, False)
+            return await anyio.to_thread.run_sync(self._run, work, False)
+
+        def in_thread() -> T:
+            found = remembered()
+            return found if found is not None else self._run(work, False)
+
+        return await anyio.to_thread.run_sync(in_thread)
 
     async def write(self, work: Work[T]) -> T:
         """`work` in a unit of work that holds SQLite's write lock from its start."""
