@@ -1,13 +1,23 @@
-"""The per-request lookups of db.fetch_all: the API key check and the batch's version."""
+"""The per-request lookups of db.fetch_all (the API key check, the batch's version) and the
+detail rendered once per change."""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
 import pytest
 from sqlalchemy.engine import make_url
+from sqlmodel import Session
 
+from batch_dashboard.db import session_scope
+from batch_dashboard.models import Batch
 from batch_dashboard.services import auth, batches
 from batch_dashboard.services.errors import NotFound, Unauthorized
 from tests.conftest import _pg_admin, make_tenant
+from tests.worker.helpers import make_batch
 
 
 def test_the_key_check_and_the_version_lookup_answer_on_both_databases(database: str) -> None:
@@ -32,3 +42,30 @@ def test_a_lookup_survives_postgresql_closing_its_pooled_connection(postgres_url
     assert ended is not None and ended[0] >= 1
     # The pooled connection is dead: the lookup notices, replaces it and answers.
     assert auth.authenticate_api_key(tenant.api_key) == tenant.workspace_id
+
+
+def test_pollers_that_miss_together_wait_for_one_render(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = make_tenant()
+    batch = make_batch(tenant, 50)
+    renders: list[str] = []
+    render = batches._detail
+
+    def counted(session: Session, found: Batch, recipient_status: str | None) -> dict[str, Any]:
+        renders.append(found.id)
+        time.sleep(0.2)  # long enough for every poller to arrive while it renders
+        return render(session, found, recipient_status)
+
+    monkeypatch.setattr(batches, "_detail", counted)
+
+    def poll() -> bytes:
+        with session_scope() as session:
+            return batches.batch_detail_json(
+                session, workspace_id=tenant.workspace_id, batch_id=batch["id"]
+            )
+
+    with ThreadPoolExecutor(8) as pool:
+        bodies = list(pool.map(lambda _: poll(), range(8)))
+    assert renders == [batch["id"]] and len(set(bodies)) == 1
+    assert orjson.loads(bodies[0])["batch_call"]["total_recipients"] == 50

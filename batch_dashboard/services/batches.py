@@ -7,6 +7,7 @@ import binascii
 import csv
 import functools
 import io
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -681,18 +682,34 @@ def batch_detail_json_from_memory(
 def batch_detail_json(
     session: Session, *, workspace_id: str, batch_id: str, recipient_status: str | None = None
 ) -> bytes:
-    """`batch_detail` encoded as JSON, from memory while the batch has not changed."""
-    body = batch_detail_json_from_memory(
-        workspace_id=workspace_id,
-        batch_id=batch_id,
-        recipient_status=recipient_status,
-        engine=session.get_bind(),
-    )
+    """`batch_detail` encoded as JSON, from memory while the batch has not changed.
+
+    A change reaches every client polling the batch at once; they queue for one render of the
+    new version instead of each making their own (the session reads nothing before the lock,
+    so the render sees the newest version)."""
+    key = (batch_id, recipient_status)
+
+    def remembered() -> bytes | None:
+        return batch_detail_json_from_memory(
+            workspace_id=workspace_id,
+            batch_id=batch_id,
+            recipient_status=recipient_status,
+            engine=session.get_bind(),
+        )
+
+    body = remembered()
     if body is None:
-        batch = _get_batch(session, workspace_id, batch_id)
-        body = orjson.dumps(_detail(session, batch, recipient_status))
-        _detail_cache.put((batch_id, recipient_status), batch.version, body)
+        with _RENDER_LOCKS[hash(key) % len(_RENDER_LOCKS)]:
+            body = remembered()
+            if body is None:
+                batch = _get_batch(session, workspace_id, batch_id)
+                body = orjson.dumps(_detail(session, batch, recipient_status))
+                _detail_cache.put(key, batch.version, body)
     return body
+
+
+# Striped: one lock per (batch, filter) would be a map that only grows.
+_RENDER_LOCKS = [threading.Lock() for _ in range(64)]
 
 
 def recipients_page(
