@@ -18,13 +18,11 @@ import cProfile
 import os
 import pstats
 import re
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import threading
 import time
 import uuid
@@ -41,9 +39,10 @@ from ingest import (
     VENV_BIN,
     Figure,
     backend_env,
+    conclude,
     generate_numbers,
-    print_table,
     run_cli,
+    scratch_dir,
     stop_process_group,
     tail,
 )
@@ -805,22 +804,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {load}")
-    workdir = Path(tempfile.mkdtemp(prefix="bench-dialer-"))
-    try:
-        figures = run(args, workdir)
-    finally:
-        from batch_dashboard import db
+    with scratch_dir("bench-dialer-", args.keep) as workdir:
+        try:
+            figures = run(args, workdir)
+        finally:
+            from batch_dashboard import db
 
-        db.dispose_engines()
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    print_table(figures)
-    print(f"\nload average at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    missed = [figure.name for figure in figures if figure.passed is False]
-    print(f"\n{len(missed)} target(s) missed" if missed else "\nall targets met")
-    return 1 if missed and args.strict else 0
+            db.dispose_engines()
+    print(f"load average at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    return conclude(figures, args.strict)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import phonenumbers
+import psutil
 from phonenumbers import PhoneNumber, PhoneNumberFormat, PhoneNumberType
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,16 +165,31 @@ def stop_process_group(process: subprocess.Popen[bytes], pgid: int) -> None:
         process.wait(timeout=5)
 
 
+def listening_process(url: str) -> psutil.Process | None:
+    """The process listening on `url`'s port, if it runs on this machine."""
+    parts = urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    with contextlib.suppress(psutil.Error):
+        for connection in psutil.net_connections(kind="tcp"):
+            listening = connection.status == "LISTEN" and connection.pid is not None
+            if listening and connection.laddr and connection.laddr.port == port:
+                return psutil.Process(connection.pid)
+    return None
+
+
 @contextlib.contextmanager
-def local_backend(workdir: Path, timeout: float, dialer: str | None) -> Iterator[Backend]:
-    """A fresh database and `reflex run --env prod --backend-only` on a free port."""
-    env = backend_env(f"sqlite:///{workdir / 'bench.db'}", dialer)
-    api_key, agent_id = provision(env)
+def serving(
+    env: dict[str, str], workdir: Path, timeout: float, *, console: bool = False
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`reflex run --env prod` on a free port in its own process group, stopped at the end:
+    the backend alone, or with `console` the console too (frontend and API on one port)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = workdir / "backend.log"
-    reflex = VENV_BIN / "reflex"
-    command = [str(reflex), "run", "--env", "prod", "--backend-only", "--backend-port", str(port)]
+    ports = ["--frontend-port"] if console else ["--backend-only", "--backend-port"]
+    command = [str(VENV_BIN / "reflex"), "run", "--env", "prod", *ports, str(port)]
     with log.open("wb") as log_file:
         process = subprocess.Popen(
             command,
@@ -187,11 +204,41 @@ def local_backend(workdir: Path, timeout: float, dialer: str | None) -> Iterator
     try:
         seconds = wait_healthy(url, process, log, timeout)
         print(f"backend: {url} (pid {process.pid}, pgid {pgid}), healthy after {seconds:.1f} s")
-        print(f"         database {workdir / 'bench.db'}, log {log}")
-        yield Backend(url=url, api_key=api_key, agent_id=agent_id, started_here=True)
+        print(f"         database {env['DATABASE_URL']}, log {log}")
+        yield url, process
     finally:
         stop_process_group(process, pgid)
         print(f"backend stopped (process group {pgid})")
+
+
+@contextlib.contextmanager
+def local_backend(workdir: Path, timeout: float, dialer: str | None) -> Iterator[Backend]:
+    """A fresh database and `reflex run --env prod --backend-only` on a free port."""
+    env = backend_env(f"sqlite:///{workdir / 'bench.db'}", dialer)
+    api_key, agent_id = provision(env)
+    with serving(env, workdir, timeout) as (url, _process):
+        yield Backend(url=url, api_key=api_key, agent_id=agent_id, started_here=True)
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str, keep: bool) -> Iterator[Path]:
+    """A temporary directory for a run's database and logs, removed unless `keep`."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield workdir
+    finally:
+        if keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def conclude(figures: Sequence[Figure], strict: bool) -> int:
+    """Print the figures; the exit status (1 for a missed target under `--strict`)."""
+    print_table(figures)
+    missed = [figure.name for figure in figures if figure.passed is False]
+    print(f"\n{len(missed)} target(s) missed" if missed else "\nall targets met")
+    return 1 if missed and strict else 0
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -496,19 +543,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         backend = Backend(url=args.url.rstrip("/"), api_key=args.api_key, agent_id=args.agent_id)
         figures = run(backend, args)
     else:
-        workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-        try:
-            with local_backend(workdir, args.startup_timeout, args.dialer) as backend:
-                figures = run(backend, args)
-        finally:
-            if args.keep:
-                print(f"kept {workdir}")
-            else:
-                shutil.rmtree(workdir, ignore_errors=True)
-    print_table(figures)
-    missed = [figure.name for figure in figures if figure.passed is False]
-    print(f"\n{len(missed)} target(s) missed" if missed else "\nall targets met")
-    return 1 if missed and args.strict else 0
+        with (
+            scratch_dir("bench-ingest-", args.keep) as workdir,
+            local_backend(workdir, args.startup_timeout, args.dialer) as backend,
+        ):
+            figures = run(backend, args)
+    return conclude(figures, args.strict)
 
 
 if __name__ == "__main__":

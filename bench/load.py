@@ -1,11 +1,13 @@
 """Load benchmark: API clients on loopback against one backend, p99 of the batch detail and list.
 
 Starts a real backend (`reflex run --env prod --backend-only`, dialer off) on a fresh SQLite
-database holding one 1,000-recipient batch and enough small batches to fill the list's default
-page, or targets a running one with `--url/--api-key/--agent-id`; then runs `--clients` (20)
-closed-loop clients for `--seconds` (60), each with its own API key, alternating
-`GET /v1/batch-calls/{id}` and `GET /v1/batch-calls`, samples the CPU and memory of the backend's
-process tree, and prints each figure, its target and PASS/MISS. See bench/README.md.
+(or, with `--postgres`, PostgreSQL) database holding one 1,000-recipient batch and enough small
+batches to fill the list's default page, or targets a running one with
+`--url/--api-key/--agent-id`; then runs `--clients` (20) closed-loop clients for `--seconds`
+(60), each with its own API key — wrk threads, half on `GET /v1/batch-calls/{id}` and half on
+`GET /v1/batch-calls`, or with `--client python` httpx clients alternating the two — samples the
+CPU and memory of the backend's process tree, and prints each figure, its target and PASS/MISS.
+See bench/README.md.
 
     .venv/bin/python bench/load.py [--clients 20] [--seconds 60] [--url http://host:3000 ...]
 """
@@ -17,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -28,7 +31,6 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import psutil
@@ -39,29 +41,30 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest import (  # noqa: E402
-    VENV_BIN,
     Backend,
     Figure,
     backend_env,
     build_csv,
+    conclude,
     expect,
-    free_port,
+    fill_batches,
     generate_numbers,
+    listening_process,
     percentile,
     post_csv,
-    print_table,
     provision,
-    stop_process_group,
-    wait_healthy,
+    scratch_dir,
+    serving,
 )
 
+from batch_dashboard.services.batches import LIST_LIMIT_DEFAULT  # noqa: E402
 from batch_dashboard.settings import Settings  # noqa: E402
 
 WRK = shutil.which("wrk")  # `make bench-load` installs Debian's wrk when it is missing
 TARGET_P99_MS = 100.0
 TARGET_ERRORS = 0
 ROUTES = ("detail", "list")
-LIST_PAGE = 100  # the list route's default limit (services.batches.LIST_LIMIT_DEFAULT)
+LIST_PAGE = LIST_LIMIT_DEFAULT  # a page of the list route, as the clients ask for it
 DEFAULT_RATE = float(Settings.model_fields["rate_limit_per_second"].default)
 DEFAULT_BURST = int(Settings.model_fields["rate_limit_burst"].default)
 
@@ -112,50 +115,20 @@ def local_backend(
         if args.postgres:
             from dialer import PG_SERVER, postgres_database
 
-            database_url = stack.enter_context(postgres_database(PG_SERVER))
+            env = backend_env(stack.enter_context(postgres_database(PG_SERVER)), args.dialer)
+            # A PostgreSQL deployment must give its processes the sealing key (this one too:
+            # client_keys makes keys in-process).
+            env.setdefault("BATCH_SECRET_KEY", Fernet.generate_key().decode())
+            os.environ.setdefault("BATCH_SECRET_KEY", env["BATCH_SECRET_KEY"])
         else:
-            database_url = f"sqlite:///{workdir / 'load.db'}"
-        yield from _local_backend(workdir, args, database_url)
-
-
-def _local_backend(
-    workdir: Path, args: argparse.Namespace, database_url: str
-) -> Iterator[tuple[Backend, list[str], psutil.Process]]:
-    env = backend_env(database_url, args.dialer)
-    if args.postgres:  # a PostgreSQL deployment must give its processes the sealing key
-        env.setdefault("BATCH_SECRET_KEY", Fernet.generate_key().decode())
-        os.environ.setdefault("BATCH_SECRET_KEY", env["BATCH_SECRET_KEY"])  # client_keys
-    env["BATCH_RATE_LIMIT_PER_SECOND"] = f"{args.rate_limit:g}"
-    env["BATCH_RATE_LIMIT_BURST"] = str(args.burst)
-    setup_key, agent_id = provision(env)
-    keys = client_keys(env["DATABASE_URL"], setup_key, args.clients)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = workdir / "backend.log"
-    command = [
-        str(VENV_BIN / "reflex"),
-        *("run", "--env", "prod", "--backend-only", "--backend-port", str(port)),
-    ]
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    pgid = process.pid  # start_new_session=True: the backend leads its own process group
-    try:
-        seconds = wait_healthy(url, process, log, args.startup_timeout)
-        print(f"backend: {url} (pid {process.pid}, pgid {pgid}), healthy after {seconds:.1f} s")
-        print(f"         database {database_url}, log {log}")
+            env = backend_env(f"sqlite:///{workdir / 'load.db'}", args.dialer)
+        env["BATCH_RATE_LIMIT_PER_SECOND"] = f"{args.rate_limit:g}"
+        env["BATCH_RATE_LIMIT_BURST"] = str(args.burst)
+        setup_key, agent_id = provision(env)
+        keys = client_keys(env["DATABASE_URL"], setup_key, args.clients)
+        url, process = stack.enter_context(serving(env, workdir, args.startup_timeout))
         backend = Backend(url=url, api_key=setup_key, agent_id=agent_id, started_here=True)
         yield backend, keys, psutil.Process(process.pid)
-    finally:
-        stop_process_group(process, pgid)
-        print(f"backend stopped (process group {pgid})")
 
 
 def client_keys(database_url: str, setup_key: str, count: int) -> list[str]:
@@ -174,20 +147,6 @@ def client_keys(database_url: str, setup_key: str, count: int) -> list[str]:
     return [issued.api_key for issued in keys]
 
 
-def listening_process(url: str) -> psutil.Process | None:
-    """The process listening on `url`'s port, if it runs on this machine."""
-    parts = urlsplit(url)
-    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-        return None
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    with contextlib.suppress(psutil.Error):
-        for connection in psutil.net_connections(kind="tcp"):
-            listening = connection.status == "LISTEN" and connection.pid is not None
-            if listening and connection.laddr and connection.laddr.port == port:
-                return psutil.Process(connection.pid)
-    return None
-
-
 def tree_root(process: psutil.Process) -> psutil.Process:
     """Climb to the topmost ancestor in the same process group (e.g. granian's supervisor)."""
     with contextlib.suppress(psutil.Error):
@@ -200,25 +159,6 @@ def tree_root(process: psutil.Process) -> psutil.Process:
 # --- data ---------------------------------------------------------------------------------
 
 
-def create_small_batches(client: httpx.Client, agent_id: str, count: int) -> float:
-    """`count` one-recipient JSON batches; waits out a 429 (the setup key's own rate limit)."""
-    started = time.perf_counter()
-    made = 0
-    while made < count:
-        payload = {
-            "name": f"load small {made + 1}",
-            "agent_id": agent_id,
-            "recipients": [{"phone": "+14155552671", "first_name": "Ada"}],
-        }
-        response = client.post("/v1/batch-calls", json=payload)
-        if response.status_code == 429:
-            time.sleep(float(response.headers.get("Retry-After", "1")))
-            continue
-        expect(response, 202, "POST /v1/batch-calls (JSON)")
-        made += 1
-    return time.perf_counter() - started
-
-
 def prepare(backend: Backend, args: argparse.Namespace) -> tuple[str, int]:
     """One `--recipients` batch (CSV upload) and `--batches` − 1 small ones: (batch id, total)."""
     headers = {"Authorization": f"Bearer {backend.api_key}"}
@@ -226,8 +166,7 @@ def prepare(backend: Backend, args: argparse.Namespace) -> tuple[str, int]:
         numbers = generate_numbers(args.recipients)
         seconds, batch = post_csv(client, backend, build_csv(numbers), "load big")
         print(f"created the {args.recipients:,}-recipient batch {batch['id']} in {seconds:.2f} s")
-        small = args.batches - 1
-        seconds = create_small_batches(client, backend.agent_id, small)
+        small, seconds = fill_batches(client, backend, args.batches)
         print(f"created {small} one-recipient batches in {seconds:.1f} s")
         page = expect(client.get("/v1/batch-calls"), 200, "GET /v1/batch-calls")
     return batch["id"], len(page["batch_calls"])
@@ -470,9 +409,9 @@ end
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    'WRK {"requests": %%d, "bytes": %%d, "duration_us": %%d, "socket": %%d, "status": %%d, '
+    'WRK {"requests": %%d, "socket": %%d, "status": %%d, '
     .. '"timeout": %%d, "p50": %%d, "p95": %%d, "p99": %%d, "max": %%d, "mean": %%f}\\n',
-    summary.requests, summary.bytes, summary.duration, e.connect + e.read + e.write,
+    summary.requests, e.connect + e.read + e.write,
     e.status, e.timeout, latency:percentile(50), latency:percentile(95),
     latency:percentile(99), latency.max, latency.mean))
 end
@@ -510,27 +449,24 @@ def drive_wrk(
     if args.warmup:
         for process in [start(route, args.warmup) for route in ROUTES if split[route]]:
             process.communicate()
+    # The wrk processes are the only children reaped during the window (the backend is reaped
+    # when it stops), so the children's CPU before and after is theirs exactly.
+    children_before = children_cpu_seconds()
     window = Window(start=time.perf_counter())
     runs = {route: start(route, args.seconds) for route in ROUTES if split[route]}
-    wrk_processes = {route: psutil.Process(run.pid) for route, run in runs.items()}
     if sampler is not None:
         sampler.start()
-    client_cpu = cpu = 0.0
-    outputs = {}
-    for route, run in runs.items():
-        # Read the wrk process's CPU just before it exits (it is a child: wait() would reap it).
-        while run.poll() is None:
-            with contextlib.suppress(psutil.Error):
-                times = wrk_processes[route].cpu_times()
-                cpu = times.user + times.system
-            time.sleep(0.2)
-        client_cpu += cpu
-        outputs[route] = run.stdout.read() if run.stdout else ""
+    outputs = {route: run.communicate()[0] for route, run in runs.items()}
     window.end = time.perf_counter()
-    window.client_cpu = client_cpu
+    window.client_cpu = children_cpu_seconds() - children_before
     if sampler is not None:
         sampler.stop()
-    return [wrk_stats(route, outputs.get(route, "")) for route in ROUTES], window
+    return [wrk_stats(route, output) for route, output in outputs.items()], window
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def wrk_stats(route: str, output: str) -> RouteStats:
@@ -631,11 +567,13 @@ def describe_model(args: argparse.Namespace, keys: Sequence[str], frozen: bool) 
     distinct = len(set(keys))
     shared = "" if distinct >= args.clients else f" (shared: only {distinct} given)"
     print(f"keys: {distinct} API keys for {args.clients} clients{shared}; a 429 counts as an error")
-    if frozen:
+    if frozen and args.client == "python":
         print(
             "data: frozen (BATCH_DIALER=off), so every answer of a route must have the size of "
             "the first one"
         )
+    elif frozen:
+        print("data: frozen (BATCH_DIALER=off); sizes checked once per key before the run")
     else:
         print("data: may change during the run (dialer on or a running backend): sizes unchecked")
 
@@ -876,6 +814,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--url needs --api-key and --agent-id (or --batch-id)")
     if not args.url and (args.api_key or args.batch_id or args.backend_pid):
         parser.error("--api-key, --batch-id and --backend-pid go with --url")
+    started_only = {
+        "--postgres": args.postgres,
+        "--dialer": args.dialer != "off",
+        "--rate-limit": args.rate_limit != DEFAULT_RATE,
+        "--burst": args.burst != DEFAULT_BURST,
+        "--keep": args.keep,
+    }
+    if args.url and any(started_only.values()):
+        given = ", ".join(name for name, set_ in started_only.items() if set_)
+        parser.error(f"{given}: only for a backend this script starts, not with --url")
     if args.clients < 1 or args.seconds <= 0 or args.recipients < 1:
         parser.error("--clients, --seconds and --recipients must be positive")
     if args.client == "wrk" and (WRK is None or args.think_ms):
@@ -901,19 +849,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"backend: BATCH_DIALER={args.dialer}, BATCH_RATE_LIMIT_PER_SECOND={args.rate_limit:g} "
             f"and BATCH_RATE_LIMIT_BURST={args.burst} per key"
         )
-        workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
-        try:
-            with local_backend(workdir, args) as (backend, keys, process):
-                figures = run(backend, keys, process, args)
-        finally:
-            if args.keep:
-                print(f"kept {workdir}")
-            else:
-                shutil.rmtree(workdir, ignore_errors=True)
-    print_table(figures)
-    missed = [figure.name for figure in figures if figure.passed is False]
-    print(f"\n{len(missed)} target(s) missed" if missed else "\nall targets met")
-    return 1 if missed and args.strict else 0
+        with (
+            scratch_dir("bench-load-", args.keep) as workdir,
+            local_backend(workdir, args) as (backend, keys, process),
+        ):
+            figures = run(backend, keys, process, args)
+    return conclude(figures, args.strict)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import backend_env, free_port, provision, stop_process_group, wait_healthy  # noqa: E402
+from ingest import backend_env, listening_process, provision, serving  # noqa: E402
 
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
@@ -41,31 +41,8 @@ def console_backend(workdir: Path) -> Iterator[tuple[str, dict[str, str], str, s
     env["REFLEX_WEB_WORKDIR"] = str(workdir / ".web")
     env["REFLEX_STATES_WORKDIR"] = str(workdir / ".states")
     api_key, agent_id = provision(env)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = workdir / "backend.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                str(ROOT / ".venv" / "bin" / "reflex"),
-                "run",
-                "--env",
-                "prod",
-                "--frontend-port",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_healthy(url, process, log, 300)
+    with serving(env, workdir, 300, console=True) as (url, _process):
         yield url, env, api_key, agent_id
-    finally:
-        stop_process_group(process, process.pid)
 
 
 def tree_cpu_seconds(root: psutil.Process) -> float:
@@ -75,13 +52,6 @@ def tree_cpu_seconds(root: psutil.Process) -> float:
             times = process.cpu_times()
             total += times.user + times.system
     return total
-
-
-def backend_root(port: int) -> psutil.Process:
-    for connection in psutil.net_connections(kind="tcp"):
-        if connection.laddr and connection.laddr.port == port and connection.status == "LISTEN":
-            return psutil.Process(connection.pid)
-    raise RuntimeError("backend process not found")
 
 
 def play_dialer(stop: threading.Event, per_second: int) -> None:
@@ -165,7 +135,8 @@ def main() -> int:
                 check=True,
             ).stdout
         )["url_path"]
-        root = backend_root(int(url.rsplit(":", 1)[1]))
+        root = listening_process(url)
+        assert root is not None, "the backend listening on its port"
         stop = threading.Event()
         dialer = threading.Thread(
             target=play_dialer, args=(stop, args.calls_per_second), daemon=True
