@@ -587,7 +587,7 @@ def test_detail_follows_every_change_although_it_is_served_from_memory(
     client, tenant, other_tenant
 ):
     """The encoded detail is kept while the batch's version stands: each kind of write must
-    show up in the next GET (claim, outcome, pause, resume, cancel of another batch)."""
+    show up in the next GET (claim, outcome, pause, resume)."""
     from batch_dashboard.providers.base import CallResult, CallStatus
     from batch_dashboard.services import dialing
     from tests.worker.helpers import claim

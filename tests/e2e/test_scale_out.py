@@ -14,7 +14,6 @@ its websocket to that port, whoever served it.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -109,10 +108,6 @@ class Watcher:
         if rows is None:
             return None
         return [(*(int(v) if v.isdigit() else -1 for v in row[:4]), row[4]) for row in rows]
-
-
-def _fernet_key() -> str:
-    return base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
 def _start_backends(tmp: Path, database_url: str, demo: dict, env: dict) -> list[Server]:
@@ -253,18 +248,17 @@ def test_two_backends_three_workers_and_a_killed_worker(
     started = time.monotonic()
     with contextlib.closing(redis.Redis.from_url(REDIS_URL)) as client:
         client.ping()  # fail here, clearly, without Redis
-    secret_key = _fernet_key()  # every process of a PostgreSQL deployment shares one
-    # The demo key file lands in tmp_path/data, not in the project.
-    demo = seed_demo(server_env(postgres_url, BATCH_SECRET_KEY=secret_key), cwd=tmp_path)
+    # Every process gets the fixture's BATCH_SECRET_KEY through os.environ. The demo key file
+    # lands in tmp_path/data, not in the project.
+    demo = seed_demo(server_env(postgres_url), cwd=tmp_path)
     backend_env = {
         "BATCH_DIALER": "off",
-        "BATCH_SECRET_KEY": secret_key,
         "REFLEX_REDIS_URL": REDIS_URL,
         # Two web workers per backend (Reflex would start 5 on 2 cores): a tab's events and the
         # live-update writes still cross processes through Redis.
         "GRANIAN_WORKERS": "2",
     }
-    worker_env = {**WORKER_ENV, "BATCH_SECRET_KEY": secret_key}
+    worker_env = WORKER_ENV
     logs = [tmp_path / f"worker-{n}.log" for n in (1, 2, 3)]
     workers: list = []
     watchers: list[Watcher] = []
