@@ -11,14 +11,14 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Select, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlmodel import Session, create_engine
 
 from batch_dashboard.settings import get_settings
 
 SQLITE_BUSY_MS = 15_000
 _engines: dict[str, Engine] = {}
-_lookup_engines: dict[str, Engine] = {}
+_lookup_engines: dict[URL, Engine] = {}
 _lock = threading.Lock()
 
 
@@ -101,14 +101,13 @@ def _lookup_engine(engine: Engine) -> Engine:
     the query and a ROLLBACK); a connection found dead is replaced and the lookup retried."""
     if engine.dialect.name == "sqlite":
         return engine
-    url = engine.url.render_as_string(hide_password=False)
-    lookup = _lookup_engines.get(url)
+    lookup = _lookup_engines.get(engine.url)
     if lookup is None:
         with _lock:
-            lookup = _lookup_engines.get(url)
+            lookup = _lookup_engines.get(engine.url)
             if lookup is None:
-                lookup = _lookup_engines[url] = create_engine(
-                    url,
+                lookup = _lookup_engines[engine.url] = create_engine(
+                    engine.url,
                     isolation_level="AUTOCOMMIT",
                     pool_size=5,  # a lookup holds its connection for one round trip
                     max_overflow=15,
@@ -125,11 +124,11 @@ def dispose_engines() -> None:
         _lookup_engines.clear()
 
 
-def lookups_are_local(url: str | None = None) -> bool:
+def lookups_are_local() -> bool:
     """SQLite answers an indexed lookup in the calling thread in microseconds, and in WAL mode
     a reader never waits for a writer (only for a crash recovery at start-up, milliseconds);
     any other database is a network round trip away."""
-    return is_sqlite(url or get_settings().database_url)
+    return get_engine().dialect.name == "sqlite"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ detail rendered once per change."""
 
 from __future__ import annotations
 
-import time
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,8 +26,15 @@ def test_the_key_check_and_the_version_lookup_answer_on_both_databases(database:
     assert auth.authenticate_api_key(tenant.api_key) == tenant.workspace_id
     with pytest.raises(Unauthorized):
         auth.authenticate_api_key("bc_" + "x" * 43)
+    batch = make_batch(tenant, 3)
+    assert (
+        batches.batch_detail_json_from_memory(
+            workspace_id=tenant.workspace_id, batch_id=batch["id"]
+        )
+        is None
+    )  # found, not rendered yet
     with pytest.raises(NotFound):  # another workspace's batch does not exist for this one
-        batches.batch_detail_json_from_memory(workspace_id=other.workspace_id, batch_id="batch_0")
+        batches.batch_detail_json_from_memory(workspace_id=other.workspace_id, batch_id=batch["id"])
 
 
 @pytest.mark.postgres
@@ -50,20 +57,30 @@ def test_pollers_that_miss_together_wait_for_one_render(
     tenant = make_tenant()
     batch = make_batch(tenant, 50)
     renders: list[str] = []
-    render = batches._detail
+    misses: list[bytes | None] = []
+    everyone_missed = threading.Event()
+    render, look = batches._detail, batches.batch_detail_json_from_memory
+
+    def counted_look(**kwargs: Any) -> bytes | None:
+        misses.append(found := look(**kwargs))
+        if len(misses) >= 8:  # the others have looked and missed: they queue behind the render
+            everyone_missed.set()
+        return found
 
     def counted(session: Session, found: Batch, recipient_status: str | None) -> dict[str, Any]:
         renders.append(found.id)
-        time.sleep(0.2)  # long enough for every poller to arrive while it renders
+        assert everyone_missed.wait(10)  # render only once the others are queued behind it
         return render(session, found, recipient_status)
 
+    monkeypatch.setattr(batches, "batch_detail_json_from_memory", counted_look)
     monkeypatch.setattr(batches, "_detail", counted)
 
-    def poll() -> bytes:
+    def poll() -> bytes:  # as Caller.read serves the route: from memory, else the render
+        query = {"workspace_id": tenant.workspace_id, "batch_id": batch["id"]}
+        if (body := batches.batch_detail_json_from_memory(**query)) is not None:
+            return body
         with session_scope() as session:
-            return batches.batch_detail_json(
-                session, workspace_id=tenant.workspace_id, batch_id=batch["id"]
-            )
+            return batches.batch_detail_json(session, **query)
 
     with ThreadPoolExecutor(8) as pool:
         bodies = list(pool.map(lambda _: poll(), range(8)))

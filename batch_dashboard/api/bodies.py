@@ -51,7 +51,8 @@ def parse_json_object(body: bytes, *, what: str = "a JSON object") -> dict[str, 
         raise ValueError(f"{name} is not valid JSON")
 
     try:
-        payload = json.loads(body, parse_constant=refuse_constant)
+        # Decoded strictly first: json.loads of bytes lets encoded surrogates (ED A0 80) through.
+        payload = json.loads(body.decode("utf-8"), parse_constant=refuse_constant)
     except (ValueError, RecursionError) as error:
         raise ValidationFailed.at(["body"], f"is not valid JSON: {error}") from None
     if not isinstance(payload, dict):

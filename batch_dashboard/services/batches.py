@@ -529,10 +529,9 @@ def list_batches_from_memory(
     cursor: str | None = None,
     status: str | None = None,
     agent_id: str | None = None,
-    engine: Engine | None = None,
 ) -> dict[str, Any] | None:
     """`list_batches` when every batch of the page is remembered at its version, else None."""
-    wanted, next_cursor = _list_page(engine, workspace_id, limit, cursor, status, agent_id)
+    wanted, next_cursor = _list_page(None, workspace_id, limit, cursor, status, agent_id)
     found, missing = _remembered_forms(wanted)
     if missing:
         return None
@@ -682,29 +681,24 @@ def batch_detail_json_from_memory(
 def batch_detail_json(
     session: Session, *, workspace_id: str, batch_id: str, recipient_status: str | None = None
 ) -> bytes:
-    """`batch_detail` encoded as JSON, from memory while the batch has not changed.
+    """`batch_detail` encoded as JSON, for a caller that found nothing in memory
+    (`batch_detail_json_from_memory`).
 
     A change reaches every client polling the batch at once; they queue for one render of the
     new version instead of each making their own (the session reads nothing before the lock,
     so the render sees the newest version)."""
     key = (batch_id, recipient_status)
-
-    def remembered() -> bytes | None:
-        return batch_detail_json_from_memory(
+    with _RENDER_LOCKS[hash(key) % len(_RENDER_LOCKS)]:
+        body = batch_detail_json_from_memory(
             workspace_id=workspace_id,
             batch_id=batch_id,
             recipient_status=recipient_status,
             engine=session.get_bind(),
         )
-
-    body = remembered()
-    if body is None:
-        with _RENDER_LOCKS[hash(key) % len(_RENDER_LOCKS)]:
-            body = remembered()
-            if body is None:
-                batch = _get_batch(session, workspace_id, batch_id)
-                body = orjson.dumps(_detail(session, batch, recipient_status))
-                _detail_cache.put(key, batch.version, body)
+        if body is None:  # nobody rendered this version while we queued
+            batch = _get_batch(session, workspace_id, batch_id)
+            body = orjson.dumps(_detail(session, batch, recipient_status))
+            _detail_cache.put(key, batch.version, body)
     return body
 
 
@@ -804,7 +798,7 @@ def retry_batch(
             table.c.workspace_id == workspace_id,
             table.c.status == BatchStatus.completed.value,
         )
-        .values(status=BatchStatus.running.value, finished_at=None, version=table.c.version + 1)
+        .values(status=BatchStatus.running.value, finished_at=None)
     ).rowcount
     if reopened != 1:
         batch = _get_batch(session, workspace_id, batch_id)
@@ -829,7 +823,7 @@ def retry_batch(
             failed_count=table.c.failed_count - again,
             finished_at=None if again else now,
             status=BatchStatus.running.value if again else BatchStatus.completed.value,
-            version=table.c.version + 1,
+            version=table.c.version + 1,  # once for the whole retry, in this transaction
         )
     )
     session.expire_all()

@@ -405,18 +405,23 @@ def claim_calls(
     return claims
 
 
-def _load_callers(session: Session, batches: list[Any]) -> None:
+def _load_callers(session: Session, batches: list[Any]) -> list[Agent | PhoneNumber]:
     """The batches' agents and numbers in two queries, into the session's identity map, so the
-    per-batch lookups of the claim below cost no query each."""
-    agents = (
+    per-batch lookups of the claim below cost no query each. The identity map holds objects
+    weakly: the caller keeps the returned list for as long as the lookups run."""
+    agents = list(
         session.execute(select(Agent).where(Agent.id.in_({b.agent_id for b in batches})))
         .scalars()
         .all()
     )
     number_ids = {b.phone_number_id for b in batches} | {a.phone_number_id for a in agents}
     number_ids.discard(None)
-    if number_ids:
+    numbers = (
         session.execute(select(PhoneNumber).where(PhoneNumber.id.in_(number_ids))).scalars().all()
+        if number_ids
+        else []
+    )
+    return [*agents, *numbers]
 
 
 def _claim_in_workspace(
@@ -433,7 +438,7 @@ def _claim_in_workspace(
     # batches with the fewest calls live first, so one big batch cannot starve the others even
     # when it already holds every slot and they free up one at a time.
     batches = sorted(batches, key=lambda batch: batch.dialing_count)
-    _load_callers(session, batches)
+    callers = _load_callers(session, batches)  # noqa: F841 - kept alive for the loop
     for position, batch in enumerate(batches):
         if available <= 0:
             break
@@ -671,7 +676,7 @@ def _retry_at(
     policy: dict[str, Any] | None, attempts: int, reason: str | None, ended: datetime
 ) -> datetime | None:
     """When a failed attempt is tried again under the batch's retry policy, or None."""
-    # The policy was filled in and checked by batches.parse_retry_policy.
+    # The policy was filled in and checked by batches._parse_retry_policy.
     if not policy or reason is None or attempts >= policy["max_attempts"]:
         return None
     if RETRYABLE.get(reason) not in policy["retry_on"]:

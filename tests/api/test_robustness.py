@@ -442,6 +442,16 @@ def test_lone_surrogates_are_422(client: TestClient, tenant: Tenant) -> None:
     assert_nothing_created(client, tenant)
 
 
+def test_a_surrogate_encoded_as_raw_bytes_is_422(client: TestClient, tenant: Tenant) -> None:
+    # Not an escape: the three UTF-8-shaped bytes of U+D800, which strict UTF-8 refuses.
+    body = json.dumps(good_body(tenant, name="Reminders X")).encode().replace(b"X", b"\xed\xa0\x80")
+    response = client.post(
+        URL, content=body, headers={**tenant.headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert_nothing_created(client, tenant)
+
+
 def test_nul_characters_never_give_a_500(
     client: TestClient, tenant: Tenant, database: str, request: pytest.FixtureRequest
 ) -> None:
