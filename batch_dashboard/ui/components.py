@@ -202,7 +202,7 @@ def shown_once(label: str, control_id: str, value: rx.Var, copied: str) -> rx.Co
 
 def confirm_dialog(
     *,
-    title: Sequence[rx.Var | str],
+    title: str | Sequence[rx.Var | str],
     description: str,
     keep: str,
     on_keep: Any,
@@ -213,7 +213,8 @@ def confirm_dialog(
     on_open_change: Any = None,
     trigger: rx.Component | None = None,
 ) -> rx.Component:
-    """A destructive action asked once more: keep it as it is, or confirm in red."""
+    """A destructive action asked once more: keep it as it is, or confirm in red. `title` is
+    text, or parts of it (strings and state vars)."""
     buttons = rx.hstack(
         rx.alert_dialog.cancel(
             rx.button(keep, variant="soft", color_scheme="gray", on_click=on_keep)
@@ -224,7 +225,9 @@ def confirm_dialog(
         margin_top="16px",
     )
     content = rx.alert_dialog.content(
-        rx.alert_dialog.title(*title), rx.alert_dialog.description(description), buttons
+        rx.alert_dialog.title(*([title] if isinstance(title, str) else title)),
+        rx.alert_dialog.description(description),
+        buttons,
     )
     parts = [content] if trigger is None else [rx.alert_dialog.trigger(trigger), content]
     events = {} if on_open_change is None else {"on_open_change": on_open_change}

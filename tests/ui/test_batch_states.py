@@ -11,7 +11,9 @@ import pytest
 from reflex_components_core.core._upload import UploadFile
 
 from batch_dashboard.db import session_scope
-from batch_dashboard.services import batches
+from batch_dashboard.services import auth, batches
+from batch_dashboard.ui.states.base import AuthState
+from batch_dashboard.ui.states.batches import BatchDetailState, BatchesState
 from batch_dashboard.ui.states.new_batch import NewBatchState, UploadedRecipients, local_to_utc
 from tests.conftest import Tenant, make_tenant
 from tests.ui.test_admin_states import run, signed_in
@@ -211,3 +213,24 @@ def test_the_forms_events_do_not_carry_the_parsed_csv() -> None:
     manager = StateManagerRedis(redis=Redis.from_url("redis://127.0.0.1:6379/15"))
     loaded = manager._get_required_state_classes(NewBatchState, subclasses=True)
     assert NewBatchState in loaded and UploadedRecipients not in loaded
+
+
+def test_a_tab_whose_session_ended_is_sent_to_sign_in(tenant: Tenant) -> None:
+    """Its heartbeat stops watching the live state and its handlers load nothing more."""
+    detail = signed_in(BatchDetailState, tenant.workspace_id)
+    root = detail
+    while root.parent_state is not None:
+        root = root.parent_state
+    listing = root.get_substate(BatchesState.get_full_name().split("."))
+    token = root.get_substate(AuthState.get_full_name().split(".")).session_token
+    with session_scope(write=True) as session:
+        auth.sign_out(session, token=token)  # e.g. "Sign out" in another tab
+    for events in (
+        run(listing.heartbeat()),
+        run(detail.heartbeat()),
+        run(detail.go_to_page(1)),
+        run(detail.set_search("555")),
+        run(detail.set_recipient_filter("failed")),
+    ):
+        assert "/login" in str(events[-1])
+    assert detail.own_rows == []

@@ -304,7 +304,7 @@ def _cancel_dialog() -> rx.Component:
             variant="soft",
             on_click=BatchDetailState.ask_cancel(True),
         ),
-        title=("Cancel this batch?",),
+        title="Cancel this batch?",
         description=(
             "Nothing has been dialed yet. Cancelling stops it for good: every recipient ends "
             "cancelled."

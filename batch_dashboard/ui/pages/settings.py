@@ -167,14 +167,12 @@ def _wall_row(row: WallTokenRow) -> rx.Component:
             rx.cond(
                 row.revoked,
                 rx.fragment(),
-                rx.button(
-                    rx.icon("ban", size=14),
+                row_action(
+                    "ban",
                     "Revoke",
-                    size="1",
+                    WallTokensState.revoke(row.id),
+                    "Revoke wall link " + row.prefix,
                     color_scheme="red",
-                    variant="soft",
-                    on_click=WallTokensState.revoke(row.id),
-                    aria_label="Revoke wall link " + row.prefix,
                 ),
             ),
             text_align="right",

@@ -64,13 +64,18 @@ class BatchesState(rx.State):
     async def set_filter(self, value: str):
         self.status_filter = value if value in STATUS_FILTERS else "all"
         if self.status_filter != "all":
+            if not (workspace_id := await current_workspace(self)):
+                yield rx.redirect("/login")
+                return
             self.loading = True
             yield
-            await self._reload(await current_workspace(self))
+            await self._reload(workspace_id)
             self.loading = False
 
     @rx.event
     async def heartbeat(self, _now: str = ""):
+        if not await current_workspace(self):  # the session ended: stop feeding this tab
+            return rx.redirect("/login")
         await live.keep_watching(self, WorkspaceLive)
 
     @rx.event(background=True)
@@ -88,7 +93,9 @@ class BatchesState(rx.State):
                 if self.status_filter == "all" or shared.marker == self._loaded_marker:
                     continue
                 self._loaded_marker = shared.marker
-                await self._reload(await current_workspace(self))
+                if not (workspace_id := await current_workspace(self)):
+                    return  # the session ended; the heartbeat sends the tab to sign in
+                await self._reload(workspace_id)
 
 
 class BatchDetailState(rx.State):
@@ -145,8 +152,7 @@ class BatchDetailState(rx.State):
         token = live.batch_token(batch_id)
         shared = await shared._link_to(token)
         live.remember_batch(token, workspace_id, batch_id)
-        if shared.version == -1 or shared.batch.id != batch_id:
-            shared.batch, shared.first_page, shared.calls_per_minute, shared.version = snapshot
+        live.apply_snapshot(shared, snapshot)
         await self._reload(workspace_id)
         return BatchDetailState.follow
 
@@ -171,6 +177,8 @@ class BatchDetailState(rx.State):
 
     @rx.event
     async def heartbeat(self, _now: str = ""):
+        if not await current_workspace(self):  # the session ended: stop feeding this tab
+            return rx.redirect("/login")
         await live.keep_watching(self, BatchLive)
 
     @rx.event(background=True)
@@ -192,24 +200,33 @@ class BatchDetailState(rx.State):
                 if self.default_view:
                     self.total_matching = shared.batch.total
                     continue
-                await self._reload(await current_workspace(self))
+                if not (workspace_id := await current_workspace(self)):
+                    return  # the session ended; the heartbeat sends the tab to sign in
+                await self._reload(workspace_id)
 
     @rx.event
     async def set_recipient_filter(self, value: str):
         self.recipient_filter = value if value in RECIPIENT_FILTERS else "all"
         self.page = 0
-        await self._reload(await current_workspace(self))
+        return await self._reload_signed_in()
 
     @rx.event
     async def set_search(self, value: str):
         self.search = value[:32]
         self.page = 0
-        await self._reload(await current_workspace(self))
+        return await self._reload_signed_in()
 
     @rx.event
     async def go_to_page(self, delta: int):
         self.page = min(max(0, self.page + delta), self.page_count - 1)
-        await self._reload(await current_workspace(self))
+        return await self._reload_signed_in()
+
+    async def _reload_signed_in(self):
+        """`_reload` for this tab's session, or to the sign-in page once it has ended."""
+        if not (workspace_id := await current_workspace(self)):
+            return rx.redirect("/login")
+        await self._reload(workspace_id)
+        return None
 
     @rx.event
     async def open_recipient(self, row: dict):
@@ -288,9 +305,7 @@ class BatchDetailState(rx.State):
             yield rx.toast.error(error_text(error))
             return
         self.cancelling, self.confirm_cancel = False, False
-        shared = await self.get_state(BatchLive)
-        snapshot = await in_thread(live.batch_snapshot, workspace_id, batch_id)
-        shared.batch, shared.first_page, shared.calls_per_minute, shared.version = snapshot
+        await self._show_now(workspace_id, batch_id)
         yield rx.toast.success("Batch cancelled")
 
     @rx.event
@@ -310,10 +325,13 @@ class BatchDetailState(rx.State):
         except DomainError as error:
             yield rx.toast.error(error_text(error))
             return
-        shared = await self.get_state(BatchLive)
-        snapshot = await in_thread(live.batch_snapshot, workspace_id, batch_id)
-        shared.batch, shared.first_page, shared.calls_per_minute, shared.version = snapshot
+        await self._show_now(workspace_id, batch_id)
         yield rx.toast.success("Batch paused: no new calls" if paused else "Batch resumed")
+
+    async def _show_now(self, workspace_id: str, batch_id: str) -> None:
+        """This tab's change on every tab at once, without waiting for the poller."""
+        snapshot = await in_thread(live.batch_snapshot, workspace_id, batch_id)
+        live.apply_snapshot(await self.get_state(BatchLive), snapshot)
 
     @rx.event
     async def export(self):

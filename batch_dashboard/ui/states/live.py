@@ -146,6 +146,18 @@ def list_rows(workspace_id: str, *, status: str | None, limit: int = 50) -> list
     ]
 
 
+def apply_snapshot(shared: BatchLive, snapshot: tuple[Any, ...]) -> None:
+    """A `batch_snapshot` into the batch's shared state. Every process with a tab on the batch
+    writes there (the poller, and a tab's own pause/resume/cancel; several backends and web
+    workers when scaled out): one that read before another wrote must not put older numbers
+    back. Versions only grow; calls per minute move with time at the same version."""
+    row, first_page, per_minute, version = snapshot
+    if version > shared.version:
+        shared.batch, shared.first_page = row, first_page
+    if version >= shared.version:
+        shared.version, shared.calls_per_minute = version, per_minute
+
+
 def batch_snapshot(
     workspace_id: str, batch_id: str
 ) -> tuple[BatchRow, list[RecipientRow], int, int]:
@@ -262,14 +274,9 @@ async def _push_changes(app: rx.App, known: dict[str, Any]) -> None:
             if previous == state:
                 continue
             async with app.modify_state(rx.BaseStateToken(ident=token, cls=BatchLive)) as root:
-                live = await root.get_state(BatchLive)
-                # Every process with a tab on this batch polls it (scale-out: several backends
-                # and web workers); one that read before another wrote must not put older
-                # numbers back. Versions only grow.
-                if version > live.version:
-                    live.batch, live.first_page = row, first_page
-                if version >= live.version:
-                    live.version, live.calls_per_minute = version, per_minute
+                apply_snapshot(
+                    await root.get_state(BatchLive), (row, first_page, per_minute, version)
+                )
             known[token] = state
 
 

@@ -342,7 +342,10 @@ class NewBatchState(rx.State):
         if uploaded._rows is None:
             return None
         dropped = len(uploaded._rows.invalid_rows)
-        uploaded._rows = recipients.validate(recipients.drop_invalid(uploaded._rows))
+        # Up to 50,000 rows: off the event loop, which the other tabs share.
+        uploaded._rows = await in_thread(
+            lambda rows: recipients.validate(recipients.drop_invalid(rows)), uploaded._rows
+        )
         self.preview_page = 0
         self._refresh_preview(uploaded._rows)
         return rx.toast.success(f"Dropped {dropped} invalid row{'s' if dropped != 1 else ''}")
