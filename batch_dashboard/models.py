@@ -189,6 +189,10 @@ class Batch(SQLModel, table=True):
     max_concurrency: int | None = None
     # Set while a running batch is paused: no new dials, live calls finish.
     paused_at: datetime | None = None
+    # Set when a running batch was stopped: no new dials; it ends `cancelled` with its last call.
+    stopped_at: datetime | None = None
+    # Stopped with {"hang_up": true}: the workers hang its live calls up.
+    hang_up_on_stop: bool = False
     # {"max_attempts", "retry_on": [...], "delay_seconds"}; None: one attempt.
     retry_policy: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # {"start", "end", "days", "timezone", "unknown_timezone"}; None: any time.
@@ -358,6 +362,10 @@ class BatchPublic(BaseModel):
         None, description="At most this many calls of this batch at once"
     )
     paused: bool = PydanticField(False, description="A paused batch places no new calls")
+    stopping: bool = PydanticField(
+        False,
+        description="Stopped while calls were live: no new calls; it ends cancelled with its last call",
+    )
 
 
 class RecipientPublic(BaseModel):

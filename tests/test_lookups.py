@@ -59,7 +59,7 @@ def test_pollers_that_miss_together_wait_for_one_render(
     renders: list[str] = []
     misses: list[bytes | None] = []
     everyone_missed = threading.Event()
-    render, look = batches._detail, batches.batch_detail_json_from_memory
+    render, look = batches.reads._detail, batches.batch_detail_json_from_memory
 
     def counted_look(**kwargs: Any) -> bytes | None:
         misses.append(found := look(**kwargs))
@@ -72,15 +72,15 @@ def test_pollers_that_miss_together_wait_for_one_render(
         assert everyone_missed.wait(10)  # render only once the others are queued behind it
         return render(session, found, recipient_status)
 
-    monkeypatch.setattr(batches, "batch_detail_json_from_memory", counted_look)
-    monkeypatch.setattr(batches, "_detail", counted)
+    monkeypatch.setattr(batches.reads, "batch_detail_json_from_memory", counted_look)
+    monkeypatch.setattr(batches.reads, "_detail", counted)
 
     def poll() -> bytes:  # as Caller.read serves the route: from memory, else the render
         query = {"workspace_id": tenant.workspace_id, "batch_id": batch["id"]}
-        if (body := batches.batch_detail_json_from_memory(**query)) is not None:
+        if (body := batches.reads.batch_detail_json_from_memory(**query)) is not None:
             return body
         with session_scope() as session:
-            return batches.batch_detail_json(session, **query)
+            return batches.reads.batch_detail_json(session, **query)
 
     with ThreadPoolExecutor(8) as pool:
         bodies = list(pool.map(lambda _: poll(), range(8)))

@@ -13,6 +13,8 @@ from batch_dashboard.services.errors import PayloadTooLarge, ValidationFailed
 
 # Room for a multipart envelope and a form's other fields around a maximal upload.
 ENVELOPE = 64 * 1024
+# Routes whose body is a few options, e.g. `{"hang_up": true}`.
+SMALL_BODY = 16 * 1024
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 

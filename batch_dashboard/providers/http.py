@@ -13,7 +13,6 @@ import math
 import random
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -27,6 +26,7 @@ from batch_dashboard.providers.base import (
     Provider,
     ProviderError,
 )
+from batch_dashboard.retry_after import retry_after_seconds
 from batch_dashboard.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -140,20 +140,9 @@ def parse_call(data: object) -> tuple[str, CallResult]:
 
 
 def _retry_after(response: httpx.Response, now: datetime) -> float | None:
-    """`Retry-After` in seconds (a number or an HTTP date), capped; None when absent or unreadable."""
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = (to_utc(parsedate_to_datetime(value)) - now).total_seconds()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), RETRY_AFTER_CAP_SECONDS)
+    """The runtime's `Retry-After`, capped: it only ever delays one placement."""
+    seconds = retry_after_seconds(response.headers.get("retry-after"), now)
+    return None if seconds is None else min(seconds, RETRY_AFTER_CAP_SECONDS)
 
 
 def _snippet(response: httpx.Response) -> str:

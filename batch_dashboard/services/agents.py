@@ -18,7 +18,7 @@ from batch_dashboard.clock import system_clock
 from batch_dashboard.ids import new_id
 from batch_dashboard.models import Agent, PhoneNumber
 from batch_dashboard.services import phones, webhooks
-from batch_dashboard.services.errors import NotFound, Problems, is_clean_id
+from batch_dashboard.services.errors import NotFound, Problems, checked_label, is_clean_id
 from batch_dashboard.settings import get_settings
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
@@ -156,8 +156,7 @@ def create_phone_number(
         problems.add(["phone_number"], reason)
     elif canonical is None:
         problems.add(["phone_number"], phones.invalid_reason(clean or ""))
-    if len(label) > 200:
-        problems.add(["label"], "must be at most 200 characters")
+    label = checked_label(label, problems)
     problems.raise_if_any()
     record = PhoneNumber(
         id=new_id("pn"),
@@ -254,7 +253,7 @@ def update_phone_number(
 ) -> PhoneNumber:
     number = get_phone_number(session, workspace_id=workspace_id, phone_number_id=phone_number_id)
     if label is not None:
-        number.label = label
+        number.label = checked_label(label)
     if outbound_enabled is not None:
         number.outbound_enabled = outbound_enabled
     session.add(number)

@@ -21,7 +21,13 @@ from batch_dashboard.clock import system_clock
 from batch_dashboard.db import fetch_one, get_engine
 from batch_dashboard.ids import new_id
 from batch_dashboard.models import ApiKey, ConsoleSession, User, Workspace
-from batch_dashboard.services.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from batch_dashboard.services.errors import (
+    Conflict,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+    checked_label,
+)
 
 KEY_PREFIX = "bc_"
 DISPLAY_PREFIX_LENGTH = 10
@@ -65,6 +71,7 @@ def find_workspace_by_name(session: Session, *, name: str) -> Workspace | None:
 def create_api_key(
     session: Session, *, workspace_id: str, label: str = "", now: datetime | None = None
 ) -> IssuedKey:
+    label = checked_label(label)
     get_workspace(session, workspace_id=workspace_id)
     api_key = KEY_PREFIX + secrets.token_urlsafe(32)
     record = ApiKey(

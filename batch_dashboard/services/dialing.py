@@ -1,9 +1,11 @@
-"""Claims, outcomes, leases and batch transitions: the dialer's side of the domain core.
+"""Claims, outcomes and leases: the dialer's side of the domain core.
 
-Every write here is a compare-and-set, so any number of workers (and the API's cancel) can run
-at once: a recipient moves `pending → dialing` only in a claim that also takes its lease and a
-fresh attempt id, and every later change is conditional on that attempt id still being the one
-in flight. Batch counters change in the same transaction as the recipients they count.
+A recipient moves `pending → dialing` only in a claim that also takes its lease and a fresh
+attempt id, and every later change is conditional on that attempt id still being the one in
+flight, so any number of workers (and the API's cancel) can run at once. The moves themselves
+and the batch counters they change are `services.transitions`; this module decides which moves
+to make (whom to claim, what an outcome means, when to retry) and writes what goes with them
+(conversations, webhook events, opt-outs, the wall's per-minute counters).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import String, bindparam, case, cast, func, insert, literal, or_, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -26,7 +28,6 @@ from batch_dashboard.ids import new_id
 from batch_dashboard.models import (
     Agent,
     Batch,
-    BatchStatus,
     CallMinute,
     Conversation,
     PhoneNumber,
@@ -35,15 +36,17 @@ from batch_dashboard.models import (
     Workspace,
 )
 from batch_dashboard.providers.base import AgentSnapshot, CallRequest, CallResult, CallStatus
-from batch_dashboard.services import dnc, webhooks, windows
-from batch_dashboard.services.batches import RETRYABLE, caller_number
+from batch_dashboard.services import dnc, outcomes, transitions, webhooks, windows
+from batch_dashboard.services.batches import caller_number, caller_problem
+from batch_dashboard.services.outcomes import Outcome
+from batch_dashboard.services.transitions import Ending, Screened
 
 log = logging.getLogger(__name__)
 recipients_t = Recipient.__table__
 batches_t = Batch.__table__
 conversations_t = Conversation.__table__
 
-LIVE_BATCH = (BatchStatus.pending.value, BatchStatus.running.value)
+LIVE_BATCH = transitions.LIVE_BATCH
 # With pacing on, one claim takes at most this many seconds' worth of a number's dials.
 PACING_SLICE_SECONDS = 0.25
 CANDIDATE_BATCHES = 50
@@ -105,63 +108,18 @@ def _snapshot(agent: Agent) -> AgentSnapshot:
     )
 
 
-# --- scheduling -----------------------------------------------------------------------------
-
-
-def promote_due(session: Session, *, now: datetime) -> int:
-    """`scheduled → pending` for every batch whose time has come."""
-    result = session.execute(
-        update(batches_t)
-        .where(batches_t.c.status == BatchStatus.scheduled.value, batches_t.c.scheduled_at <= now)
-        .values(status=BatchStatus.pending.value, version=batches_t.c.version + 1)
-    )
-    return result.rowcount or 0
+# --- batches that cannot be dialed ----------------------------------------------------------
 
 
 def fail_batch(session: Session, *, batch_id: str, now: datetime, why: str) -> bool:
-    """A batch that cannot be dialed at all: it and its undialed recipients end `failed`.
-
-    Calls already in flight finish and are recorded as usual.
-    """
-    result = session.execute(
-        update(batches_t)
-        .where(
-            batches_t.c.id == batch_id,
-            batches_t.c.status.in_((BatchStatus.scheduled.value, *LIVE_BATCH)),
-        )
-        .values(
-            status=BatchStatus.failed.value,
-            finished_at=now,
-            failed_count=batches_t.c.failed_count + batches_t.c.pending_count,
-            pending_count=0,
-            version=batches_t.c.version + 1,
-        )
-    )
-    if result.rowcount != 1:
+    """A batch that cannot be dialed at all (see `transitions.fail_batch`), logged with why."""
+    if not transitions.fail_batch(session, batch_id=batch_id, now=now):
         return False
-    session.execute(
-        update(recipients_t)
-        .where(
-            recipients_t.c.batch_id == batch_id,
-            recipients_t.c.status == RecipientStatus.pending.value,
-        )
-        .values(status=RecipientStatus.failed.value, failure_reason="batch_failed", ended_at=now)
-    )
     log.warning("batch %s failed: %s", batch_id, why, extra={"batch_id": batch_id})
     return True
 
 
 # --- claiming -------------------------------------------------------------------------------
-
-
-def _caller_problem(agent: Agent | None, number: PhoneNumber | None) -> str | None:
-    if agent is None or agent.deleted_at is not None:
-        return "its agent was deleted"
-    if number is None or number.deleted_at is not None:
-        return "its caller number was deleted"
-    if not number.outbound_enabled:
-        return "its caller number is not enabled for outbound calls"
-    return None
 
 
 def _lock_workspace(session: Session, workspace_id: str) -> None:
@@ -198,81 +156,12 @@ def _calls_in_progress(session: Session, workspace_id: str) -> int:
     ).scalar_one()
 
 
-def _start_batch(session: Session, batch_id: str, now: datetime) -> bool:
-    """Lock the batch row and mark it running (its first dial); False if it is no longer live.
-
-    Taken before any recipient, so a cancel racing this claim waits for it and then finds
-    the batch running (409), or wins first and this finds it cancelled.
-    """
-    row = session.execute(
-        update(batches_t)
-        .where(
-            batches_t.c.id == batch_id,
-            batches_t.c.status.in_(LIVE_BATCH),
-            batches_t.c.paused_at.is_(None),
-        )
-        .values(
-            status=BatchStatus.running.value,
-            started_at=func.coalesce(batches_t.c.started_at, now),
-            # Only the first dial changes what a reader sees; a batch waiting for retries or its
-            # window passes here on every claim and must not look changed (caches, live pages).
-            version=case(
-                (batches_t.c.status != BatchStatus.running.value, batches_t.c.version + 1),
-                else_=batches_t.c.version,
-            ),
-        )
-        .returning(batches_t.c.id)
-    ).first()
-    return row is not None
-
-
-def _claim_recipients(
-    session: Session, batch_id: str, count: int, now: datetime, lease_until: datetime
-) -> list[Any]:
-    candidates = (
-        select(recipients_t.c.id)
-        .where(
-            recipients_t.c.batch_id == batch_id,
-            recipients_t.c.status == RecipientStatus.pending.value,
-            or_(recipients_t.c.next_attempt_at.is_(None), recipients_t.c.next_attempt_at <= now),
-        )
-        .order_by(recipients_t.c.position)
-        .limit(count)
-    )
-    if _is_postgres(session):
-        candidates = candidates.with_for_update(skip_locked=True)
-    claim_id = new_id("att")
-    rows = list(
-        session.execute(
-            update(recipients_t)
-            .where(recipients_t.c.id.in_(candidates.scalar_subquery()))
-            .values(
-                status=RecipientStatus.dialing.value,
-                attempt_id=literal(claim_id) + "-" + cast(recipients_t.c.position, String),
-                attempts=recipients_t.c.attempts + 1,
-                lease_expires_at=lease_until,
-                started_at=now,
-            )
-            .returning(
-                recipients_t.c.id,
-                recipients_t.c.attempt_id,
-                recipients_t.c.attempts,
-                recipients_t.c.phone,
-                recipients_t.c.dynamic_vars,
-                recipients_t.c.position,
-            )
-        )
-    )
-    # RETURNING has no order on PostgreSQL; calls go out in the order the recipients were given.
-    return sorted(rows, key=lambda row: row.position)
-
-
-def _screen_claimed(session: Session, batch: Any, rows: list[Any], now: datetime) -> list[Any]:
-    """The claimed rows that may be dialed now. Checked at the moment of dialing: a number put
+def _screen(session: Session, batch: Any, rows: list[Any], now: datetime) -> Screened:
+    """Which claimed rows may not be dialed now. Checked at the moment of dialing: a number put
     on the do-not-call list mid-batch is never called, and nobody is called outside the window.
-    The others are settled here in the claim's transaction, never placed."""
+    The claim settles the others in its transaction, never placed."""
     blocked = dnc.listed(session, workspace_id=batch.workspace_id, numbers=[r.phone for r in rows])
-    failed: dict[str, str] = {row.id: "do_not_call" for row in rows if row.phone in blocked}
+    failed = {row.id: Outcome.do_not_call for row in rows if row.phone in blocked}
     later: dict[str, datetime] = {}
     window = batch.calling_window
     if window:
@@ -282,68 +171,14 @@ def _screen_claimed(session: Session, batch: Any, rows: list[Any], now: datetime
             zones = windows.zones_for(row.phone, orjson.loads(row.dynamic_vars), window)
             if zones is None:
                 if window.get("unknown_timezone", "fail") != "call":
-                    failed[row.id] = "timezone_unknown"
+                    failed[row.id] = Outcome.timezone_unknown
             elif not windows.allowed(now, zones, window):
                 opening = windows.next_open(now, zones, window)
                 if opening is None:
-                    failed[row.id] = "no_calling_window"
+                    failed[row.id] = Outcome.no_calling_window
                 else:
                     later[row.id] = opening
-    if failed:
-        session.execute(
-            update(recipients_t)
-            .where(recipients_t.c.id == bindparam("rid"))
-            .values(
-                status=RecipientStatus.failed.value,
-                failure_reason=bindparam("reason"),
-                attempt_id=None,
-                attempts=recipients_t.c.attempts - 1,
-                lease_expires_at=None,
-                ended_at=now,
-            ),
-            [{"rid": rid, "reason": reason} for rid, reason in failed.items()],
-        )
-    if later:
-        session.execute(
-            update(recipients_t)
-            .where(recipients_t.c.id == bindparam("rid"))
-            .values(
-                status=RecipientStatus.pending.value,
-                next_attempt_at=bindparam("opening"),
-                attempt_id=None,
-                attempts=recipients_t.c.attempts - 1,
-                lease_expires_at=None,
-                started_at=None,
-            ),
-            [{"rid": rid, "opening": opening} for rid, opening in later.items()],
-        )
-        first = min(later.values())
-        session.execute(
-            update(batches_t)
-            .where(
-                batches_t.c.id == batch.id,
-                or_(
-                    batches_t.c.next_window_at.is_(None),
-                    batches_t.c.next_window_at <= now,
-                    batches_t.c.next_window_at > first,
-                ),
-            )
-            .values(next_window_at=first)
-        )
-    dialed = [row for row in rows if row.id not in failed and row.id not in later]
-    session.execute(
-        update(batches_t)
-        .where(batches_t.c.id == batch.id)
-        .values(
-            pending_count=batches_t.c.pending_count - len(rows) + len(later),
-            dialing_count=batches_t.c.dialing_count + len(dialed),
-            failed_count=batches_t.c.failed_count + len(failed),
-            version=batches_t.c.version + 1,
-        )
-    )
-    if failed:
-        complete_finished(session, batch_ids=[batch.id], now=now)
-    return dialed
+    return Screened(failed=failed, later=later)
 
 
 def _pacing_allowance(number: PhoneNumber, calls_per_second: float, now: datetime) -> int:
@@ -445,20 +280,24 @@ def _claim_in_workspace(
         share = math.ceil(available / (len(batches) - position))
         agent = session.get(Agent, batch.agent_id)
         number = caller_number(session, batch=batch)
-        problem = _caller_problem(agent, number)
+        problem = caller_problem(agent, number)
         if problem is not None:
-            fail_batch(session, batch_id=batch.id, now=now, why=problem)
+            fail_batch(session, batch_id=batch.id, now=now, why=problem.value)
             continue
         assert agent is not None and number is not None
         count = min(share, _pacing_allowance(number, calls_per_second, now))
         if batch.max_concurrency is not None:
             count = min(count, batch.max_concurrency - batch.dialing_count)
-        if count <= 0 or not _start_batch(session, batch.id, now):
+        if count <= 0 or not transitions.start_batch(session, batch_id=batch.id, now=now):
             continue
-        rows = _claim_recipients(session, batch.id, count, now, lease_until)
-        if not rows:
-            continue
-        rows = _screen_claimed(session, batch, rows, now)
+        rows = transitions.claim_recipients(
+            session,
+            batch_id=batch.id,
+            count=count,
+            now=now,
+            lease_until=lease_until,
+            screen=lambda claimed, batch=batch: _screen(session, batch, claimed, now),
+        )
         if not rows:
             continue
         if calls_per_second > 0:
@@ -490,10 +329,126 @@ def _claim_in_workspace(
 # --- outcomes -------------------------------------------------------------------------------
 
 
-def _recipient_outcome(result: CallResult) -> tuple[str, str | None]:
+# What a provider's generic status means when it names no reason of the vocabulary.
+_STATUS_OUTCOMES = {
+    CallStatus.completed: Outcome.completed,
+    CallStatus.no_answer: Outcome.no_answer,
+    CallStatus.busy: Outcome.busy,
+    CallStatus.voicemail: Outcome.voicemail,
+    CallStatus.failed: Outcome.call_failed,
+}
+
+
+def outcome_of(result: CallResult) -> Outcome:
+    """The vocabulary's word for a provider's result: its own reason when it is one of ours."""
     if result.status == CallStatus.completed:
-        return RecipientStatus.completed.value, None
-    return RecipientStatus.failed.value, result.failure_reason or result.status.value
+        return Outcome.completed
+    return outcomes.parse(result.failure_reason) or _STATUS_OUTCOMES[result.status]
+
+
+@dataclass(frozen=True)
+class _Live:
+    """An attempt still in flight, read (and locked) before its end is written."""
+
+    recipient_id: str
+    attempt_id: str
+    batch_id: str
+    started_at: datetime | None
+    phone: str
+    dynamic_vars: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class _BatchInfo:
+    workspace_id: str
+    agent_id: str
+    webhook_url: str | None
+    opt_out_field: str | None
+    retry_policy: dict[str, Any] | None
+    stopped: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Everything the end of one attempt writes."""
+
+    ending: Ending
+    conversation: dict[str, Any] | None = None
+    webhook: tuple[webhooks.EndedCall, str, dict[str, Any]] | None = None
+    opted_out: str | None = None  # the phone number to add to the do-not-call list
+
+
+def decide(live: _Live, info: _BatchInfo, result: CallResult, now: datetime) -> Decision:
+    """What an attempt's result means for its recipient: no database, no clock but `now`."""
+    outcome = outcome_of(result)
+    reason = None if outcome is Outcome.completed else outcome
+    ended = result.ended_at or now
+    retry_at = None if info.stopped else _retry_at(info.retry_policy, live.attempts, reason, ended)
+    if retry_at is not None:
+        # Not the end of this recipient: back in line for another attempt, no event yet.
+        return Decision(
+            Ending(
+                recipient_id=live.recipient_id,
+                batch_id=live.batch_id,
+                attempt_id=live.attempt_id,
+                status=RecipientStatus.pending,
+                reason=reason,
+                ended_at=ended,
+                retry_at=retry_at,
+            )
+        )
+    conversation = None
+    if result.connected:
+        conversation = {
+            "id": new_id("conv"),
+            "workspace_id": info.workspace_id,
+            "batch_id": live.batch_id,
+            "recipient_id": live.recipient_id,
+            "agent_id": info.agent_id,
+            "transcript": result.transcript or [],
+            "evaluations": result.evaluations or {},
+            "data_collection": result.data_collection or {},
+            "warnings": result.warnings or [],
+            "started_at": result.started_at or live.started_at or ended,
+            "ended_at": ended,
+            "duration_seconds": result.duration_seconds or 0.0,
+        }
+    duration = result.duration_seconds if result.connected else None
+    ending = Ending(
+        recipient_id=live.recipient_id,
+        batch_id=live.batch_id,
+        attempt_id=live.attempt_id,
+        status=RecipientStatus.completed if result.connected else RecipientStatus.failed,
+        reason=reason,
+        ended_at=ended,
+        duration_seconds=duration,
+        conversation_id=conversation["id"] if conversation else None,
+    )
+    webhook = None
+    if info.webhook_url:
+        call = webhooks.EndedCall(
+            recipient_id=live.recipient_id,
+            workspace_id=info.workspace_id,
+            agent_id=info.agent_id,
+            batch_id=live.batch_id,
+            phone=live.phone,
+            dynamic_vars=live.dynamic_vars,
+            started_at=live.started_at,
+            ended_at=ended,
+            duration_seconds=duration,
+            failure_reason=reason.value if reason else None,
+        )
+        payload = webhooks.event_payload(now=now, call=call, conversation=conversation)
+        webhook = (call, info.webhook_url, payload)
+    opted_out = (
+        live.phone
+        if conversation
+        and info.opt_out_field
+        and _said_yes(conversation["data_collection"].get(info.opt_out_field))
+        else None
+    )
+    return Decision(ending, conversation, webhook, opted_out)
 
 
 def record_outcomes(
@@ -505,9 +460,19 @@ def record_outcomes(
     provider event, or recovery) is skipped, so each call is recorded exactly once.
     """
     results = {attempt_id: result for attempt_id, result in outcomes if result.terminal}
-    if not results:
+    live = _in_flight(session, list(results))
+    if not live:
         return []
-    live = (
+    info = _batch_info(session, {row.batch_id for row in live})
+    decisions = [decide(row, info[row.batch_id], results[row.attempt_id], now) for row in live]
+    _write(session, decisions, {batch_id: i.workspace_id for batch_id, i in info.items()}, now)
+    return [row.attempt_id for row in live]
+
+
+def _in_flight(session: Session, attempt_ids: list[str]) -> list[_Live]:
+    if not attempt_ids:
+        return []
+    query = (
         select(
             recipients_t.c.id,
             recipients_t.c.attempt_id,
@@ -518,139 +483,52 @@ def record_outcomes(
             recipients_t.c.attempts,
         )
         .where(
-            recipients_t.c.attempt_id.in_(list(results)),
+            recipients_t.c.attempt_id.in_(attempt_ids),
             recipients_t.c.status == RecipientStatus.dialing.value,
         )
         .order_by(recipients_t.c.id)
     )
     if _is_postgres(session):
-        live = live.with_for_update()
-    rows = session.execute(live).all()
-    if not rows:
-        return []
-    batch_ids = {row.batch_id for row in rows}
+        query = query.with_for_update()
+    return [_Live(*row) for row in session.execute(query)]
+
+
+def _batch_info(session: Session, batch_ids: set[str]) -> dict[str, _BatchInfo]:
     agents_t = Agent.__table__
-    batch_info = {
-        row.id: row
-        for row in session.execute(
-            select(
-                batches_t.c.id,
-                batches_t.c.workspace_id,
-                batches_t.c.agent_id,
-                agents_t.c.webhook_url,
-                agents_t.c.webhook_disabled_reason,
-                agents_t.c.opt_out_field,
-                batches_t.c.retry_policy,
-            )
-            .join(agents_t, agents_t.c.id == batches_t.c.agent_id)
-            .where(batches_t.c.id.in_(batch_ids))
+    rows = session.execute(
+        select(
+            batches_t.c.id,
+            batches_t.c.workspace_id,
+            batches_t.c.agent_id,
+            agents_t.c.webhook_url,
+            agents_t.c.webhook_disabled_reason,
+            agents_t.c.opt_out_field,
+            batches_t.c.retry_policy,
+            batches_t.c.stopped_at,
         )
-    }
-    updates: list[dict[str, Any]] = []
-    conversations: list[dict[str, Any]] = []
-    events: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    tally: dict[str, Counter[str]] = defaultdict(Counter)
-    opted_out: dict[str, list[str]] = defaultdict(list)
-    for row in rows:
-        result = results[row.attempt_id]
-        status, reason = _recipient_outcome(result)
-        info = batch_info[row.batch_id]
-        ended = result.ended_at or now
-        retry_at = _retry_at(info.retry_policy, row.attempts, reason, ended)
-        if retry_at is not None:
-            # Not the end of this recipient: back in line for another attempt, no event yet.
-            updates.append(
-                {
-                    "rid": row.id,
-                    "new_status": RecipientStatus.pending.value,
-                    "reason": reason,
-                    "ended": ended,
-                    "duration": None,
-                    "conversation": None,
-                    "next_at": retry_at,
-                    "attempt": None,
-                }
-            )
-            tally[row.batch_id]["retry"] += 1
-            continue
-        conversation = None
-        if result.connected:
-            conversation = {
-                "id": new_id("conv"),
-                "workspace_id": info.workspace_id,
-                "batch_id": row.batch_id,
-                "recipient_id": row.id,
-                "agent_id": info.agent_id,
-                "transcript": result.transcript or [],
-                "evaluations": result.evaluations or {},
-                "data_collection": result.data_collection or {},
-                "warnings": result.warnings or [],
-                "started_at": result.started_at or row.started_at or ended,
-                "ended_at": ended,
-                "duration_seconds": result.duration_seconds or 0.0,
-            }
-            conversations.append(conversation)
-        duration = result.duration_seconds if result.connected else None
-        updates.append(
-            {
-                "rid": row.id,
-                "new_status": status,
-                "reason": reason,
-                "ended": ended,
-                "duration": duration,
-                "conversation": conversation["id"] if conversation else None,
-                "next_at": None,
-                "attempt": row.attempt_id,
-            }
-        )
-        tally[row.batch_id][status] += 1
-        if (
-            conversation
-            and info.opt_out_field
-            and _said_yes(conversation["data_collection"].get(info.opt_out_field))
-        ):
-            opted_out[info.workspace_id].append(row.phone)
-        if info.webhook_url and not info.webhook_disabled_reason:
-            recipient = {
-                "id": row.id,
-                "workspace_id": info.workspace_id,
-                "agent_id": info.agent_id,
-                "batch_id": row.batch_id,
-                "phone": row.phone,
-                "dynamic_vars": row.dynamic_vars,
-                "started_at": row.started_at,
-                "ended_at": ended,
-                "duration_seconds": duration,
-                "failure_reason": reason,
-                "webhook_url": info.webhook_url,
-            }
-            event_type = webhooks.CONVERSATION_COMPLETED if conversation else webhooks.CALL_FAILED
-            events.append(
-                (
-                    recipient,
-                    webhooks.event_payload(
-                        event_type=event_type,
-                        now=now,
-                        recipient=recipient,
-                        conversation=conversation,
-                    ),
-                )
-            )
-    session.execute(
-        update(recipients_t)
-        .where(recipients_t.c.id == bindparam("rid"))
-        .values(
-            status=bindparam("new_status"),
-            failure_reason=bindparam("reason"),
-            ended_at=bindparam("ended"),
-            duration_seconds=bindparam("duration"),
-            conversation_id=bindparam("conversation"),
-            next_attempt_at=bindparam("next_at"),
-            attempt_id=bindparam("attempt"),
-            lease_expires_at=None,
-        ),
-        updates,
+        .join(agents_t, agents_t.c.id == batches_t.c.agent_id)
+        .where(batches_t.c.id.in_(batch_ids))
     )
+    return {
+        row.id: _BatchInfo(
+            workspace_id=row.workspace_id,
+            agent_id=row.agent_id,
+            webhook_url=None if row.webhook_disabled_reason else row.webhook_url,
+            opt_out_field=row.opt_out_field,
+            retry_policy=row.retry_policy,
+            stopped=row.stopped_at is not None,
+        )
+        for row in rows
+    }
+
+
+def _write(
+    session: Session, decisions: list[Decision], workspaces: dict[str, str], now: datetime
+) -> None:
+    opted_out: dict[str, list[str]] = defaultdict(list)
+    for decision in decisions:
+        if decision.opted_out:
+            opted_out[workspaces[decision.ending.batch_id]].append(decision.opted_out)
     for workspace_id, numbers in opted_out.items():
         dnc.add_numbers(
             session,
@@ -660,26 +538,25 @@ def record_outcomes(
             reason="Opted out during a call",
             now=now,
         )
-    if conversations:
+    if conversations := [d.conversation for d in decisions if d.conversation]:
         session.execute(insert(conversations_t), conversations)
     # The outbox: each ended call's event commits with the call's end, or not at all.
-    webhooks.enqueue(session, events=events, now=now)
-    _count_ended(session, tally, now)
+    webhooks.enqueue(session, events=[d.webhook for d in decisions if d.webhook], now=now)
+    transitions.end_attempts(session, endings=[d.ending for d in decisions], now=now)
     per_workspace: dict[str, Counter[str]] = defaultdict(Counter)
-    for batch_id, counts in tally.items():
-        per_workspace[batch_info[batch_id].workspace_id].update(counts)
+    for decision in decisions:
+        per_workspace[workspaces[decision.ending.batch_id]][decision.ending.status.value] += 1
     count_minute(session, per_workspace=per_workspace, now=now)
-    return [row.attempt_id for row in rows]
 
 
 def _retry_at(
-    policy: dict[str, Any] | None, attempts: int, reason: str | None, ended: datetime
+    policy: dict[str, Any] | None, attempts: int, reason: Outcome | None, ended: datetime
 ) -> datetime | None:
     """When a failed attempt is tried again under the batch's retry policy, or None."""
-    # The policy was filled in and checked by batches._parse_retry_policy.
+    # The policy was filled in and checked by batches.rules.
     if not policy or reason is None or attempts >= policy["max_attempts"]:
         return None
-    if RETRYABLE.get(reason) not in policy["retry_on"]:
+    if reason.retry_on not in policy["retry_on"]:
         return None
     return ended + timedelta(seconds=policy["delay_seconds"])
 
@@ -687,25 +564,6 @@ def _retry_at(
 def _said_yes(item: object) -> bool:
     value = item.get("value") if isinstance(item, dict) else None
     return value is True or (isinstance(value, str) and value.strip().lower() in ("yes", "true"))
-
-
-def _count_ended(session: Session, tally: dict[str, Counter[str]], now: datetime) -> None:
-    # Batch rows in id order: two workers recording for the same batches never deadlock.
-    for batch_id in sorted(tally):
-        counts = tally[batch_id]
-        ended = sum(counts.values())
-        session.execute(
-            update(batches_t)
-            .where(batches_t.c.id == batch_id)
-            .values(
-                dialing_count=batches_t.c.dialing_count - ended,
-                completed_count=batches_t.c.completed_count + counts["completed"],
-                failed_count=batches_t.c.failed_count + counts["failed"],
-                pending_count=batches_t.c.pending_count + counts["retry"],
-                version=batches_t.c.version + 1,
-            )
-        )
-    complete_finished(session, batch_ids=sorted(tally), now=now)
 
 
 def count_minute(
@@ -729,23 +587,6 @@ def count_minute(
                 set_={name: table.c[name] + statement.excluded[name] for name in values},
             )
         )
-
-
-def complete_finished(session: Session, *, batch_ids: Iterable[str], now: datetime) -> int:
-    """`running → completed` for batches whose every recipient has ended."""
-    result = session.execute(
-        update(batches_t)
-        .where(
-            batches_t.c.id.in_(list(batch_ids)),
-            batches_t.c.status == BatchStatus.running.value,
-            batches_t.c.pending_count == 0,
-            batches_t.c.dialing_count == 0,
-        )
-        .values(
-            status=BatchStatus.completed.value, finished_at=now, version=batches_t.c.version + 1
-        )
-    )
-    return result.rowcount or 0
 
 
 # --- leases ---------------------------------------------------------------------------------
@@ -776,6 +617,26 @@ def renew_leases(session: Session, *, attempt_ids: Sequence[str], until: datetim
         )
         renewed += result.rowcount or 0
     return renewed
+
+
+def attempts_to_hang_up(session: Session, *, attempt_ids: Sequence[str]) -> list[str]:
+    """Those of `attempt_ids` still live in a batch stopped with `hang_up`."""
+    found: list[str] = []
+    for start in range(0, len(attempt_ids), 500):
+        found += (
+            session.execute(
+                select(recipients_t.c.attempt_id)
+                .join(batches_t, batches_t.c.id == recipients_t.c.batch_id)
+                .where(
+                    recipients_t.c.attempt_id.in_(list(attempt_ids[start : start + 500])),
+                    recipients_t.c.status == RecipientStatus.dialing.value,
+                    batches_t.c.hang_up_on_stop.is_(True),
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return found
 
 
 def expire_leases(session: Session, *, attempt_ids: Sequence[str], now: datetime) -> int:
@@ -831,57 +692,3 @@ def adopt(session: Session, *, attempt_id: str, now: datetime, until: datetime) 
         .values(lease_expires_at=until)
     )
     return result.rowcount == 1
-
-
-def release_unplaced(session: Session, *, attempt_id: str, now: datetime) -> bool:
-    """The provider never received this attempt: nothing was dialed, so it may be claimed again."""
-    row = session.execute(
-        update(recipients_t)
-        .where(
-            recipients_t.c.attempt_id == attempt_id,
-            recipients_t.c.status == RecipientStatus.dialing.value,
-        )
-        .values(
-            status=RecipientStatus.pending.value,
-            attempt_id=None,
-            attempts=recipients_t.c.attempts - 1,
-            lease_expires_at=None,
-            started_at=None,
-        )
-        .returning(recipients_t.c.batch_id)
-    ).first()
-    if row is None:
-        return False
-    session.execute(
-        update(batches_t)
-        .where(batches_t.c.id == row.batch_id)
-        .values(
-            dialing_count=batches_t.c.dialing_count - 1,
-            pending_count=batches_t.c.pending_count + 1,
-            version=batches_t.c.version + 1,
-        )
-    )
-    # A batch that failed meanwhile takes no new dials: its undialed recipient fails with it.
-    status = session.execute(
-        select(batches_t.c.status).where(batches_t.c.id == row.batch_id)
-    ).scalar_one()
-    if status == BatchStatus.failed.value:
-        session.execute(
-            update(batches_t)
-            .where(batches_t.c.id == row.batch_id)
-            .values(
-                pending_count=batches_t.c.pending_count - 1,
-                failed_count=batches_t.c.failed_count + 1,
-            )
-        )
-        session.execute(
-            update(recipients_t)
-            .where(
-                recipients_t.c.batch_id == row.batch_id,
-                recipients_t.c.status == RecipientStatus.pending.value,
-            )
-            .values(
-                status=RecipientStatus.failed.value, failure_reason="batch_failed", ended_at=now
-            )
-        )
-    return True

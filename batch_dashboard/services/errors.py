@@ -35,6 +35,10 @@ class BatchNotCancellable(DomainError):
     code, status = "batch_not_cancellable", 409
 
 
+class BatchNotStoppable(DomainError):
+    code, status = "batch_not_stoppable", 409
+
+
 class Conflict(DomainError):
     code, status = "conflict", 409
 
@@ -105,6 +109,24 @@ class Problems:
     def raise_if_any(self) -> None:
         if self.items:
             raise ValidationFailed(self.items)
+
+
+LABEL_MAX = 200
+
+
+def checked_label(value: str, problems: Problems | None = None, *, field: str = "label") -> str:
+    """A label people give to a key, a number or a wall screen: trimmed, at most 200 characters
+    (the column's size on every database), no control characters. Problems go to `problems`,
+    or are raised at once without it."""
+    label = value.strip()
+    found = problems if problems is not None else Problems()
+    if len(label) > LABEL_MAX:
+        found.add([field], f"must be at most {LABEL_MAX} characters (got {len(label)})")
+    elif any(ord(char) < 32 or ord(char) == 127 for char in label):
+        found.add([field], "must not contain control characters")
+    if problems is None:
+        found.raise_if_any()
+    return label
 
 
 def json_object_field(

@@ -27,7 +27,7 @@ from batch_dashboard.models import (
     Workspace,
 )
 from batch_dashboard.services.auth import hash_key
-from batch_dashboard.services.errors import NotFound, ValidationFailed
+from batch_dashboard.services.errors import NotFound, checked_label
 
 TOKEN_PREFIX = "wall_"
 SHOWN_BATCHES = 6
@@ -45,13 +45,12 @@ class IssuedWallToken:
 def create_wall_token(
     session: Session, *, workspace_id: str, label: str = "", now: datetime | None = None
 ) -> IssuedWallToken:
-    if len(label) > 200:
-        raise ValidationFailed.at(["label"], "must be at most 200 characters")
+    label = checked_label(label)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = WallToken(
         id=new_id("wt"),
         workspace_id=workspace_id,
-        label=label.strip(),
+        label=label,
         prefix=token[:10],
         token_hash=hash_key(token),
         created_at=now or system_clock.now(),

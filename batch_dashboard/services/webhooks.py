@@ -43,63 +43,72 @@ deliveries_t = WebhookDelivery.__table__
 # --- events ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class EndedCall:
+    """A recipient's call that ended for good, as its webhook event tells it."""
+
+    recipient_id: str
+    workspace_id: str
+    agent_id: str
+    batch_id: str
+    phone: str
+    dynamic_vars: str  # JSON text, passed through untouched
+    started_at: datetime | None
+    ended_at: datetime
+    duration_seconds: float | None
+    failure_reason: str | None
+
+
 def event_payload(
-    *,
-    event_type: str,
-    now: datetime,
-    recipient: dict[str, Any],
-    conversation: dict[str, Any] | None,
+    *, now: datetime, call: EndedCall, conversation: dict[str, Any] | None
 ) -> dict[str, Any]:
+    """`conversation.completed` for a call that connected, else `call.failed`."""
     data: dict[str, Any] = {
         "conversation_id": conversation["id"] if conversation else None,
-        "agent_id": recipient["agent_id"],
-        "batch_id": recipient["batch_id"],
-        "recipient_id": recipient["id"],
-        "phone": recipient["phone"],
-        "dynamic_vars": orjson.Fragment(recipient["dynamic_vars"]),
-        "started_at": to_rfc3339(recipient["started_at"]),
-        "ended_at": to_rfc3339(recipient["ended_at"]),
-        "duration_seconds": recipient["duration_seconds"],
+        "agent_id": call.agent_id,
+        "batch_id": call.batch_id,
+        "recipient_id": call.recipient_id,
+        "phone": call.phone,
+        "dynamic_vars": orjson.Fragment(call.dynamic_vars),
+        "started_at": to_rfc3339(call.started_at),
+        "ended_at": to_rfc3339(call.ended_at),
+        "duration_seconds": call.duration_seconds,
     }
     if conversation is not None:
         data["started_at"] = to_rfc3339(conversation["started_at"])
         data["transcript"] = conversation["transcript"]
         data["evaluations"] = conversation["evaluations"]
         data["data_collection"] = conversation["data_collection"]
+        event_type = CONVERSATION_COMPLETED
     else:
-        data["failure_reason"] = recipient["failure_reason"]
+        data["failure_reason"] = call.failure_reason
+        event_type = CALL_FAILED
     return {"type": event_type, "timestamp": to_rfc3339(now), "data": data}
 
 
 def enqueue(
-    session: Session,
-    *,
-    events: Sequence[tuple[dict[str, Any], dict[str, Any]]],
-    now: datetime,
+    session: Session, *, events: Sequence[tuple[EndedCall, str, dict[str, Any]]], now: datetime
 ) -> int:
-    """Write `(recipient, payload)` events for agents with a live webhook, in the caller's
-    transaction: the call's end and its event commit together or not at all."""
-    rows = []
-    for recipient, payload in events:
-        if not recipient.get("webhook_url") or recipient.get("webhook_disabled_reason"):
-            continue
-        rows.append(
-            {
-                "id": new_id("msg"),
-                "workspace_id": recipient["workspace_id"],
-                "agent_id": recipient["agent_id"],
-                "batch_id": recipient["batch_id"],
-                "recipient_id": recipient["id"],
-                "event_type": payload["type"],
-                "url": recipient["webhook_url"],
-                "payload": orjson.dumps(payload).decode(),
-                "status": "pending",
-                "attempt_count": 0,
-                "attempts": [],
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-        )
+    """Write `(call, url, payload)` events in the caller's transaction: the call's end and its
+    event commit together or not at all."""
+    rows = [
+        {
+            "id": new_id("msg"),
+            "workspace_id": call.workspace_id,
+            "agent_id": call.agent_id,
+            "batch_id": call.batch_id,
+            "recipient_id": call.recipient_id,
+            "event_type": payload["type"],
+            "url": url,
+            "payload": orjson.dumps(payload).decode(),
+            "status": "pending",
+            "attempt_count": 0,
+            "attempts": [],
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for call, url, payload in events
+    ]
     if rows:
         session.execute(insert(deliveries_t), rows)
     return len(rows)

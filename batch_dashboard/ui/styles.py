@@ -1,7 +1,9 @@
 """One status vocabulary and colour everywhere (badges, bars, wall screen), and the words for
-failure reasons (PRODUCT.md: never a code alone)."""
+failure reasons (never a code alone; they come from the outcome vocabulary)."""
 
 from __future__ import annotations
+
+from batch_dashboard.services import outcomes
 
 STATUS_COLORS = {
     "scheduled": "violet",
@@ -15,25 +17,9 @@ STATUS_COLORS = {
 # Cancelled reads as a lighter, muted gray than pending.
 STATUS_VARIANTS = {"cancelled": "outline"}
 
-FAILURE_WORDS = {
-    "no_answer": "No answer",
-    "busy": "Busy",
-    "voicemail": "Voicemail",
-    "do_not_call": "On do-not-call list",
-    "invalid_number": "Invalid number",
-    "provider_error": "Telephony error",
-    "outcome_unknown": "Outcome unknown",
-    "batch_failed": "Batch failed",
-    "call_failed": "Call failed",
-    "hung_up": "Hung up",
-    "timezone_unknown": "Time zone unknown",
-}
-
 
 def failure_words(reason: str | None) -> str:
-    if not reason:
-        return ""
-    return FAILURE_WORDS.get(reason, reason.replace("_", " ").capitalize())
+    return outcomes.words(reason)
 
 
 SIDEBAR_WIDTH = "240px"

@@ -18,14 +18,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import DBAPIError
 
-from batch_dashboard.api.metrics import dial_latency
 from batch_dashboard.clock import Clock, system_clock
 from batch_dashboard.db import session_scope
 from batch_dashboard.providers.base import CallResult, CallStatus, Provider, ProviderError
 from batch_dashboard.providers.registry import Registry
-from batch_dashboard.services import dialing
+from batch_dashboard.services import dialing, transitions
 from batch_dashboard.services.dialing import Claim
 from batch_dashboard.settings import Settings, get_settings
+from batch_dashboard.telemetry import dial_latency
 from batch_dashboard.worker.faults import AFTER_CLAIM, AFTER_PLACE, AFTER_RECORD, crash_point
 
 log = logging.getLogger(__name__)
@@ -200,13 +200,28 @@ class Dialer:
                 attempts = list(self.live)
                 until = self.clock.now() + self.lease
                 try:
-                    await asyncio.to_thread(self._renew, attempts, until)
+                    stopped = await asyncio.to_thread(self._renew, attempts, until)
                 except Exception:
                     log.exception("renewing %d leases failed", len(attempts))
+                    continue
+                if stopped:
+                    await self._hang_up(stopped)
 
-    def _renew(self, attempts: list[str], until: object) -> None:
+    def _renew(self, attempts: list[str], until: datetime) -> list[str]:
+        """Renew the leases; answer the attempts whose batch was stopped with `hang_up`."""
         with session_scope(write=True) as session:
-            dialing.renew_leases(session, attempt_ids=attempts, until=until)  # type: ignore[arg-type]
+            dialing.renew_leases(session, attempt_ids=attempts, until=until)
+            return dialing.attempts_to_hang_up(session, attempt_ids=attempts)
+
+    async def _hang_up(self, attempt_ids: list[str]) -> None:
+        for attempt_id in attempt_ids:
+            name = self.live.get(attempt_id)
+            if name is None:
+                continue
+            try:
+                await self.registry.get(name).hang_up(attempt_id)
+            except ProviderError as error:
+                log.warning("could not hang up %s: %s", attempt_id, error)
 
     async def _drain(self) -> None:
         """Let live calls finish for the grace period, then hand the rest to other workers."""
@@ -263,7 +278,7 @@ class Dialer:
 
     def _release(self, attempt_id: str) -> None:
         with session_scope(write=True) as session:
-            dialing.release_unplaced(session, attempt_id=attempt_id, now=self.clock.now())
+            transitions.release_unplaced(session, attempt_id=attempt_id, now=self.clock.now())
 
     def _adopt(self, attempt_id: str) -> bool:
         now = self.clock.now()

@@ -10,10 +10,10 @@ import signal
 from batch_dashboard import sealing
 from batch_dashboard.clock import Clock, system_clock
 from batch_dashboard.settings import Settings, get_settings
+from batch_dashboard.telemetry import set_dialer_running
 from batch_dashboard.worker.dialer import Dialer
 from batch_dashboard.worker.scheduler import build_scheduler
 from batch_dashboard.worker.sender import Sender
-from batch_dashboard.worker.status import set_dialer_running
 
 log = logging.getLogger(__name__)
 

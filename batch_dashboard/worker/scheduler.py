@@ -13,7 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from batch_dashboard.clock import Clock, system_clock
 from batch_dashboard.db import session_scope
-from batch_dashboard.services import dialing, idempotency
+from batch_dashboard.services import idempotency, transitions
 from batch_dashboard.worker.dialer import Dialer
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ HOUSEKEEPING_EVERY_SECONDS = 600
 
 def promote_due(clock: Clock = system_clock) -> int:
     with session_scope(write=True) as session:
-        promoted = dialing.promote_due(session, now=clock.now())
+        promoted = transitions.promote_due(session, now=clock.now())
     if promoted:
         log.info("%d scheduled batch(es) are due", promoted)
     return promoted

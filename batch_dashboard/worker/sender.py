@@ -13,7 +13,6 @@ import ipaddress
 import logging
 import random
 from datetime import timedelta
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -21,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from batch_dashboard.clock import Clock, system_clock
 from batch_dashboard.db import session_scope
+from batch_dashboard.retry_after import retry_after_seconds
 from batch_dashboard.services import webhooks
 from batch_dashboard.services.webhooks import AttemptResult, DeliveryJob, TargetRefused
 from batch_dashboard.settings import Settings, get_settings
@@ -32,16 +32,8 @@ IDLE_SECONDS = 0.25
 
 
 def _retry_after(response: httpx.Response, clock: Clock) -> timedelta | None:
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return timedelta(seconds=int(value))
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(timedelta(0), moment - clock.now())
+    seconds = retry_after_seconds(response.headers.get("retry-after"), clock.now())
+    return None if seconds is None else timedelta(seconds=seconds)
 
 
 def pinned_request(url: str, address: str, port: int) -> tuple[str, dict[str, str], dict[str, str]]:

@@ -447,6 +447,32 @@ def test_cancel_refused_once_running(client, tenant):
         assert {r["status"] for r in detail["recipients"]} == {"pending"}
 
 
+def test_stop_cancels_what_is_not_dialed_and_refuses_a_finished_batch(client, tenant):
+    from tests.worker.helpers import claim
+
+    url = "/v1/batch-calls/{}/stop"
+    waiting = _create(client, tenant)
+    response = client.post(url.format(waiting["id"]), headers=tenant.headers)
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    again = client.post(url.format(waiting["id"]), headers=tenant.headers)
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "batch_not_stoppable"
+
+    running = _create(client, tenant)
+    claim(cap=1)
+    for bad in ({"hang_up": "yes"}, {"hangup": True}, [1]):
+        refused = client.post(url.format(running["id"]), json=bad, headers=tenant.headers)
+        assert refused.status_code == 422, bad
+    response = client.post(url.format(running["id"]), json={"hang_up": True}, headers=tenant.headers)
+    assert response.status_code == 200
+    stopped = response.json()
+    assert (stopped["status"], stopped["stopping"]) == ("running", True)
+    assert stopped["counts"]["dialing"] == 1
+    assert stopped["counts"]["cancelled"] == running["total_recipients"] - 1
+    missing = client.post(url.format("batch_nope"), headers=tenant.headers)
+    assert missing.status_code == 404
+
+
 # --- sample, agents, numbers, health -------------------------------------------------------
 
 

@@ -8,7 +8,8 @@ from sqlalchemy import text
 
 from batch_dashboard.db import session_scope
 from batch_dashboard.providers.base import CallResult, CallStatus
-from batch_dashboard.services import batches, dialing, wall
+from batch_dashboard.services import dialing, wall
+from batch_dashboard.services.errors import NotFound
 from tests.worker.helpers import START, claim, make_batch
 
 
@@ -43,7 +44,7 @@ def test_wall_tokens_are_hashed_scoped_and_revocable(tenant, other_tenant):
                 session, workspace_id=other_tenant.workspace_id, token_id=issued.id
             )
             raise AssertionError("another workspace revoked the token")
-        except batches.NotFound:
+        except NotFound:
             pass
         wall.revoke_wall_token(session, workspace_id=tenant.workspace_id, token_id=issued.id)
     with session_scope() as session:

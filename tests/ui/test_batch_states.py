@@ -12,6 +12,7 @@ from reflex_components_core.core._upload import UploadFile
 
 from batch_dashboard.db import session_scope
 from batch_dashboard.services import auth, batches
+from batch_dashboard.services.errors import NotFound
 from batch_dashboard.ui.states.base import AuthState
 from batch_dashboard.ui.states.batches import BatchDetailState, BatchesState
 from batch_dashboard.ui.states.new_batch import NewBatchState, UploadedRecipients, local_to_utc
@@ -162,7 +163,7 @@ def test_export_neutralises_formulas_and_keeps_e164(tenant):
 def test_another_workspace_cannot_export(tenant):
     batch = make_batch(tenant, 1)
     other = make_tenant("Other")
-    with session_scope() as session, pytest.raises(batches.NotFound):
+    with session_scope() as session, pytest.raises(NotFound):
         batches.export_results_csv(session, workspace_id=other.workspace_id, batch_id=batch["id"])
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from batch_dashboard.db import session_scope
 from batch_dashboard.providers.base import CallResult, CallStatus
-from batch_dashboard.services import agents, batches, dialing
+from batch_dashboard.services import agents, batches, dialing, transitions
 from batch_dashboard.services.errors import BatchNotCancellable
 from tests.worker.helpers import (
     START,
@@ -173,15 +173,15 @@ def test_scheduled_batches_are_promoted_when_due(tenant):
     later = make_batch(tenant, 2, scheduled_at="2026-12-31T11:00:00Z")  # 30 days minus an hour
     assert claim() == []  # nothing is due yet
     with session_scope(write=True) as session:
-        assert dialing.promote_due(session, now=START + timedelta(seconds=29)) == 0
+        assert transitions.promote_due(session, now=START + timedelta(seconds=29)) == 0
     with session_scope(write=True) as session:
-        assert dialing.promote_due(session, now=START + timedelta(seconds=30)) == 1
+        assert transitions.promote_due(session, now=START + timedelta(seconds=30)) == 1
     assert batch_row(soon["id"]).status == "pending"
     assert batch_row(later["id"]).status == "scheduled"
     assert {c.batch_id for c in claim(now=START + timedelta(seconds=30))} == {soon["id"]}
     # A restart in between changes nothing: the database holds the schedule.
     with session_scope(write=True) as session:
-        assert dialing.promote_due(session, now=START + timedelta(days=30)) == 1
+        assert transitions.promote_due(session, now=START + timedelta(days=30)) == 1
     assert batch_row(later["id"]).status == "pending"
 
 
@@ -201,7 +201,7 @@ def test_expired_leases_are_found_adopted_once_or_released(tenant):
     with session_scope(write=True) as session:
         assert not dialing.adopt(session, attempt_id=claims[0].attempt_id, now=later, until=later)
     with session_scope(write=True) as session:
-        assert dialing.release_unplaced(session, attempt_id=claims[1].attempt_id, now=later)
+        assert transitions.release_unplaced(session, attempt_id=claims[1].attempt_id, now=later)
     assert recipient_statuses(batch["id"]) == {"dialing": 1, "pending": 1}
     assert_counts_consistent(batch["id"])
     again = claim(now=later)

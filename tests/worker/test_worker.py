@@ -15,8 +15,8 @@ from batch_dashboard.db import session_scope
 from batch_dashboard.models import Conversation
 from batch_dashboard.services import batches
 from batch_dashboard.settings import reload_settings
+from batch_dashboard.telemetry import dialer_state
 from batch_dashboard.worker.main import run_worker
-from batch_dashboard.worker.status import dialer_state
 from tests.worker.helpers import assert_counts_consistent, batch_row, make_batch
 
 

@@ -212,6 +212,53 @@ async def cancel_batch_call(batch_id: str, caller: CallerDep) -> Response:
     return FastJSONResponse(await caller.write(partial(batches.cancel_batch, batch_id=batch_id)))
 
 
+STOP_BODY = {
+    "required": False,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "hang_up": {
+                        "type": "boolean",
+                        "default": False,
+                        "description": "Hang up the calls in progress instead of letting them finish",
+                    }
+                },
+                "additionalProperties": False,
+            },
+            "example": {"hang_up": True},
+        }
+    },
+}
+
+
+@router.post(
+    "/{batch_id}/stop",
+    summary="Stop a batch: no new calls; calls in progress finish (or are hung up)",
+    description=(
+        "Pending recipients end `cancelled` at once and are never dialed; calls in progress "
+        'finish, or are hung up with `{"hang_up": true}`; the batch ends `cancelled` when '
+        "its last live call has ended (`stopping` is true meanwhile). A scheduled or pending "
+        "batch is simply cancelled. `409 batch_not_stoppable` once completed, cancelled or failed."
+    ),
+    response_model=BatchPublic,
+    responses=ERRORS,
+    openapi_extra={"requestBody": STOP_BODY},
+)
+async def stop_batch_call(batch_id: str, request: Request, caller: CallerDep) -> Response:
+    body = await bodies.read_limited(request, bodies.SMALL_BODY)
+    options = bodies.parse_json_object(body) if body.strip() else {}
+    hang_up = options.pop("hang_up", False)
+    if options:
+        raise ValidationFailed.at([next(iter(options))], "is not a field of this request")
+    if not isinstance(hang_up, bool):
+        raise ValidationFailed.at(["hang_up"], "must be true or false")
+    return FastJSONResponse(
+        await caller.write(partial(batches.stop_batch, batch_id=batch_id, hang_up=hang_up))
+    )
+
+
 @router.post(
     "/{batch_id}/pause",
     summary="Pause a running batch: no new calls; calls already live finish",

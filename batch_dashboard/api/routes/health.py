@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from batch_dashboard.db import session_scope
 from batch_dashboard.models import Health
-from batch_dashboard.worker.status import dialer_state
+from batch_dashboard.telemetry import dialer_state
 
 router = APIRouter(prefix="/v1", tags=["Health"])
 log = logging.getLogger(__name__)

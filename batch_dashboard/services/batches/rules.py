@@ -1,0 +1,256 @@
+"""The rules of a batch: its fields read and checked, and whether its agent can call out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Row
+from sqlmodel import Session
+
+from batch_dashboard.clock import to_rfc3339, to_utc
+from batch_dashboard.models import Agent, Batch, PhoneNumber
+from batch_dashboard.services import agents, windows
+from batch_dashboard.services.errors import NotFound, Problems, is_clean_id, json_object_field
+from batch_dashboard.services.outcomes import RETRY_ON
+
+MAX_SCHEDULE_AHEAD = timedelta(days=30)
+RINGING_TIMEOUT_RANGE = (1_000, 80_000)
+DEFAULT_RINGING_TIMEOUT_MS = 30_000
+NAME_LENGTH = (1, 200)
+
+
+@dataclass
+class BatchFields:
+    name: str
+    agent_id: str
+    phone_number_id: str | None
+    scheduled_at: datetime | None
+    ringing_timeout_ms: int
+    max_concurrency: int | None = None
+    retry_policy: dict[str, Any] | None = None
+    calling_window: dict[str, Any] | None = None
+
+
+# --- reading the request ------------------------------------------------------------------
+
+
+def _parse_timestamp(value: object, problems: Problems, now: datetime) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        problems.add(["scheduled_at"], "must be an RFC 3339 date-time string")
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        problems.add(
+            ["scheduled_at"], f"{value!r} is not an RFC 3339 date-time such as 2026-12-01T15:00:00Z"
+        )
+        return None
+    if moment.tzinfo is None:
+        problems.add(["scheduled_at"], "must include a time zone offset, e.g. Z or +02:00")
+        return None
+    try:
+        moment = to_utc(moment)
+    except OverflowError:
+        problems.add(["scheduled_at"], "is out of range")
+        return None
+    if moment <= now:
+        problems.add(["scheduled_at"], f"must be in the future (now is {to_rfc3339(now)})")
+    elif moment > now + MAX_SCHEDULE_AHEAD:
+        problems.add(["scheduled_at"], "must be at most 30 days ahead")
+    return moment
+
+
+def _parse_int(
+    value: object,
+    problems: Problems,
+    field: str,
+    *,
+    from_form: bool,
+    low: int,
+    high: int,
+    default: int | None,
+    unit: str = "",
+) -> int | None:
+    """An optional whole number in [low, high]; forms send it as text."""
+    if value is None or (from_form and value == ""):
+        return default
+    if from_form and isinstance(value, str) and value.strip().isdigit() and len(value) < 12:
+        value = int(value.strip())
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        got = f" (got {value})" if isinstance(value, int) and not isinstance(value, bool) else ""
+        problems.add([field], f"must be a whole number{unit} from {low} to {high}{got}")
+        return default
+    return value
+
+
+def _parse_retry_policy(
+    value: object, problems: Problems, *, from_form: bool
+) -> dict[str, Any] | None:
+    value = json_object_field(
+        value,
+        problems,
+        field="retry_policy",
+        allowed={"max_attempts", "retry_on", "delay_seconds"},
+        shape="with max_attempts, retry_on, delay_seconds",
+        from_form=from_form,
+    )
+    if value is None:
+        return None
+    attempts = value.get("max_attempts", 1)
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 10:
+        problems.add(["retry_policy", "max_attempts"], "must be an integer from 1 to 10")
+    retry_on = value.get("retry_on", [r.value for r in RETRY_ON])
+    if not isinstance(retry_on, list) or not all(
+        isinstance(r, str) and r in RETRY_ON for r in retry_on
+    ):
+        problems.add(["retry_policy", "retry_on"], f"must be a list of: {', '.join(RETRY_ON)}")
+    delay = value.get("delay_seconds", 600)
+    if not isinstance(delay, int) or isinstance(delay, bool) or not 60 <= delay <= 86_400:
+        problems.add(["retry_policy", "delay_seconds"], "must be an integer from 60 to 86400")
+    return {"max_attempts": attempts, "retry_on": retry_on, "delay_seconds": delay}
+
+
+def _parse_id(
+    fields: Mapping[str, Any], name: str, problems: Problems, *, required: bool
+) -> str | None:
+    value = fields.get(name)
+    if value is None or value == "":
+        if required:
+            problems.add([name], "is required")
+        return None
+    if not isinstance(value, str) or not is_clean_id(value):
+        problems.add([name], "must be an id string")
+        return None
+    return value
+
+
+def parse_fields(
+    fields: Mapping[str, Any],
+    *,
+    from_form: bool,
+    now: datetime,
+    problems: Problems,
+    concurrency_limit: int = 10_000,
+) -> BatchFields:
+    name = fields.get("name")
+    if not isinstance(name, str):
+        problems.add(["name"], "is required" if name is None else "must be a string")
+        name = ""
+    elif not name.strip():
+        problems.add(["name"], "must not be blank")
+    elif not NAME_LENGTH[0] <= len(name) <= NAME_LENGTH[1]:
+        problems.add(["name"], f"must be 1 to 200 characters (got {len(name)})")
+    elif any(ord(char) < 32 for char in name):
+        problems.add(["name"], "must not contain control characters")
+    return BatchFields(
+        name=name.strip(),
+        agent_id=_parse_id(fields, "agent_id", problems, required=True) or "",
+        phone_number_id=_parse_id(fields, "phone_number_id", problems, required=False),
+        scheduled_at=_parse_timestamp(fields.get("scheduled_at"), problems, now),
+        ringing_timeout_ms=_parse_int(
+            fields.get("ringing_timeout_ms"),
+            problems,
+            "ringing_timeout_ms",
+            from_form=from_form,
+            low=RINGING_TIMEOUT_RANGE[0],
+            high=RINGING_TIMEOUT_RANGE[1],
+            default=DEFAULT_RINGING_TIMEOUT_MS,
+            unit=" of milliseconds",
+        )
+        or DEFAULT_RINGING_TIMEOUT_MS,
+        max_concurrency=_parse_int(
+            fields.get("max_concurrency"),
+            problems,
+            "max_concurrency",
+            from_form=from_form,
+            low=1,
+            high=concurrency_limit,
+            default=None,
+            unit=" of calls",
+        ),
+        retry_policy=_parse_retry_policy(fields.get("retry_policy"), problems, from_form=from_form),
+        calling_window=windows.parse_window(
+            fields.get("calling_window"), problems, from_form=from_form
+        ),
+    )
+
+
+class CallerProblem(StrEnum):
+    """Why a batch's agent cannot call out (the words finish "the batch cannot be dialed: …")."""
+
+    agent_deleted = "its agent was deleted"
+    no_number = "its agent has no caller number"
+    number_deleted = "its caller number was deleted"
+    inbound_only = "its caller number is not enabled for outbound calls"
+
+
+def caller_problem(agent: Agent | None, number: PhoneNumber | None) -> CallerProblem | None:
+    """The one rule for whether an agent can call out with a number: at creation, in the
+    console's agent picker, and again at every claim (either may be deleted meanwhile)."""
+    if agent is None or agent.deleted_at is not None:
+        return CallerProblem.agent_deleted
+    if number is None:
+        return CallerProblem.no_number
+    if number.deleted_at is not None:
+        return CallerProblem.number_deleted
+    if not number.outbound_enabled:
+        return CallerProblem.inbound_only
+    return None
+
+
+def caller_number_id(override: str | None, agent: Agent | None) -> str | None:
+    """The batch's own caller number, else its agent's."""
+    return override or (agent.phone_number_id if agent else None)
+
+
+def caller_number(session: Session, *, batch: Batch | Row[Any]) -> PhoneNumber | None:
+    """The number a batch calls from (the dialer's lookup; the identity map makes it cheap)."""
+    agent = session.get(Agent, batch.agent_id)
+    number_id = caller_number_id(batch.phone_number_id, agent)
+    return session.get(PhoneNumber, number_id) if number_id else None
+
+
+def check_caller(
+    session: Session, *, workspace_id: str, fields: BatchFields, problems: Problems
+) -> None:
+    """The agent exists here and its caller number (override, else bound) can call out."""
+    if not fields.agent_id:
+        return
+    try:
+        agent = agents.get_agent(session, workspace_id=workspace_id, agent_id=fields.agent_id)
+    except NotFound as error:
+        problems.add(["agent_id"], error.message)
+        return
+    loc = ["phone_number_id"] if fields.phone_number_id else ["agent_id"]
+    number_id = caller_number_id(fields.phone_number_id, agent)
+    number = session.get(PhoneNumber, number_id) if number_id else None
+    if number is not None and number.workspace_id != workspace_id:
+        number = None
+    problem = caller_problem(agent, number)
+    if problem is CallerProblem.no_number and number_id is None:
+        problems.add(
+            loc,
+            f"agent {agent.id} has no caller number: bind a phone number to the agent "
+            "or pass phone_number_id",
+        )
+    elif problem in (CallerProblem.no_number, CallerProblem.number_deleted):
+        problems.add(
+            loc,
+            f"no phone number {number_id} in this workspace"
+            if fields.phone_number_id
+            else f"the agent's caller number {number_id} no longer exists",
+        )
+    elif problem is CallerProblem.inbound_only:
+        assert number is not None
+        problems.add(
+            loc,
+            f"caller number {number.phone_number} ({number.id}) is not enabled for outbound calls",
+        )
