@@ -22,13 +22,8 @@ from batch_dashboard.ui.states.batches import (
     BatchDetailState,
     BatchesState,
 )
-from batch_dashboard.ui.states.live import (
-    BatchLive,
-    BatchRow,
-    RecipientRow,
-    WorkspaceLive,
-    heartbeat,
-)
+from batch_dashboard.ui.states.live import BatchLive, WorkspaceLive, heartbeat
+from batch_dashboard.ui.states.rows import BatchRow, RecipientRow
 
 NUMERIC = {"font_variant_numeric": "tabular-nums"}
 

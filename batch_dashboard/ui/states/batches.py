@@ -9,9 +9,10 @@ import reflex as rx
 from batch_dashboard.db import session_scope
 from batch_dashboard.services import batches
 from batch_dashboard.services.errors import DomainError, NotFound
-from batch_dashboard.ui.states import live
+from batch_dashboard.ui.states import live, rows
 from batch_dashboard.ui.states.base import current_workspace, error_text, in_thread
-from batch_dashboard.ui.states.live import BatchLive, BatchRow, RecipientRow, WorkspaceLive
+from batch_dashboard.ui.states.live import BatchLive, WorkspaceLive
+from batch_dashboard.ui.states.rows import BatchRow, RecipientRow
 
 STATUS_FILTERS = ["all", *batches.BATCH_STATUSES]
 RECIPIENT_FILTERS = ["all", "pending", "dialing", "completed", "failed", "cancelled"]
@@ -49,7 +50,7 @@ class BatchesState(rx.State):
         shared = await shared._link_to(token)
         live.remember_workspace(token, workspace_id)
         if not shared.loaded:
-            shared.rows = await in_thread(live.list_rows, workspace_id, status=None)
+            shared.rows = await in_thread(rows.list_rows, workspace_id, status=None)
             shared.loaded = True
         if self.status_filter != "all":
             await self._reload(workspace_id)
@@ -57,7 +58,7 @@ class BatchesState(rx.State):
 
     async def _reload(self, workspace_id: str) -> None:
         self.filtered_rows = await in_thread(
-            live.list_rows, workspace_id, status=self.status_filter
+            rows.list_rows, workspace_id, status=self.status_filter
         )
 
     @rx.event
@@ -142,7 +143,7 @@ class BatchDetailState(rx.State):
         self.confirm_cancel = False
         batch_id = self.viewing_id
         try:
-            snapshot = await in_thread(live.batch_snapshot, workspace_id, batch_id)
+            snapshot = await in_thread(rows.batch_snapshot, workspace_id, batch_id)
         except NotFound:
             # Another workspace's batch looks exactly like one that does not exist.
             self.not_found = True
@@ -162,7 +163,7 @@ class BatchDetailState(rx.State):
 
         def load() -> tuple[list[RecipientRow], int]:
             with session_scope() as session:
-                rows, total = batches.recipients_page(
+                items, total = batches.recipients_page(
                     session,
                     workspace_id=workspace_id,
                     batch_id=batch_id,
@@ -171,7 +172,7 @@ class BatchDetailState(rx.State):
                     offset=offset,
                     limit=PAGE_SIZE,
                 )
-            return [live.recipient_row(item) for item in rows], total
+            return [rows.recipient_row(item) for item in items], total
 
         self.own_rows, self.total_matching = await in_thread(load)
 
@@ -330,7 +331,7 @@ class BatchDetailState(rx.State):
 
     async def _show_now(self, workspace_id: str, batch_id: str) -> None:
         """This tab's change on every tab at once, without waiting for the poller."""
-        snapshot = await in_thread(live.batch_snapshot, workspace_id, batch_id)
+        snapshot = await in_thread(rows.batch_snapshot, workspace_id, batch_id)
         live.apply_snapshot(await self.get_state(BatchLive), snapshot)
 
     @rx.event

@@ -6,9 +6,9 @@ import reflex as rx
 
 from batch_dashboard.db import session_scope
 from batch_dashboard.services import wall
-from batch_dashboard.ui.states import live
+from batch_dashboard.ui.states import live, wall_live
 from batch_dashboard.ui.states.base import in_thread
-from batch_dashboard.ui.states.live import WallLive
+from batch_dashboard.ui.states.wall_live import WallLive
 
 
 class WallState(rx.State):
@@ -45,8 +45,8 @@ class WallState(rx.State):
         workspace_id, self.workspace_name = found
         self.refused = False
         shared = await self.get_state(WallLive)
-        link = live.wall_token(workspace_id)
+        link = wall_live.wall_token(workspace_id)
         shared = await shared._link_to(link)
         live.remember_wall(link, workspace_id)
         if not shared.loaded:
-            live.apply_wall(shared, await in_thread(live.wall_snapshot, workspace_id))
+            wall_live.apply_wall(shared, await in_thread(wall_live.wall_snapshot, workspace_id))
