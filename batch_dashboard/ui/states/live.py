@@ -14,56 +14,17 @@ import reflex as rx
 
 from batch_dashboard.db import session_scope
 from batch_dashboard.services import batches
-from batch_dashboard.ui.states import wall_live
-from batch_dashboard.ui.states.rows import BatchRow, RecipientRow, batch_snapshot, list_rows
+from batch_dashboard.ui.states import rows, wall_live
+from batch_dashboard.ui.states.rows import BatchRow, RecipientRow, Snapshot
+from batch_dashboard.ui.states.wall_live import WallLive
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 FORGET_AFTER_SECONDS = 600  # a token nobody opened for ten minutes is no longer polled
-
-# token → when a tab last linked to it (this process's tabs only: each process serves its own).
-watched: dict[str, float] = {}
-
-
-def batch_token(batch_id: str) -> str:
-    return "batch-" + batch_id.replace("_", "-")  # link tokens cannot contain "_"
-
-
-def workspace_token(workspace_id: str) -> str:
-    return "ws-" + workspace_id.replace("_", "-")
-
-
-def watch(token: str) -> None:
-    watched[token] = time.monotonic()
-
-
 # Open tabs say so this often (a timer in the page: a closed tab stops, so its token is
 # forgotten after FORGET_AFTER_SECONDS and no longer polled).
 HEARTBEAT_MS = 60_000
-
-
-async def keep_watching(state: rx.State, shared_class: type[rx.SharedState]) -> None:
-    shared = await state.get_state(shared_class)
-    if shared._linked_to:
-        watch(shared._linked_to)
-
-
-def heartbeat(event: Any) -> rx.Component:
-    """An invisible timer that sends `event` every HEARTBEAT_MS while the page is open."""
-    return rx.moment(interval=HEARTBEAT_MS, on_change=event, display="none")
-
-
-def apply_snapshot(shared: BatchLive, snapshot: tuple[Any, ...]) -> None:
-    """A `batch_snapshot` into the batch's shared state. Every process with a tab on the batch
-    writes there (the poller, and a tab's own pause/resume/cancel; several backends and web
-    workers when scaled out): one that read before another wrote must not put older numbers
-    back. Versions only grow; calls per minute move with time at the same version."""
-    row, first_page, per_minute, version = snapshot
-    if version > shared.version:
-        shared.batch, shared.first_page = row, first_page
-    if version >= shared.version:
-        shared.version, shared.calls_per_minute = version, per_minute
 
 
 class WorkspaceLive(rx.SharedState):
@@ -84,17 +45,75 @@ class BatchLive(rx.SharedState):
     missing: bool = False
 
 
-def _workspace_markers(tokens: dict[str, str]) -> dict[str, str]:
-    with session_scope() as session:
-        return {
-            token: batches.workspace_marker(session, workspace_id=workspace_id)
-            for token, workspace_id in tokens.items()
-        }
+def apply_snapshot(shared: BatchLive, snapshot: Snapshot) -> None:
+    """A `batch_snapshot` into the batch's shared state. Every process with a tab on the batch
+    writes there (the poller, and a tab's own pause/resume/cancel; several backends and web
+    workers when scaled out): one that read before another wrote must not put older numbers
+    back. Versions only grow; calls per minute move with time at the same version."""
+    if snapshot.version > shared.version:
+        shared.batch, shared.first_page = snapshot.batch, snapshot.first_page
+    if snapshot.version >= shared.version:
+        shared.version, shared.calls_per_minute = snapshot.version, snapshot.calls_per_minute
 
 
-def _batch_versions(batch_ids: list[str]) -> dict[str, int]:
-    with session_scope() as session:
-        return batches.versions(session, batch_ids=batch_ids)
+# --- what is watched (this process's tabs only: each process serves its own) ------------------
+
+# token → when a tab last linked to it or said it is still open
+watched: dict[str, float] = {}
+_workspace_of_token: dict[str, str] = {}
+_batch_of_token: dict[str, tuple[str, str]] = {}
+_wall_of_token: dict[str, str] = {}
+
+
+def batch_token(batch_id: str) -> str:
+    return "batch-" + batch_id.replace("_", "-")  # link tokens cannot contain "_"
+
+
+def workspace_token(workspace_id: str) -> str:
+    return "ws-" + workspace_id.replace("_", "-")
+
+
+def watch(token: str) -> None:
+    watched[token] = time.monotonic()
+
+
+async def link_workspace(state: rx.State, workspace_id: str) -> WorkspaceLive:
+    """Link the tab to its workspace's shared batch list, and have it polled."""
+    token = workspace_token(workspace_id)
+    shared = await (await state.get_state(WorkspaceLive))._link_to(token)
+    _workspace_of_token[token] = workspace_id
+    watch(token)
+    return shared
+
+
+async def link_batch(state: rx.State, workspace_id: str, batch_id: str) -> BatchLive:
+    token = batch_token(batch_id)
+    shared = await (await state.get_state(BatchLive))._link_to(token)
+    _batch_of_token[token] = (workspace_id, batch_id)
+    watch(token)
+    return shared
+
+
+async def link_wall(state: rx.State, workspace_id: str) -> WallLive:
+    token = wall_live.wall_token(workspace_id)
+    shared = await (await state.get_state(WallLive))._link_to(token)
+    _wall_of_token[token] = workspace_id
+    watch(token)
+    return shared
+
+
+async def keep_watching(state: rx.State, shared_class: type[rx.SharedState]) -> None:
+    shared = await state.get_state(shared_class)
+    if shared._linked_to:
+        watch(shared._linked_to)
+
+
+def heartbeat(event: Any) -> rx.Component:
+    """An invisible timer that sends `event` every HEARTBEAT_MS while the page is open."""
+    return rx.moment(interval=HEARTBEAT_MS, on_change=event, display="none")
+
+
+# --- the poller --------------------------------------------------------------------------------
 
 
 async def live_updates(app: rx.App) -> None:
@@ -109,68 +128,72 @@ async def live_updates(app: rx.App) -> None:
             watched.pop(token, None)
             known.pop(token, None)
         try:
-            await _push_changes(app, known)
+            await _push_workspaces(app, known)
+            await _push_batches(app, known)
             if tick % 2 == 0:
-                await wall_live.push_walls(
-                    app, {t: _wall_of_token[t] for t in watched if t in _wall_of_token}
-                )
+                await wall_live.push_walls(app, _watched(_wall_of_token))
         except Exception:  # keep the loop alive through a database hiccup
             log.exception("live updates failed; retrying")
 
 
-_workspace_of_token: dict[str, str] = {}
-_batch_of_token: dict[str, tuple[str, str]] = {}
+def _watched(tokens: dict[str, Any]) -> dict[str, Any]:
+    return {token: tokens[token] for token in watched if token in tokens}
 
 
-def remember_workspace(token: str, workspace_id: str) -> None:
-    _workspace_of_token[token] = workspace_id
-    watch(token)
+def _workspace_markers(tokens: dict[str, str]) -> dict[str, str]:
+    with session_scope() as session:
+        return {
+            token: batches.workspace_marker(session, workspace_id=workspace_id)
+            for token, workspace_id in tokens.items()
+        }
 
 
-def remember_batch(token: str, workspace_id: str, batch_id: str) -> None:
-    _batch_of_token[token] = (workspace_id, batch_id)
-    watch(token)
+def _list_rows(workspace_id: str) -> list[BatchRow]:
+    with session_scope() as session:
+        return rows.list_rows(session, workspace_id=workspace_id, status=None)
 
 
-async def _push_changes(app: rx.App, known: dict[str, Any]) -> None:
-    workspaces = {t: _workspace_of_token[t] for t in watched if t in _workspace_of_token}
-    batch_tokens = {t: _batch_of_token[t] for t in watched if t in _batch_of_token}
-    if workspaces:
-        markers = await asyncio.to_thread(_workspace_markers, workspaces)
-        for token, marker in markers.items():
-            if known.get(token) != marker:
-                rows = await asyncio.to_thread(list_rows, workspaces[token], status=None)
-                async with app.modify_state(
-                    rx.BaseStateToken(ident=token, cls=WorkspaceLive)
-                ) as root:
-                    live = await root.get_state(WorkspaceLive)
-                    live.marker, live.rows, live.loaded = marker, rows, True
-                known[token] = marker
-    if batch_tokens:
-        versions = await asyncio.to_thread(_batch_versions, [b for _, b in batch_tokens.values()])
-        for token, (workspace_id, batch_id) in batch_tokens.items():
-            version = versions.get(batch_id)
-            previous = known.get(token)
-            running = isinstance(previous, tuple) and previous[1] == "running"
-            # Calls per minute slides with time, so a running batch is refreshed every tick.
-            if version is None or (previous and previous[0] == version and not running):
-                continue
-            row, first_page, per_minute, version = await asyncio.to_thread(
-                batch_snapshot, workspace_id, batch_id
-            )
-            state = (version, row.status, per_minute)
-            if previous == state:
-                continue
-            async with app.modify_state(rx.BaseStateToken(ident=token, cls=BatchLive)) as root:
-                apply_snapshot(
-                    await root.get_state(BatchLive), (row, first_page, per_minute, version)
-                )
-            known[token] = state
+def _batch_versions(batch_ids: list[str]) -> dict[str, int]:
+    with session_scope() as session:
+        return batches.versions(session, batch_ids=batch_ids)
 
 
-_wall_of_token: dict[str, str] = {}
+def _batch_snapshot(workspace_id: str, batch_id: str) -> Snapshot:
+    with session_scope() as session:
+        return rows.batch_snapshot(session, workspace_id=workspace_id, batch_id=batch_id)
 
 
-def remember_wall(token: str, workspace_id: str) -> None:
-    _wall_of_token[token] = workspace_id
-    watch(token)
+async def _push_workspaces(app: rx.App, known: dict[str, Any]) -> None:
+    workspaces = _watched(_workspace_of_token)
+    if not workspaces:
+        return
+    markers = await asyncio.to_thread(_workspace_markers, workspaces)
+    for token, marker in markers.items():
+        if known.get(token) == marker:
+            continue
+        listed = await asyncio.to_thread(_list_rows, workspaces[token])
+        async with app.modify_state(rx.BaseStateToken(ident=token, cls=WorkspaceLive)) as root:
+            live = await root.get_state(WorkspaceLive)
+            live.marker, live.rows, live.loaded = marker, listed, True
+        known[token] = marker
+
+
+async def _push_batches(app: rx.App, known: dict[str, Any]) -> None:
+    batch_tokens = _watched(_batch_of_token)
+    if not batch_tokens:
+        return
+    versions = await asyncio.to_thread(_batch_versions, [b for _, b in batch_tokens.values()])
+    for token, (workspace_id, batch_id) in batch_tokens.items():
+        version = versions.get(batch_id)
+        previous = known.get(token)
+        running = isinstance(previous, tuple) and previous[1] == "running"
+        # Calls per minute slides with time, so a running batch is refreshed every tick.
+        if version is None or (previous and previous[0] == version and not running):
+            continue
+        snapshot = await asyncio.to_thread(_batch_snapshot, workspace_id, batch_id)
+        state = (snapshot.version, snapshot.batch.status, snapshot.calls_per_minute)
+        if previous == state:
+            continue
+        async with app.modify_state(rx.BaseStateToken(ident=token, cls=BatchLive)) as root:
+            apply_snapshot(await root.get_state(BatchLive), snapshot)
+        known[token] = state

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,7 +20,7 @@ from batch_dashboard.services import agents, batches, phones, recipients
 from batch_dashboard.services.errors import DomainError, ValidationFailed
 from batch_dashboard.services.recipients import RecipientRows
 from batch_dashboard.settings import get_settings
-from batch_dashboard.ui.states.base import AuthState, current_workspace, error_text, in_thread
+from batch_dashboard.ui.states.base import AuthState, call, error_text, in_thread, signed_in
 
 PREVIEW_PAGE = 50
 PROBLEMS_SHOWN = 200
@@ -164,11 +165,9 @@ class NewBatchState(rx.State):
         return "Schedule batch" if self.schedule_local else "Start batch"
 
     @rx.event
+    @signed_in
     async def open(self):
-        workspace_id = await current_workspace(self)
-        if not workspace_id:
-            return
-        self.agent_options, self.number_options = await in_thread(_options, workspace_id)
+        self.agent_options, self.number_options = await call(self, _options)
         self.name, self.caller_id, self.schedule_local, self.ringing_seconds = "", "agent", "", "30"
         self.max_concurrency = ""
         self.field_errors, self.form_error, self.mode = {}, "", "csv"
@@ -442,36 +441,38 @@ class NewBatchState(rx.State):
         self.field_errors = errors
         return None if errors else fields
 
+    async def _recipients(self) -> RecipientRows | None:
+        """The rows to call (the file's, or those typed by hand); None, with the form's error
+        saying why, when there are none or some are invalid."""
+        if self.mode == "manual":
+            rows = await in_thread(self._manual_recipients)
+            if rows.problems:
+                self.form_error = error_text(ValidationFailed(rows.problems.items))
+                return None
+            return rows
+        rows = (await self._uploaded())._rows
+        if rows is None or not len(rows):
+            self.form_error = "Add recipients: drop a CSV file here, or switch to rows by hand."
+            return None
+        if rows.invalid_rows:
+            self.form_error = "Some rows are invalid: fix the file, or drop the invalid rows."
+            return None
+        return rows
+
     @rx.event
+    @signed_in
     async def submit(self):
-        auth = await self.get_state(AuthState)
-        fields = self._fields(auth.timezone)
         self.form_error = ""
-        if fields is None:
+        if (fields := self._fields((await self.get_state(AuthState)).timezone)) is None:
             return
-        csv_rows = (await self._uploaded())._rows if self.mode == "csv" else None
-        if self.mode == "csv":
-            if csv_rows is None or not len(csv_rows):
-                self.form_error = "Add recipients: drop a CSV file here, or switch to rows by hand."
-                return
-            if csv_rows.invalid_rows:
-                self.form_error = "Some rows are invalid: fix the file, or drop the invalid rows."
-                return
-        workspace_id = await current_workspace(self)
+        if (rows := await self._recipients()) is None:
+            return
         self.submitting = True
         yield
-
-        def create() -> dict[str, Any]:
-            rows = csv_rows if csv_rows is not None else self._manual_recipients()
-            if rows.problems:
-                raise ValidationFailed(rows.problems.items)
-            batch, _ = batches.create_batch(workspace_id=workspace_id, fields=fields, rows=rows)
-            return batch
-
+        create = partial(batches.create_batch, fields=fields, rows=rows)
         try:
-            batch = await in_thread(create)
+            batch, _created = await call(self, create)
         except ValidationFailed as error:
-            self.submitting = False
             self.field_errors = {
                 str(d["loc"][0]): d["message"]
                 for d in error.details or []
@@ -480,8 +481,8 @@ class NewBatchState(rx.State):
             self.form_error = error_text(error)
             return
         except DomainError as error:
-            self.submitting = False
             self.form_error = error_text(error)
             return
-        self.submitting = False
+        finally:
+            self.submitting = False
         yield rx.redirect(f"/batches/{batch['id']}")

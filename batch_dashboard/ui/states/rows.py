@@ -1,13 +1,15 @@
 """What the batch pages show of a batch and its recipients, built from the services' public
-forms: the rows of the list, a batch with its first page of recipients."""
+forms. The builders that read take a session and keyword `workspace_id`, like the services:
+tabs run them through `read`, the poller in a unit of work of its own."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
+
+from sqlmodel import Session
 
 from batch_dashboard.clock import system_clock
-from batch_dashboard.db import session_scope
 from batch_dashboard.services import agents, batches, phones
 from batch_dashboard.ui.styles import failure_words
 
@@ -52,6 +54,15 @@ class RecipientRow:
     variables: str = ""
 
 
+class Snapshot(NamedTuple):
+    """A batch as its page shows it at one version."""
+
+    batch: BatchRow
+    first_page: list[RecipientRow]
+    calls_per_minute: int
+    version: int
+
+
 def batch_row(public: dict[str, Any], agent_name: str = "", caller: str = "") -> BatchRow:
     counts = public["counts"]
     return BatchRow(
@@ -94,33 +105,53 @@ def recipient_row(item: dict[str, Any]) -> RecipientRow:
     )
 
 
-def list_rows(workspace_id: str, *, status: str | None, limit: int = 50) -> list[BatchRow]:
-    with session_scope() as session:
-        page = batches.list_batches(session, workspace_id=workspace_id, limit=limit, status=status)
-        names = {a.id: a.name for a in agents.list_agents(session, workspace_id=workspace_id)}
+def list_rows(
+    session: Session, *, workspace_id: str, status: str | None, limit: int = 50
+) -> list[BatchRow]:
+    page = batches.list_batches(session, workspace_id=workspace_id, limit=limit, status=status)
+    names = {a.id: a.name for a in agents.list_agents(session, workspace_id=workspace_id)}
     return [
         batch_row(item, names.get(item["agent_id"], "Deleted agent"))
         for item in page["batch_calls"]
     ]
 
 
-def batch_snapshot(
-    workspace_id: str, batch_id: str
-) -> tuple[BatchRow, list[RecipientRow], int, int]:
+def recipient_rows(
+    session: Session,
+    *,
+    workspace_id: str,
+    batch_id: str,
+    status: str | None,
+    search: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[RecipientRow], int]:
+    """One page of a batch's recipients, and how many match in all."""
+    items, total = batches.recipients_page(
+        session,
+        workspace_id=workspace_id,
+        batch_id=batch_id,
+        status=status,
+        search=search,
+        offset=offset,
+        limit=limit,
+    )
+    return [recipient_row(item) for item in items], total
+
+
+def batch_snapshot(session: Session, *, workspace_id: str, batch_id: str) -> Snapshot:
     """The batch, its first page of recipients, its calls per minute and its version."""
-    with session_scope() as session:
-        batch = batches.get_batch(session, workspace_id=workspace_id, batch_id=batch_id)
-        public = batches.batch_public(batch)
-        agent = session.get(agents.Agent, batch.agent_id)
-        number = batches.caller_number(session, batch=batch)
-        page, _total = batches.recipients_page(
-            session, workspace_id=workspace_id, batch_id=batch_id, limit=FIRST_PAGE
-        )
-        per_minute = batches.calls_per_minute(session, batch_id=batch_id, now=system_clock.now())
-        version = batch.version
+    batch = batches.get_batch(session, workspace_id=workspace_id, batch_id=batch_id)
+    public, version = batches.batch_public(batch), batch.version
+    agent = session.get(agents.Agent, batch.agent_id)
+    number = batches.caller_number(session, batch=batch)
+    page, _total = batches.recipients_page(
+        session, workspace_id=workspace_id, batch_id=batch_id, limit=FIRST_PAGE
+    )
+    per_minute = batches.calls_per_minute(session, batch_id=batch_id, now=system_clock.now())
     row = batch_row(
         public,
         agent.name if agent else "Deleted agent",
         phones.for_people(number.phone_number) if number else "—",
     )
-    return row, [recipient_row(item) for item in page], per_minute, version
+    return Snapshot(row, [recipient_row(item) for item in page], per_minute, version)
