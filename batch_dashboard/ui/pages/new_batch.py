@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from batch_dashboard.ui.components import field, page_header
+from batch_dashboard.ui.components import field, page_header, pager
 from batch_dashboard.ui.layout import frame
 from batch_dashboard.ui.states.base import AuthState
 from batch_dashboard.ui.states.new_batch import (
@@ -280,35 +280,14 @@ def _csv_recipients() -> rx.Component:
                     variant="surface",
                     width="100%",
                 ),
-                rx.hstack(
-                    rx.text(
-                        "Preview page ",
-                        NewBatchState.preview_page + 1,
-                        " of ",
-                        NewBatchState.preview_pages,
-                        " · ",
-                        NewBatchState.total_rows,
-                        " rows",
-                        size="1",
-                        color_scheme="gray",
-                    ),
-                    rx.spacer(),
-                    rx.button(
-                        "Previous",
-                        size="1",
-                        variant="soft",
-                        on_click=NewBatchState.turn_preview_page(-1),
-                        disabled=NewBatchState.preview_page == 0,
-                    ),
-                    rx.button(
-                        "Next",
-                        size="1",
-                        variant="soft",
-                        on_click=NewBatchState.turn_preview_page(1),
-                        disabled=NewBatchState.preview_page + 1 >= NewBatchState.preview_pages,
-                    ),
-                    width="100%",
-                    align="center",
+                pager(
+                    NewBatchState.preview_page,
+                    NewBatchState.preview_pages,
+                    NewBatchState.total_rows,
+                    on_turn=NewBatchState.turn_preview_page,
+                    what="rows",
+                    caption="Preview page ",
+                    size="1",
                 ),
                 width="100%",
                 spacing="3",
