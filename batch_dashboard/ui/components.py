@@ -166,6 +166,102 @@ def field(
     )
 
 
+def error_callout(error: rx.Var) -> rx.Component:
+    """A form's error, read out by screen readers when it appears; nothing while it is ""."""
+    return rx.cond(
+        error,
+        rx.callout(
+            error, icon="triangle-alert", color_scheme="red", size="1", role="alert", width="100%"
+        ),
+    )
+
+
+def form_dialog(
+    *fields: rx.Component,
+    title: rx.Var | str,
+    description: rx.Var | rx.Component | str,
+    submit: rx.Var | str,
+    on_submit: Any,
+    submitting: rx.Var,
+    error: rx.Var,
+    open: rx.Var,
+    on_open_change: Any,
+    max_width: str = "520px",
+    shown_instead: tuple[rx.Var, rx.Component] | None = None,
+) -> rx.Component:
+    """A create or edit dialog: labelled `fields` (see `field`), the error, Cancel and the
+    submit button (busy while `submitting`); Escape and Cancel close it. `shown_instead` is
+    what the dialog shows in place of the form while its condition holds (a key shown once)."""
+    form = rx.form(
+        rx.vstack(
+            *fields,
+            error_callout(error),
+            rx.hstack(
+                rx.dialog.close(
+                    rx.button("Cancel", type="button", variant="soft", color_scheme="gray")
+                ),
+                rx.button(submit, type="submit", loading=submitting),
+                justify="end",
+                spacing="3",
+                width="100%",
+            ),
+            spacing="4",
+            width="100%",
+        ),
+        on_submit=on_submit,
+        reset_on_submit=False,
+    )
+    if shown_instead is not None:
+        condition, other = shown_instead
+        form = rx.cond(condition, other, form)
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title(title),
+            rx.dialog.description(
+                description, color=rx.color("gray", 11), font_size="14px", margin_bottom="16px"
+            ),
+            form,
+            max_width=max_width,
+        ),
+        open=open,
+        on_open_change=on_open_change,
+    )
+
+
+def pager(
+    page: rx.Var,
+    pages: rx.Var,
+    total: rx.Var,
+    *,
+    on_turn: Callable[[int], Any],
+    what: str,
+    caption: str = "Page ",
+    size: str = "2",
+) -> rx.Component:
+    """Previous / Next buttons after e.g. "Page 2 of 7 · 340 rows" (`caption`, `what`);
+    `page` counts from 0, and the buttons send `on_turn(-1)` / `on_turn(1)`."""
+    return rx.hstack(
+        rx.text(
+            caption,
+            page + 1,
+            " of ",
+            pages,
+            " · ",
+            total,
+            f" {what}",
+            size=size,
+            color_scheme="gray",
+        ),
+        rx.spacer(),
+        rx.button("Previous", size=size, variant="soft", on_click=on_turn(-1), disabled=page == 0),
+        rx.button(
+            "Next", size=size, variant="soft", on_click=on_turn(1), disabled=page + 1 >= pages
+        ),
+        width="100%",
+        align="center",
+    )
+
+
 def local_time(value: rx.Var, *, empty: str = "—") -> rx.Component:
     """An RFC 3339 time shown in the viewer's own time zone."""
     return rx.cond(

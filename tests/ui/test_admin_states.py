@@ -363,16 +363,18 @@ def test_another_workspaces_key_cannot_be_revoked(tenant: Tenant) -> None:
 def test_an_agents_opt_out_field_is_saved(tenant: Tenant) -> None:
     from batch_dashboard.ui.states.admin import save_agent
 
-    save_agent(
-        tenant.workspace_id,
-        tenant.agent_id,
-        {
-            "name": "Reminders",
-            "prompt": "Remind {{first_name}}",
-            "phone_number_id": tenant.number_id,
-            "opt_out_field": " opted_out ",
-        },
-    )
+    with session_scope(write=True) as session:
+        save_agent(
+            session,
+            workspace_id=tenant.workspace_id,
+            agent_id=tenant.agent_id,
+            form={
+                "name": "Reminders",
+                "prompt": "Remind {{first_name}}",
+                "phone_number_id": tenant.number_id,
+                "opt_out_field": " opted_out ",
+            },
+        )
     assert stored_agent(tenant, tenant.agent_id).opt_out_field == "opted_out"
     state = signed_in(AgentsState, tenant.workspace_id)
     run(state.open())

@@ -102,7 +102,7 @@ def test_schedule_rules_are_checked_before_submit(tenant):
     run(state.handle_upload(upload("phone\n+14155552671\n")))
     state.name = "Scheduled"
     for when, words in (
-        ((datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"), "passed"),
+        ((datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"), "in the future"),
         ((datetime.now(UTC) + timedelta(days=31)).strftime("%Y-%m-%dT%H:%M"), "30 days"),
     ):
         state.schedule_local = when
@@ -235,3 +235,36 @@ def test_a_tab_whose_session_ended_is_sent_to_sign_in(tenant: Tenant) -> None:
     ):
         assert "/login" in str(events[-1])
     assert detail.own_rows == []
+
+
+def test_the_form_is_checked_by_the_services_own_parser(tenant):
+    """Its messages, next to the field they are about, before anything is sent."""
+    state = signed_in(NewBatchState, tenant.workspace_id)
+    run(state.open())
+    run(state.handle_upload(upload("phone\n+14155552671\n")))
+    state.name, state.ringing_seconds, state.max_concurrency = "Checked", "81", "0"
+    state.retry_attempts, state.retry_delay_minutes = "11", "10"
+    state.window_on, state.window_start, state.window_end = True, "20:00", "09:00"
+    run(state.submit())
+    assert state.field_errors == {
+        "ringing_timeout_ms": "Between 1 and 80 seconds.",
+        "max_concurrency": "must be a whole number of calls from 1 to 10 (got 0)",
+        "retry_policy": "Attempts per recipient: must be an integer from 1 to 10",
+        "calling_window": "Until: must be later than start",
+    }
+    state.ringing_seconds, state.max_concurrency, state.retry_attempts = "80", "", "3"
+    state.window_start, state.window_end, state.window_days = "09:00", "20:00", []
+    run(state.submit())
+    assert state.field_errors == {
+        "calling_window": "Days: must be a non-empty list of: mon, tue, wed, thu, fri, sat, sun"
+    }
+    state.window_days, state.retry_on = ["sat", "mon"], []
+    run(state.submit())
+    assert state.field_errors == {"retry_policy": "Choose which outcomes to try again."}
+    state.retry_on = ["busy"]
+    run(state.submit())
+    assert state.field_errors == {} and state.form_error == ""
+    with session_scope() as session:
+        [batch] = batches.list_batches(session, workspace_id=tenant.workspace_id)["batch_calls"]
+    assert batch["calling_window"]["days"] == ["mon", "sat"]
+    assert batch["ringing_timeout_ms"] == 80_000 and batch["retry_policy"]["max_attempts"] == 3

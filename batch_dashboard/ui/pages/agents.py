@@ -9,6 +9,7 @@ from batch_dashboard.ui.components import (
     data_table,
     empty_state,
     field,
+    form_dialog,
     local_time,
     page_header,
     row_action,
@@ -159,127 +160,92 @@ def _number_item(number: NumberRow) -> rx.Component:
 
 
 def _editor() -> rx.Component:
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title(rx.cond(AgentsState.editing_id, "Edit agent", "New agent")),
-            rx.dialog.description(
-                "Use {{placeholders}} in the prompt and first message: each becomes a column "
-                "of the batch's recipients.",
-                color=rx.color("gray", 11),
-                font_size="14px",
-                margin_bottom="16px",
+    return form_dialog(
+        field(
+            "Name",
+            rx.input(
+                id="agent-name",
+                name="name",
+                default_value=AgentsState.form_name,
+                placeholder="Appointment reminders",
+                max_length=200,
+                auto_focus=True,
             ),
-            rx.form(
-                rx.vstack(
-                    field(
-                        "Name",
-                        rx.input(
-                            id="agent-name",
-                            name="name",
-                            default_value=AgentsState.form_name,
-                            placeholder="Appointment reminders",
-                            max_length=200,
-                            auto_focus=True,
-                        ),
-                        html_for="agent-name",
-                    ),
-                    field(
-                        "Prompt",
-                        rx.text_area(
-                            id="agent-prompt",
-                            name="prompt",
-                            default_value=AgentsState.form_prompt,
-                            placeholder="Remind {{first_name}} of the appointment at {{appointment_time}}.",
-                            rows="6",
-                        ),
-                        html_for="agent-prompt",
-                    ),
-                    field(
-                        "First message",
-                        rx.text_area(
-                            id="agent-first-message",
-                            name="first_message",
-                            default_value=AgentsState.form_first_message,
-                            placeholder="Hi {{first_name}}!",
-                            rows="2",
-                        ),
-                        html_for="agent-first-message",
-                    ),
-                    field(
-                        "Caller number",
-                        rx.select.root(
-                            rx.select.trigger(id="agent-number", width="100%"),
-                            rx.select.content(
-                                rx.select.item("None", value=NO_NUMBER),
-                                rx.foreach(AgentsState.numbers, _number_item),
-                            ),
-                            value=AgentsState.form_number,
-                            on_change=AgentsState.set_form_number,
-                        ),
-                        hint=rx.fragment(
-                            "Only outbound-enabled numbers can place calls. ",
-                            rx.link("Manage numbers", href="/phone-numbers"),
-                        ),
-                        html_for="agent-number",
-                    ),
-                    field(
-                        "Webhook URL",
-                        rx.input(
-                            id="agent-webhook-url",
-                            name="webhook_url",
-                            type="url",
-                            default_value=AgentsState.form_webhook_url,
-                            placeholder="https://example.com/hooks/calls",
-                        ),
-                        hint="Optional. Every finished call is POSTed here, signed.",
-                        html_for="agent-webhook-url",
-                    ),
-                    field(
-                        "Opt-out field",
-                        rx.input(
-                            id="agent-opt-out",
-                            name="opt_out_field",
-                            default_value=AgentsState.form_opt_out_field,
-                            placeholder="opted_out",
-                        ),
-                        hint="Optional. A data-collection field; when a call says yes, the number "
-                        "goes on the do-not-call list.",
-                        html_for="agent-opt-out",
-                    ),
-                    rx.cond(
-                        AgentsState.form_error,
-                        rx.callout(
-                            AgentsState.form_error,
-                            icon="triangle-alert",
-                            color_scheme="red",
-                            size="1",
-                            role="alert",
-                            width="100%",
-                        ),
-                    ),
-                    rx.hstack(
-                        rx.dialog.close(
-                            rx.button("Cancel", type="button", variant="soft", color_scheme="gray")
-                        ),
-                        rx.button(
-                            rx.cond(AgentsState.editing_id, "Save", "Create agent"),
-                            type="submit",
-                            loading=AgentsState.saving,
-                        ),
-                        justify="end",
-                        spacing="3",
-                        width="100%",
-                    ),
-                    spacing="4",
-                    width="100%",
-                ),
-                on_submit=AgentsState.save,
-                reset_on_submit=False,
-            ),
-            max_width="560px",
+            html_for="agent-name",
         ),
+        field(
+            "Prompt",
+            rx.text_area(
+                id="agent-prompt",
+                name="prompt",
+                default_value=AgentsState.form_prompt,
+                placeholder="Remind {{first_name}} of the appointment at {{appointment_time}}.",
+                rows="6",
+            ),
+            html_for="agent-prompt",
+        ),
+        field(
+            "First message",
+            rx.text_area(
+                id="agent-first-message",
+                name="first_message",
+                default_value=AgentsState.form_first_message,
+                placeholder="Hi {{first_name}}!",
+                rows="2",
+            ),
+            html_for="agent-first-message",
+        ),
+        field(
+            "Caller number",
+            rx.select.root(
+                rx.select.trigger(id="agent-number", width="100%"),
+                rx.select.content(
+                    rx.select.item("None", value=NO_NUMBER),
+                    rx.foreach(AgentsState.numbers, _number_item),
+                ),
+                value=AgentsState.form_number,
+                on_change=AgentsState.set_form_number,
+            ),
+            hint=rx.fragment(
+                "Only outbound-enabled numbers can place calls. ",
+                rx.link("Manage numbers", href="/phone-numbers"),
+            ),
+            html_for="agent-number",
+        ),
+        field(
+            "Webhook URL",
+            rx.input(
+                id="agent-webhook-url",
+                name="webhook_url",
+                type="url",
+                default_value=AgentsState.form_webhook_url,
+                placeholder="https://example.com/hooks/calls",
+            ),
+            hint="Optional. Every finished call is POSTed here, signed.",
+            html_for="agent-webhook-url",
+        ),
+        field(
+            "Opt-out field",
+            rx.input(
+                id="agent-opt-out",
+                name="opt_out_field",
+                default_value=AgentsState.form_opt_out_field,
+                placeholder="opted_out",
+            ),
+            hint="Optional. A data-collection field; when a call says yes, the number "
+            "goes on the do-not-call list.",
+            html_for="agent-opt-out",
+        ),
+        title=rx.cond(AgentsState.editing_id, "Edit agent", "New agent"),
+        description="Use {{placeholders}} in the prompt and first message: each becomes a "
+        "column of the batch's recipients.",
+        submit=rx.cond(AgentsState.editing_id, "Save", "Create agent"),
+        on_submit=AgentsState.save,
+        submitting=AgentsState.saving,
+        error=AgentsState.form_error,
         open=AgentsState.editor_open,
         on_open_change=AgentsState.set_editor_open,
+        max_width="560px",
     )
 
 

@@ -11,6 +11,7 @@ from batch_dashboard.ui.components import (
     empty_state,
     local_time,
     page_header,
+    pager,
     progress,
     status_badge,
 )
@@ -22,13 +23,8 @@ from batch_dashboard.ui.states.batches import (
     BatchDetailState,
     BatchesState,
 )
-from batch_dashboard.ui.states.live import (
-    BatchLive,
-    BatchRow,
-    RecipientRow,
-    WorkspaceLive,
-    heartbeat,
-)
+from batch_dashboard.ui.states.live import BatchLive, WorkspaceLive, heartbeat
+from batch_dashboard.ui.states.rows import BatchRow, RecipientRow
 
 NUMERIC = {"font_variant_numeric": "tabular-nums"}
 
@@ -474,33 +470,12 @@ def batch_detail_page() -> rx.Component:
                             "Change the status filter or the number search.",
                         ),
                     ),
-                    rx.hstack(
-                        rx.text(
-                            "Page ",
-                            BatchDetailState.page + 1,
-                            " of ",
-                            BatchDetailState.page_count,
-                            " · ",
-                            BatchDetailState.total_matching,
-                            " recipients",
-                            size="2",
-                            color_scheme="gray",
-                        ),
-                        rx.spacer(),
-                        rx.button(
-                            "Previous",
-                            variant="soft",
-                            on_click=BatchDetailState.go_to_page(-1),
-                            disabled=BatchDetailState.page == 0,
-                        ),
-                        rx.button(
-                            "Next",
-                            variant="soft",
-                            on_click=BatchDetailState.go_to_page(1),
-                            disabled=BatchDetailState.page + 1 >= BatchDetailState.page_count,
-                        ),
-                        width="100%",
-                        align="center",
+                    pager(
+                        BatchDetailState.page,
+                        BatchDetailState.page_count,
+                        BatchDetailState.total_matching,
+                        on_turn=BatchDetailState.go_to_page,
+                        what="recipients",
                     ),
                     _panel(),
                     spacing="3",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import reflex as rx
 
-from batch_dashboard.ui.components import field, page_header
+from batch_dashboard.ui.components import field, page_header, pager
 from batch_dashboard.ui.layout import frame
 from batch_dashboard.ui.states.base import AuthState
 from batch_dashboard.ui.states.new_batch import (
+    RINGING_SECONDS,
+    SCHEDULE_DAYS_AHEAD,
+    WEEKDAYS,
     AgentOption,
     NewBatchState,
     PreviewRow,
@@ -98,8 +101,8 @@ def _details_card() -> rx.Component:
                     rx.input(
                         id="ringing",
                         type="number",
-                        min=1,
-                        max=80,
+                        min=RINGING_SECONDS[0],
+                        max=RINGING_SECONDS[1],
                         value=NewBatchState.ringing_seconds,
                         on_change=NewBatchState.set_ringing_seconds,
                     ),
@@ -120,7 +123,7 @@ def _details_card() -> rx.Component:
                 hint=rx.text(
                     "Leave empty to start at once. Your time zone: ",
                     rx.cond(AuthState.timezone, AuthState.timezone, "UTC"),
-                    " (sent as UTC; at most 30 days ahead).",
+                    f" (sent as UTC; at most {SCHEDULE_DAYS_AHEAD} days ahead).",
                 ),
                 error=NewBatchState.field_errors.get("scheduled_at", ""),
                 html_for="schedule",
@@ -277,35 +280,14 @@ def _csv_recipients() -> rx.Component:
                     variant="surface",
                     width="100%",
                 ),
-                rx.hstack(
-                    rx.text(
-                        "Preview page ",
-                        NewBatchState.preview_page + 1,
-                        " of ",
-                        NewBatchState.preview_pages,
-                        " · ",
-                        NewBatchState.total_rows,
-                        " rows",
-                        size="1",
-                        color_scheme="gray",
-                    ),
-                    rx.spacer(),
-                    rx.button(
-                        "Previous",
-                        size="1",
-                        variant="soft",
-                        on_click=NewBatchState.turn_preview_page(-1),
-                        disabled=NewBatchState.preview_page == 0,
-                    ),
-                    rx.button(
-                        "Next",
-                        size="1",
-                        variant="soft",
-                        on_click=NewBatchState.turn_preview_page(1),
-                        disabled=NewBatchState.preview_page + 1 >= NewBatchState.preview_pages,
-                    ),
-                    width="100%",
-                    align="center",
+                pager(
+                    NewBatchState.preview_page,
+                    NewBatchState.preview_pages,
+                    NewBatchState.total_rows,
+                    on_turn=NewBatchState.turn_preview_page,
+                    what="rows",
+                    caption="Preview page ",
+                    size="1",
                 ),
                 width="100%",
                 spacing="3",
@@ -376,15 +358,7 @@ REASONS = (
     ("voicemail", "Voicemail"),
     ("provider_error", "Call failed"),
 )
-DAY_NAMES = (
-    ("mon", "Mon"),
-    ("tue", "Tue"),
-    ("wed", "Wed"),
-    ("thu", "Thu"),
-    ("fri", "Fri"),
-    ("sat", "Sat"),
-    ("sun", "Sun"),
-)
+DAY_NAMES = tuple((day, day.capitalize()) for day in WEEKDAYS)
 
 
 def _rules_card() -> rx.Component:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import reflex as rx
 
-from batch_dashboard.ui.components import data_table, empty_state, field, page_header, row_action
+from batch_dashboard.ui.components import (
+    data_table,
+    empty_state,
+    field,
+    form_dialog,
+    page_header,
+    row_action,
+)
 from batch_dashboard.ui.layout import frame
 from batch_dashboard.ui.states.admin import NumberRow, NumbersState
 
@@ -50,107 +57,72 @@ def _number_table() -> rx.Component:
     )
 
 
+def _outbound_switch() -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            rx.switch(
+                id="number-outbound",
+                name="outbound_enabled",
+                checked=NumbersState.form_outbound,
+                on_change=NumbersState.set_form_outbound,
+            ),
+            rx.el.label(
+                "Outbound enabled",
+                html_for="number-outbound",
+                style={"font_weight": "500", "font_size": "14px"},
+            ),
+            align="center",
+            spacing="2",
+        ),
+        rx.text("Only outbound-enabled numbers can place calls.", size="1", color_scheme="gray"),
+        spacing="1",
+    )
+
+
 def _editor() -> rx.Component:
     adding = ~NumbersState.editing_id.bool()
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title(rx.cond(adding, "Add number", "Edit number")),
-            rx.dialog.description(
-                rx.cond(
-                    adding,
-                    "A caller number in international format, e.g. +1 415 555 2671.",
-                    NumbersState.editing_phone,
+    return form_dialog(
+        rx.cond(
+            adding,
+            field(
+                "Number",
+                rx.input(
+                    id="number-phone",
+                    name="phone_number",
+                    type="tel",
+                    placeholder="+14155552671",
+                    auto_complete="off",
+                    auto_focus=True,
                 ),
-                color=rx.color("gray", 11),
-                font_size="14px",
-                margin_bottom="16px",
+                html_for="number-phone",
             ),
-            rx.form(
-                rx.vstack(
-                    rx.cond(
-                        adding,
-                        field(
-                            "Number",
-                            rx.input(
-                                id="number-phone",
-                                name="phone_number",
-                                type="tel",
-                                placeholder="+14155552671",
-                                auto_complete="off",
-                                auto_focus=True,
-                            ),
-                            html_for="number-phone",
-                        ),
-                    ),
-                    field(
-                        "Label",
-                        rx.input(
-                            id="number-label",
-                            name="label",
-                            default_value=NumbersState.form_label,
-                            placeholder="Main line",
-                            max_length=200,
-                        ),
-                        hint="Optional. Shown next to the number in agent pickers.",
-                        html_for="number-label",
-                    ),
-                    rx.vstack(
-                        rx.hstack(
-                            rx.switch(
-                                id="number-outbound",
-                                name="outbound_enabled",
-                                checked=NumbersState.form_outbound,
-                                on_change=NumbersState.set_form_outbound,
-                            ),
-                            rx.el.label(
-                                "Outbound enabled",
-                                html_for="number-outbound",
-                                style={"font_weight": "500", "font_size": "14px"},
-                            ),
-                            align="center",
-                            spacing="2",
-                        ),
-                        rx.text(
-                            "Only outbound-enabled numbers can place calls.",
-                            size="1",
-                            color_scheme="gray",
-                        ),
-                        spacing="1",
-                    ),
-                    rx.cond(
-                        NumbersState.form_error,
-                        rx.callout(
-                            NumbersState.form_error,
-                            icon="triangle-alert",
-                            color_scheme="red",
-                            size="1",
-                            role="alert",
-                            width="100%",
-                        ),
-                    ),
-                    rx.hstack(
-                        rx.dialog.close(
-                            rx.button("Cancel", type="button", variant="soft", color_scheme="gray")
-                        ),
-                        rx.button(
-                            rx.cond(adding, "Add number", "Save"),
-                            type="submit",
-                            loading=NumbersState.saving,
-                        ),
-                        justify="end",
-                        spacing="3",
-                        width="100%",
-                    ),
-                    spacing="4",
-                    width="100%",
-                ),
-                on_submit=NumbersState.save,
-                reset_on_submit=False,
-            ),
-            max_width="480px",
         ),
+        field(
+            "Label",
+            rx.input(
+                id="number-label",
+                name="label",
+                default_value=NumbersState.form_label,
+                placeholder="Main line",
+                max_length=200,
+            ),
+            hint="Optional. Shown next to the number in agent pickers.",
+            html_for="number-label",
+        ),
+        _outbound_switch(),
+        title=rx.cond(adding, "Add number", "Edit number"),
+        description=rx.cond(
+            adding,
+            "A caller number in international format, e.g. +1 415 555 2671.",
+            NumbersState.editing_phone,
+        ),
+        submit=rx.cond(adding, "Add number", "Save"),
+        on_submit=NumbersState.save,
+        submitting=NumbersState.saving,
+        error=NumbersState.form_error,
         open=NumbersState.editor_open,
         on_open_change=NumbersState.set_editor_open,
+        max_width="480px",
     )
 
 

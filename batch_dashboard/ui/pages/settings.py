@@ -9,6 +9,7 @@ from batch_dashboard.ui.components import (
     data_table,
     empty_state,
     field,
+    form_dialog,
     local_time,
     page_header,
     row_action,
@@ -63,46 +64,6 @@ def _key_table() -> rx.Component:
 
 
 def _create_dialog() -> rx.Component:
-    form = rx.form(
-        rx.vstack(
-            field(
-                "Label",
-                rx.input(
-                    id="key-label",
-                    name="label",
-                    placeholder="CRM integration",
-                    max_length=200,
-                    auto_focus=True,
-                ),
-                hint="Optional. Says what uses the key, so you know what breaks if you revoke it.",
-                html_for="key-label",
-            ),
-            rx.cond(
-                SettingsState.create_error,
-                rx.callout(
-                    SettingsState.create_error,
-                    icon="triangle-alert",
-                    color_scheme="red",
-                    size="1",
-                    role="alert",
-                    width="100%",
-                ),
-            ),
-            rx.hstack(
-                rx.dialog.close(
-                    rx.button("Cancel", type="button", variant="soft", color_scheme="gray")
-                ),
-                rx.button("Create key", type="submit", loading=SettingsState.creating),
-                justify="end",
-                spacing="3",
-                width="100%",
-            ),
-            spacing="4",
-            width="100%",
-        ),
-        on_submit=SettingsState.create,
-        reset_on_submit=False,
-    )
     key_view = rx.vstack(
         rx.callout(
             "Copy it now: it will not be shown again. Send it as Authorization: Bearer <key>.",
@@ -120,20 +81,28 @@ def _create_dialog() -> rx.Component:
         spacing="4",
         width="100%",
     )
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title(rx.cond(SettingsState.new_key, "Your new API key", "Create API key")),
-            rx.dialog.description(
-                "Keys call the /v1 API for this workspace.",
-                color=rx.color("gray", 11),
-                font_size="14px",
-                margin_bottom="16px",
+    return form_dialog(
+        field(
+            "Label",
+            rx.input(
+                id="key-label",
+                name="label",
+                placeholder="CRM integration",
+                max_length=200,
+                auto_focus=True,
             ),
-            rx.cond(SettingsState.new_key, key_view, form),
-            max_width="520px",
+            hint="Optional. Says what uses the key, so you know what breaks if you revoke it.",
+            html_for="key-label",
         ),
+        title=rx.cond(SettingsState.new_key, "Your new API key", "Create API key"),
+        description="Keys call the /v1 API for this workspace.",
+        submit="Create key",
+        on_submit=SettingsState.create,
+        submitting=SettingsState.creating,
+        error=SettingsState.create_error,
         open=SettingsState.create_open,
         on_open_change=SettingsState.set_create_open,
+        shown_instead=(SettingsState.new_key, key_view),
     )
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import reflex as rx
 from reflex_components_core.core.banner import has_connection_errors
 
-from batch_dashboard.ui.states.live import WallBatch, WallLive, heartbeat
+from batch_dashboard.ui.states.live import heartbeat
 from batch_dashboard.ui.states.wall import WallState
+from batch_dashboard.ui.states.wall_live import WallBatch, WallLive
 from batch_dashboard.ui.styles import STATUS_COLORS
 
 NUMERIC = {"font_variant_numeric": "tabular-nums"}

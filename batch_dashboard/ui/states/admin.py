@@ -1,22 +1,24 @@
 """/agents, /phone-numbers and /settings: the workspace's agents, caller numbers and API keys.
 
-The database work is in plain functions (one unit of work each, run off the event loop with
-`in_thread`) that only call `services/`; the states hold what one tab shows. Secrets and keys
-are kept in a state only while their one-time dialog is open.
+The database work is in plain functions shaped like the services' own (a session and keyword
+`workspace_id`) that only call `services/`; handlers run them, or the services directly, with
+`read`/`write`. The states hold what one tab shows. Secrets and keys are kept in a state
+only while their one-time dialog is open.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from typing import Any
 
 import reflex as rx
+from sqlmodel import Session
 
 from batch_dashboard.clock import to_rfc3339
-from batch_dashboard.db import session_scope
 from batch_dashboard.services import agents, auth, phones, webhooks
 from batch_dashboard.services.errors import DomainError
-from batch_dashboard.ui.states.base import current_workspace, error_text, in_thread
+from batch_dashboard.ui.states.base import error_text, read, signed_in, write
 
 NO_NUMBER = "none"  # the caller-number select's "None" (a Radix select item cannot be "")
 DELIVERIES_SHOWN = 50
@@ -76,7 +78,7 @@ class KeyRow:
     revoked_at: str = ""
 
 
-# --- units of work (plain functions: the states' handlers call these in a thread) ----------
+# --- units of work, shaped like the services' own: `read`/`write` give the session and workspace
 
 
 def _optional(value: Any) -> str | None:
@@ -96,36 +98,35 @@ def number_row(number: Any) -> NumberRow:
     )
 
 
-def load_agents(workspace_id: str) -> tuple[list[AgentRow], list[NumberRow]]:
+def load_agents(session: Session, *, workspace_id: str) -> tuple[list[AgentRow], list[NumberRow]]:
     """The workspace's agents, and its numbers (for the caller-number picker)."""
-    with session_scope() as session:
-        numbers = [
-            number_row(n) for n in agents.list_phone_numbers(session, workspace_id=workspace_id)
-        ]
-        by_id = {n.id: n for n in numbers}
-        rows = []
-        for agent in agents.list_agents(session, workspace_id=workspace_id):
-            public = agents.agent_public(agent)
-            number = by_id.get(public["phone_number_id"] or "")
-            rows.append(
-                AgentRow(
-                    id=public["id"],
-                    name=public["name"],
-                    prompt=public["prompt"],
-                    first_message=public["first_message"],
-                    phone_number_id=public["phone_number_id"] or "",
-                    caller_number=number.phone if number else "",
-                    caller_outbound=bool(number and number.outbound_enabled),
-                    webhook_url=public["webhook_url"] or "",
-                    webhook_disabled_reason=agent.webhook_disabled_reason or "",
-                    opt_out_field=agent.opt_out_field or "",
-                    placeholders=list(public["placeholders"]),
-                )
+    numbers = load_numbers(session, workspace_id=workspace_id)
+    by_id = {n.id: n for n in numbers}
+    rows = []
+    for agent in agents.list_agents(session, workspace_id=workspace_id):
+        public = agents.agent_public(agent)
+        number = by_id.get(public["phone_number_id"] or "")
+        rows.append(
+            AgentRow(
+                id=public["id"],
+                name=public["name"],
+                prompt=public["prompt"],
+                first_message=public["first_message"],
+                phone_number_id=public["phone_number_id"] or "",
+                caller_number=number.phone if number else "",
+                caller_outbound=bool(number and number.outbound_enabled),
+                webhook_url=public["webhook_url"] or "",
+                webhook_disabled_reason=agent.webhook_disabled_reason or "",
+                opt_out_field=agent.opt_out_field or "",
+                placeholders=list(public["placeholders"]),
             )
+        )
     return rows, numbers
 
 
-def save_agent(workspace_id: str, agent_id: str, form: dict[str, Any]) -> str | None:
+def save_agent(
+    session: Session, *, workspace_id: str, agent_id: str, form: dict[str, Any]
+) -> str | None:
     """Create (agent_id "") or update an agent; a new agent's signing secret, else None."""
     number = str(form.get("phone_number_id") or NO_NUMBER)
     fields = {
@@ -136,25 +137,18 @@ def save_agent(workspace_id: str, agent_id: str, form: dict[str, Any]) -> str | 
         "webhook_url": _optional(form.get("webhook_url")),
         "opt_out_field": _optional(form.get("opt_out_field")),
     }
-    with session_scope(write=True) as session:
-        if agent_id:
-            agents.update_agent(session, workspace_id=workspace_id, agent_id=agent_id, **fields)
-            return None
-        _agent, secret = agents.create_agent(session, workspace_id=workspace_id, **fields)
-        return secret
+    if agent_id:
+        agents.update_agent(session, workspace_id=workspace_id, agent_id=agent_id, **fields)
+        return None
+    _agent, secret = agents.create_agent(session, workspace_id=workspace_id, **fields)
+    return secret
 
 
-def rotate_secret(workspace_id: str, agent_id: str) -> str:
-    with session_scope(write=True) as session:
-        return agents.rotate_webhook_secret(session, workspace_id=workspace_id, agent_id=agent_id)
-
-
-def load_deliveries(workspace_id: str, agent_id: str) -> list[DeliveryRow]:
+def load_deliveries(session: Session, *, workspace_id: str, agent_id: str) -> list[DeliveryRow]:
     """The agent's latest deliveries, newest first, each with every attempt."""
-    with session_scope() as session:
-        page = webhooks.list_deliveries(
-            session, workspace_id=workspace_id, agent_id=agent_id, limit=DELIVERIES_SHOWN
-        )
+    page = webhooks.list_deliveries(
+        session, workspace_id=workspace_id, agent_id=agent_id, limit=DELIVERIES_SHOWN
+    )
     return [
         DeliveryRow(
             id=item["id"],
@@ -177,60 +171,50 @@ def load_deliveries(workspace_id: str, agent_id: str) -> list[DeliveryRow]:
     ]
 
 
-def load_numbers(workspace_id: str) -> list[NumberRow]:
-    with session_scope() as session:
-        return [
-            number_row(n) for n in agents.list_phone_numbers(session, workspace_id=workspace_id)
-        ]
+def load_numbers(session: Session, *, workspace_id: str) -> list[NumberRow]:
+    return [number_row(n) for n in agents.list_phone_numbers(session, workspace_id=workspace_id)]
 
 
 def save_number(
-    workspace_id: str, number_id: str, form: dict[str, Any], outbound_enabled: bool
+    session: Session,
+    *,
+    workspace_id: str,
+    number_id: str,
+    form: dict[str, Any],
+    outbound_enabled: bool,
 ) -> None:
     """Add a number (number_id "") or change a number's label and outbound switch."""
     label = str(form.get("label") or "").strip()
-    with session_scope(write=True) as session:
-        if number_id:
-            agents.update_phone_number(
-                session,
-                workspace_id=workspace_id,
-                phone_number_id=number_id,
-                label=label,
-                outbound_enabled=outbound_enabled,
-            )
-        else:
-            agents.create_phone_number(
-                session,
-                workspace_id=workspace_id,
-                number=str(form.get("phone_number") or ""),
-                label=label,
-                outbound_enabled=outbound_enabled,
-            )
+    if number_id:
+        agents.update_phone_number(
+            session,
+            workspace_id=workspace_id,
+            phone_number_id=number_id,
+            label=label,
+            outbound_enabled=outbound_enabled,
+        )
+    else:
+        agents.create_phone_number(
+            session,
+            workspace_id=workspace_id,
+            number=str(form.get("phone_number") or ""),
+            label=label,
+            outbound_enabled=outbound_enabled,
+        )
 
 
-def load_keys(workspace_id: str) -> list[KeyRow]:
+def load_keys(session: Session, *, workspace_id: str) -> list[KeyRow]:
     """Keys by their display prefix: never the key, never its hash."""
-    with session_scope() as session:
-        return [
-            KeyRow(
-                id=key.id,
-                prefix=key.prefix,
-                label=key.label,
-                created_at=to_rfc3339(key.created_at) or "",
-                revoked_at=to_rfc3339(key.revoked_at) or "",
-            )
-            for key in auth.list_api_keys(session, workspace_id=workspace_id)
-        ]
-
-
-def create_key(workspace_id: str, label: str) -> str:
-    with session_scope(write=True) as session:
-        return auth.create_api_key(session, workspace_id=workspace_id, label=label).api_key
-
-
-def revoke_key(workspace_id: str, key_id: str) -> None:
-    with session_scope(write=True) as session:
-        auth.revoke_api_key(session, workspace_id=workspace_id, key_id=key_id)
+    return [
+        KeyRow(
+            id=key.id,
+            prefix=key.prefix,
+            label=key.label,
+            created_at=to_rfc3339(key.created_at) or "",
+            revoked_at=to_rfc3339(key.revoked_at) or "",
+        )
+        for key in auth.list_api_keys(session, workspace_id=workspace_id)
+    ]
 
 
 # --- /agents -------------------------------------------------------------------------------
@@ -273,15 +257,13 @@ class AgentsState(rx.State):
         return bool(self.rotate_id)
 
     @rx.event
+    @signed_in
     async def open(self):
-        workspace_id = await current_workspace(self)
-        if not workspace_id:
-            return
         self.editor_open, self.deliveries_open, self.secret, self.rotate_id = False, False, "", ""
-        await self._reload(workspace_id)
+        await self._reload()
 
-    async def _reload(self, workspace_id: str) -> None:
-        self.rows, self.numbers = await in_thread(load_agents, workspace_id)
+    async def _reload(self) -> None:
+        self.rows, self.numbers = await read(self, load_agents)
         self.loaded = True
 
     def _fill_form(self, row: AgentRow) -> None:
@@ -311,21 +293,20 @@ class AgentsState(rx.State):
         self.form_number = value or NO_NUMBER
 
     @rx.event
+    @signed_in
     async def save(self, form: dict[str, Any]):
-        workspace_id = await current_workspace(self)
-        if not workspace_id:
-            return
         self.saving, self.form_error = True, ""
         yield
-        agent_id = self.editing_id
         form = {**form, "phone_number_id": self.form_number}
         try:
-            secret = await in_thread(save_agent, workspace_id, agent_id, form)
+            secret = await write(self, partial(save_agent, agent_id=self.editing_id, form=form))
         except DomainError as error:
-            self.saving, self.form_error = False, error_text(error)
+            self.form_error = error_text(error)
             return
-        self.saving, self.editor_open = False, False
-        await self._reload(workspace_id)
+        finally:
+            self.saving = False
+        self.editor_open = False
+        await self._reload()
         if secret:
             self.secret_title = "Agent created: its webhook signing secret"
             self.secret = secret
@@ -346,32 +327,32 @@ class AgentsState(rx.State):
             self.rotate_id, self.rotate_name = "", ""
 
     @rx.event
+    @signed_in
     async def rotate(self):
-        workspace_id, agent_id = await current_workspace(self), self.rotate_id
-        if not workspace_id or not agent_id:
+        if not self.rotate_id:
             return
         self.rotating = True
         yield
+        name = self.rotate_name
+        rotate = partial(agents.rotate_webhook_secret, agent_id=self.rotate_id)
         try:
-            secret = await in_thread(rotate_secret, workspace_id, agent_id)
+            secret = await write(self, rotate)
         except DomainError as error:
-            self.rotating, self.rotate_id = False, ""
             yield rx.toast.error(error_text(error))
             return
-        self.secret_title = f"New signing secret for {self.rotate_name}"
-        self.rotating, self.rotate_id, self.rotate_name = False, "", ""
+        finally:
+            self.rotating, self.rotate_id, self.rotate_name = False, "", ""
+        self.secret_title = f"New signing secret for {name}"
         self.secret = secret
 
     @rx.event
+    @signed_in
     async def show_deliveries(self, agent_id: str, name: str):
-        workspace_id = await current_workspace(self)
-        if not workspace_id:
-            return
         self.deliveries_agent, self.deliveries = name, []
         self.deliveries_open, self.deliveries_loading = True, True
         yield
         try:
-            self.deliveries = await in_thread(load_deliveries, workspace_id, agent_id)
+            self.deliveries = await read(self, partial(load_deliveries, agent_id=agent_id))
         except DomainError as error:
             self.deliveries_open = False
             yield rx.toast.error(error_text(error))
@@ -400,15 +381,13 @@ class NumbersState(rx.State):
     saving: bool = False
 
     @rx.event
+    @signed_in
     async def open(self):
-        workspace_id = await current_workspace(self)
-        if not workspace_id:
-            return
         self.editor_open = False
-        await self._reload(workspace_id)
+        await self._reload()
 
-    async def _reload(self, workspace_id: str) -> None:
-        self.rows = await in_thread(load_numbers, workspace_id)
+    async def _reload(self) -> None:
+        self.rows = await read(self, load_numbers)
         self.loaded = True
 
     @rx.event
@@ -434,20 +413,23 @@ class NumbersState(rx.State):
         self.form_outbound = bool(value)
 
     @rx.event
+    @signed_in
     async def save(self, form: dict[str, Any]):
-        workspace_id = await current_workspace(self)
-        if not workspace_id:
-            return
         self.saving, self.form_error = True, ""
         yield
-        number_id, adding = self.editing_id, not self.editing_id
+        adding = not self.editing_id
+        save = partial(
+            save_number, number_id=self.editing_id, form=form, outbound_enabled=self.form_outbound
+        )
         try:
-            await in_thread(save_number, workspace_id, number_id, form, self.form_outbound)
+            await write(self, save)
         except DomainError as error:
-            self.saving, self.form_error = False, error_text(error)
+            self.form_error = error_text(error)
             return
-        self.saving, self.editor_open = False, False
-        await self._reload(workspace_id)
+        finally:
+            self.saving = False
+        self.editor_open = False
+        await self._reload()
         yield rx.toast.success("Number added" if adding else "Number saved")
 
 
@@ -471,15 +453,13 @@ class SettingsState(rx.State):
         return bool(self.revoke_id)
 
     @rx.event
+    @signed_in
     async def open(self):
-        workspace_id = await current_workspace(self)
-        if not workspace_id:
-            return
         self.create_open, self.new_key, self.revoke_id = False, "", ""
-        await self._reload(workspace_id)
+        await self._reload()
 
-    async def _reload(self, workspace_id: str) -> None:
-        self.keys = await in_thread(load_keys, workspace_id)
+    async def _reload(self) -> None:
+        self.keys = await read(self, load_keys)
         self.loaded = True
 
     @rx.event
@@ -494,10 +474,8 @@ class SettingsState(rx.State):
             self.new_key, self.create_error = "", ""
 
     @rx.event
+    @signed_in
     async def create(self, form: dict[str, Any]):
-        workspace_id = await current_workspace(self)
-        if not workspace_id:
-            return
         label = str(form.get("label") or "").strip()
         if len(label) > 200:
             self.create_error = "label: must be at most 200 characters"
@@ -505,12 +483,14 @@ class SettingsState(rx.State):
         self.creating, self.create_error = True, ""
         yield
         try:
-            key = await in_thread(create_key, workspace_id, label)
+            issued = await write(self, partial(auth.create_api_key, label=label))
         except DomainError as error:
-            self.creating, self.create_error = False, error_text(error)
+            self.create_error = error_text(error)
             return
-        self.creating, self.new_key = False, key
-        await self._reload(workspace_id)
+        finally:
+            self.creating = False
+        self.new_key = issued.api_key
+        await self._reload()
 
     @rx.event
     def ask_revoke(self, key_id: str, prefix: str) -> None:
@@ -522,19 +502,20 @@ class SettingsState(rx.State):
             self.revoke_id, self.revoke_prefix = "", ""
 
     @rx.event
+    @signed_in
     async def revoke(self):
-        workspace_id, key_id = await current_workspace(self), self.revoke_id
-        if not workspace_id or not key_id:
+        if not self.revoke_id:
             return
         self.revoking = True
         yield
+        prefix = self.revoke_prefix
+        revoke = partial(auth.revoke_api_key, key_id=self.revoke_id)
         try:
-            await in_thread(revoke_key, workspace_id, key_id)
+            await write(self, revoke)
         except DomainError as error:
-            self.revoking, self.revoke_id = False, ""
             yield rx.toast.error(error_text(error))
             return
-        prefix = self.revoke_prefix
-        self.revoking, self.revoke_id, self.revoke_prefix = False, "", ""
-        await self._reload(workspace_id)
+        finally:
+            self.revoking, self.revoke_id, self.revoke_prefix = False, "", ""
+        await self._reload()
         yield rx.toast.success(f"Key {prefix}… revoked")

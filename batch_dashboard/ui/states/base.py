@@ -1,24 +1,126 @@
-"""The signed-in viewer, shared by every console page."""
+"""The signed-in viewer, and the one way console handlers reach the workspace's data.
+
+A handler hands a service call to `read` or `write` (the console's `Caller.read/write` of
+`api/deps.py`): a call awaiting its session and keyword `workspace_id`, e.g.
+`partial(batches.cancel_batch, batch_id=...)`. The helper checks the tab's session and runs
+the call for its workspace in one unit of work, in a worker thread; a tab without a live
+session (never signed in, expired, signed out elsewhere) gets `SignedOut` before the call
+runs, and a handler marked `@signed_in` turns that into the sign-in page.
+
+Signing in, and the wall screen opened by its own token, run without a viewer: they use
+`anonymous` and check their own credential.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import reflex as rx
+from sqlmodel import Session
 
-from batch_dashboard.db import session_scope
+from batch_dashboard import db
 from batch_dashboard.services import auth
 from batch_dashboard.services.errors import DomainError
 
 T = TypeVar("T")
+# A service call awaiting its session and keyword `workspace_id`.
+Work = Callable[..., T]
 SESSION_MAX_AGE = int(auth.SESSION_LIFETIME.total_seconds())
+_SIGNED_IN = "_console_signed_in"
+
+
+class SignedOut(Exception):
+    """The tab has no live session: nothing of any workspace is read or written for it."""
 
 
 async def in_thread(work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Database work off the event loop that also serves every websocket."""
+    """Work off the event loop that also serves every websocket."""
     return await asyncio.to_thread(work, *args, **kwargs)
+
+
+async def anonymous(work: Callable[[Session], T], *, write: bool = False) -> T:
+    """`work(session)` in a unit of work in a worker thread, with no viewer: only for the
+    handlers that check a credential of their own (signing in, the wall screen's token)."""
+
+    def unit() -> T:
+        with db.session_scope(write=write) as session:
+            return work(session)
+
+    return await in_thread(unit)
+
+
+async def read(state: rx.State, work: Work[T]) -> T:
+    """`work` for the tab's workspace, in a read-only unit of work."""
+    return await _as_viewer(state, work, write=False)
+
+
+async def write(state: rx.State, work: Work[T]) -> T:
+    """`work` for the tab's workspace, in a unit of work that holds SQLite's write lock."""
+    return await _as_viewer(state, work, write=True)
+
+
+async def workspace_of(state: rx.State) -> str:
+    """The tab's workspace, checked against its session now (for linking shared states)."""
+    return await read(state, lambda _session, *, workspace_id: workspace_id)
+
+
+async def call(state: rx.State, work: Callable[..., T]) -> T:
+    """`work(workspace_id=...)` in a worker thread, for a service that opens its own units of
+    work (`batches.create_batch`)."""
+    return await in_thread(functools.partial(work, workspace_id=await workspace_of(state)))
+
+
+async def _as_viewer(state: rx.State, work: Work[T], *, write: bool) -> T:
+    token = (await state.get_state(AuthState)).session_token
+    if not token:
+        raise SignedOut
+
+    def checked(session: Session) -> T:
+        # The session is checked in the unit of work that uses it: one trip to a thread.
+        viewer = auth.viewer_for(session, token=token)
+        if viewer is None:
+            raise SignedOut
+        return work(session, workspace_id=viewer.workspace_id)
+
+    return await anonymous(checked, write=write)
+
+
+def signed_in(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """For handlers (under `@rx.event`) that read or write workspace data: `SignedOut` from
+    `read`/`write` sends the tab to the sign-in page instead of failing the event."""
+    if inspect.isasyncgenfunction(handler):
+
+        @functools.wraps(handler)
+        async def stream(self: rx.State, *args: Any, **kwargs: Any):
+            try:
+                async for event in handler(self, *args, **kwargs):
+                    yield event
+            except SignedOut:
+                yield rx.redirect("/login")
+
+        wrapper: Callable[..., Any] = stream
+    elif inspect.iscoroutinefunction(handler):
+
+        @functools.wraps(handler)
+        async def once(self: rx.State, *args: Any, **kwargs: Any):
+            try:
+                return await handler(self, *args, **kwargs)
+            except SignedOut:
+                return rx.redirect("/login")
+
+        wrapper = once
+    else:
+        raise TypeError(f"{handler.__qualname__}: a signed-in handler reads data, so it is async")
+    setattr(wrapper, _SIGNED_IN, True)
+    return wrapper
+
+
+def requires_session(handler: Callable[..., Any]) -> bool:
+    return getattr(handler, _SIGNED_IN, False)
 
 
 def error_text(error: DomainError) -> str:
@@ -43,14 +145,13 @@ class AuthState(rx.State):
     login_error: str = ""
     signing_in: bool = False
 
-    def _viewer(self) -> auth.Viewer | None:
-        with session_scope() as session:
-            return auth.viewer_for(session, token=self.session_token)
+    async def _viewer(self) -> auth.Viewer | None:
+        return await anonymous(functools.partial(auth.viewer_for, token=self.session_token))
 
     @rx.event
     async def require_login(self):
         """on_load of every page but /login: signed-out visitors go to the sign-in page."""
-        viewer = await in_thread(self._viewer)
+        viewer = await self._viewer()
         if viewer is None:
             self.email, self.workspace_name = "", ""
             return rx.redirect("/login")
@@ -65,7 +166,7 @@ class AuthState(rx.State):
 
     @rx.event
     async def redirect_if_signed_in(self):
-        if await in_thread(self._viewer) is not None:
+        if await self._viewer() is not None:
             return rx.redirect("/batches")
         return None
 
@@ -74,40 +175,19 @@ class AuthState(rx.State):
         self.signing_in, self.login_error = True, ""
         yield
         email, password = str(form.get("email", "")), str(form.get("password", ""))
-
-        def check() -> str:
-            with session_scope(write=True) as session:
-                return auth.sign_in(session, email=email, password=password)
-
         try:
-            self.session_token = await in_thread(check)
+            self.session_token = await anonymous(
+                functools.partial(auth.sign_in, email=email, password=password), write=True
+            )
         except DomainError:
             self.login_error = "Wrong email or password."
-            self.signing_in = False
             return
-        self.signing_in = False
+        finally:
+            self.signing_in = False
         yield rx.redirect("/batches")
 
     @rx.event
     async def sign_out(self):
-        token = self.session_token
-
-        def forget() -> None:
-            with session_scope(write=True) as session:
-                auth.sign_out(session, token=token)
-
-        await in_thread(forget)
+        await anonymous(functools.partial(auth.sign_out, token=self.session_token), write=True)
         self.session_token, self.email, self.workspace_name = "", "", ""
         return rx.redirect("/login")
-
-    async def workspace_id(self) -> str:
-        """For other states' handlers. Checked against the session every time (one indexed
-        read): a tab left open after its session expired or signed out elsewhere can do
-        nothing more, not even see new data."""
-        viewer = await in_thread(self._viewer)
-        return viewer.workspace_id if viewer else ""
-
-
-async def current_workspace(state: rx.State) -> str:
-    auth_state = await state.get_state(AuthState)
-    return await auth_state.workspace_id()

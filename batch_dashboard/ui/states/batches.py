@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
+from typing import Any
 
 import reflex as rx
 
-from batch_dashboard.db import session_scope
 from batch_dashboard.services import batches
 from batch_dashboard.services.errors import DomainError, NotFound
 from batch_dashboard.ui.states import live
-from batch_dashboard.ui.states.base import current_workspace, error_text, in_thread
-from batch_dashboard.ui.states.live import BatchLive, BatchRow, RecipientRow, WorkspaceLive
+from batch_dashboard.ui.states.base import error_text, read, signed_in, workspace_of, write
+from batch_dashboard.ui.states.live import BatchLive, WorkspaceLive
+from batch_dashboard.ui.states.rows import (
+    BatchRow,
+    RecipientRow,
+    batch_snapshot,
+    list_rows,
+    recipient_rows,
+)
 
 STATUS_FILTERS = ["all", *batches.BATCH_STATUSES]
 RECIPIENT_FILTERS = ["all", "pending", "dialing", "completed", "failed", "cancelled"]
@@ -40,45 +48,39 @@ class BatchesState(rx.State):
     _follower: int = 0  # the newest follow loop; older ones stop
 
     @rx.event
+    @signed_in
     async def open(self):
-        workspace_id = await current_workspace(self)
-        if not workspace_id:
-            return
-        shared = await self.get_state(WorkspaceLive)
-        token = live.workspace_token(workspace_id)
-        shared = await shared._link_to(token)
-        live.remember_workspace(token, workspace_id)
+        shared = await live.link_workspace(self, await workspace_of(self))
         if not shared.loaded:
-            shared.rows = await in_thread(live.list_rows, workspace_id, status=None)
+            shared.rows = await read(self, partial(list_rows, status=None))
             shared.loaded = True
         if self.status_filter != "all":
-            await self._reload(workspace_id)
+            await self._reload()
         return BatchesState.follow
 
-    async def _reload(self, workspace_id: str) -> None:
-        self.filtered_rows = await in_thread(
-            live.list_rows, workspace_id, status=self.status_filter
-        )
+    async def _reload(self) -> None:
+        self.filtered_rows = await read(self, partial(list_rows, status=self.status_filter))
 
     @rx.event
+    @signed_in
     async def set_filter(self, value: str):
         self.status_filter = value if value in STATUS_FILTERS else "all"
         if self.status_filter != "all":
-            if not (workspace_id := await current_workspace(self)):
-                yield rx.redirect("/login")
-                return
             self.loading = True
             yield
-            await self._reload(workspace_id)
-            self.loading = False
+            try:
+                await self._reload()
+            finally:
+                self.loading = False
 
     @rx.event
+    @signed_in
     async def heartbeat(self, _now: str = ""):
-        if not await current_workspace(self):  # the session ended: stop feeding this tab
-            return rx.redirect("/login")
+        await workspace_of(self)  # once the session has ended, this tab is fed no more
         await live.keep_watching(self, WorkspaceLive)
 
     @rx.event(background=True)
+    @signed_in
     async def follow(self):
         """While this tab shows a filtered list, reload it when the shared marker moves."""
         async with self:
@@ -93,9 +95,32 @@ class BatchesState(rx.State):
                 if self.status_filter == "all" or shared.marker == self._loaded_marker:
                     continue
                 self._loaded_marker = shared.marker
-                if not (workspace_id := await current_workspace(self)):
-                    return  # the session ended; the heartbeat sends the tab to sign in
-                await self._reload(workspace_id)
+                await self._reload()
+
+
+def _conversation_lists(conversation: dict[str, Any]) -> tuple[list[dict[str, str]], ...]:
+    """A conversation as the side panel lists it: transcript, evaluations, collected data."""
+    transcript = [
+        {
+            "role": turn["role"],
+            "message": turn["message"],
+            "at": f"{turn.get('time_in_call_secs', 0)} s",
+        }
+        for turn in conversation["transcript"]
+    ]
+    evaluations = [
+        {"name": name, "result": value.get("result", ""), "rationale": value.get("rationale", "")}
+        for name, value in conversation["evaluations"].items()
+    ]
+    collected = [
+        {
+            "name": name,
+            "value": _shown(value.get("value")),
+            "rationale": value.get("rationale", ""),
+        }
+        for name, value in conversation["data_collection"].items()
+    ]
+    return transcript, evaluations, collected
 
 
 class BatchDetailState(rx.State):
@@ -134,54 +159,44 @@ class BatchDetailState(rx.State):
         return max(1, -(-self.total_matching // PAGE_SIZE))
 
     @rx.event
+    @signed_in
     async def open(self):
-        workspace_id = await current_workspace(self)
-        if not workspace_id:
-            return
         self.recipient_filter, self.search, self.page, self.panel_open = "all", "", 0, False
         self.confirm_cancel = False
         batch_id = self.viewing_id
         try:
-            snapshot = await in_thread(live.batch_snapshot, workspace_id, batch_id)
+            snapshot = await read(self, partial(batch_snapshot, batch_id=batch_id))
         except NotFound:
             # Another workspace's batch looks exactly like one that does not exist.
             self.not_found = True
             return
         self.not_found = False
-        shared = await self.get_state(BatchLive)
-        token = live.batch_token(batch_id)
-        shared = await shared._link_to(token)
-        live.remember_batch(token, workspace_id, batch_id)
+        shared = await live.link_batch(self, await workspace_of(self), batch_id)
         live.apply_snapshot(shared, snapshot)
-        await self._reload(workspace_id)
+        await self._reload()
         return BatchDetailState.follow
 
-    async def _reload(self, workspace_id: str) -> None:
-        status = None if self.recipient_filter == "all" else self.recipient_filter
-        batch_id, search, offset = self.viewing_id, self.search.strip(), self.page * PAGE_SIZE
-
-        def load() -> tuple[list[RecipientRow], int]:
-            with session_scope() as session:
-                rows, total = batches.recipients_page(
-                    session,
-                    workspace_id=workspace_id,
-                    batch_id=batch_id,
-                    status=status,
-                    search=search or None,
-                    offset=offset,
-                    limit=PAGE_SIZE,
-                )
-            return [live.recipient_row(item) for item in rows], total
-
-        self.own_rows, self.total_matching = await in_thread(load)
+    async def _reload(self) -> None:
+        self.own_rows, self.total_matching = await read(
+            self,
+            partial(
+                recipient_rows,
+                batch_id=self.viewing_id,
+                status=None if self.recipient_filter == "all" else self.recipient_filter,
+                search=self.search.strip() or None,
+                offset=self.page * PAGE_SIZE,
+                limit=PAGE_SIZE,
+            ),
+        )
 
     @rx.event
+    @signed_in
     async def heartbeat(self, _now: str = ""):
-        if not await current_workspace(self):  # the session ended: stop feeding this tab
-            return rx.redirect("/login")
+        await workspace_of(self)  # once the session has ended, this tab is fed no more
         await live.keep_watching(self, BatchLive)
 
     @rx.event(background=True)
+    @signed_in
     async def follow(self):
         """Keep the count of matches and a non-default page current (the shared state carries
         the rest); reads only this process's memory until the batch actually changed."""
@@ -200,84 +215,47 @@ class BatchDetailState(rx.State):
                 if self.default_view:
                     self.total_matching = shared.batch.total
                     continue
-                if not (workspace_id := await current_workspace(self)):
-                    return  # the session ended; the heartbeat sends the tab to sign in
-                await self._reload(workspace_id)
+                await self._reload()
 
     @rx.event
+    @signed_in
     async def set_recipient_filter(self, value: str):
         self.recipient_filter = value if value in RECIPIENT_FILTERS else "all"
         self.page = 0
-        return await self._reload_signed_in()
+        await self._reload()
 
     @rx.event
+    @signed_in
     async def set_search(self, value: str):
         self.search = value[:32]
         self.page = 0
-        return await self._reload_signed_in()
+        await self._reload()
 
     @rx.event
+    @signed_in
     async def go_to_page(self, delta: int):
         self.page = min(max(0, self.page + delta), self.page_count - 1)
-        return await self._reload_signed_in()
-
-    async def _reload_signed_in(self):
-        """`_reload` for this tab's session, or to the sign-in page once it has ended."""
-        if not (workspace_id := await current_workspace(self)):
-            return rx.redirect("/login")
-        await self._reload(workspace_id)
-        return None
+        await self._reload()
 
     @rx.event
+    @signed_in
     async def open_recipient(self, row: dict):
         self.panel_recipient = RecipientRow(**row)
-        self.panel_transcript, self.panel_evaluations, self.panel_collected, self.panel_warnings = (
-            [],
-            [],
-            [],
-            [],
-        )
-        self.panel_open = True
-        if not self.panel_recipient.conversation_id:
-            return
-        workspace_id = await current_workspace(self)
+        self.panel_transcript, self.panel_evaluations, self.panel_collected = [], [], []
+        self.panel_warnings, self.panel_open = [], True
         conversation_id = self.panel_recipient.conversation_id
-
-        def load() -> dict:
-            with session_scope() as session:
-                return batches.get_conversation(
-                    session, workspace_id=workspace_id, conversation_id=conversation_id
-                )
-
+        if not conversation_id:
+            return
         try:
-            conversation = await in_thread(load)
+            conversation = await read(
+                self, partial(batches.get_conversation, conversation_id=conversation_id)
+            )
         except DomainError as error:
             yield rx.toast.error(error_text(error))
             return
-        self.panel_transcript = [
-            {
-                "role": turn["role"],
-                "message": turn["message"],
-                "at": f"{turn.get('time_in_call_secs', 0)} s",
-            }
-            for turn in conversation["transcript"]
-        ]
-        self.panel_evaluations = [
-            {
-                "name": name,
-                "result": value.get("result", ""),
-                "rationale": value.get("rationale", ""),
-            }
-            for name, value in conversation["evaluations"].items()
-        ]
-        self.panel_collected = [
-            {
-                "name": name,
-                "value": _shown(value.get("value")),
-                "rationale": value.get("rationale", ""),
-            }
-            for name, value in conversation["data_collection"].items()
-        ]
+        self.panel_transcript, self.panel_evaluations, self.panel_collected = _conversation_lists(
+            conversation
+        )
         self.panel_warnings = list(conversation["warnings"])
 
     @rx.event
@@ -289,62 +267,43 @@ class BatchDetailState(rx.State):
         self.confirm_cancel = value
 
     @rx.event
+    @signed_in
     async def cancel(self):
-        workspace_id, batch_id = await current_workspace(self), self.viewing_id
         self.cancelling = True
         yield
-
-        def cancel() -> dict:
-            with session_scope(write=True) as session:
-                return batches.cancel_batch(session, workspace_id=workspace_id, batch_id=batch_id)
-
         try:
-            await in_thread(cancel)
+            await write(self, partial(batches.cancel_batch, batch_id=self.viewing_id))
         except DomainError as error:
-            self.cancelling, self.confirm_cancel = False, False
             yield rx.toast.error(error_text(error))
             return
-        self.cancelling, self.confirm_cancel = False, False
-        await self._show_now(workspace_id, batch_id)
+        finally:
+            self.cancelling, self.confirm_cancel = False, False
+        await self._show_now()
         yield rx.toast.success("Batch cancelled")
 
     @rx.event
+    @signed_in
     async def set_paused(self, paused: bool):
-        workspace_id, batch_id = await current_workspace(self), self.viewing_id
-
-        def change() -> dict:
-            with session_scope(write=True) as session:
-                if paused:
-                    return batches.pause_batch(
-                        session, workspace_id=workspace_id, batch_id=batch_id
-                    )
-                return batches.resume_batch(session, workspace_id=workspace_id, batch_id=batch_id)
-
+        change = batches.pause_batch if paused else batches.resume_batch
         try:
-            await in_thread(change)
+            await write(self, partial(change, batch_id=self.viewing_id))
         except DomainError as error:
             yield rx.toast.error(error_text(error))
             return
-        await self._show_now(workspace_id, batch_id)
+        await self._show_now()
         yield rx.toast.success("Batch paused: no new calls" if paused else "Batch resumed")
 
-    async def _show_now(self, workspace_id: str, batch_id: str) -> None:
+    async def _show_now(self) -> None:
         """This tab's change on every tab at once, without waiting for the poller."""
-        snapshot = await in_thread(live.batch_snapshot, workspace_id, batch_id)
+        snapshot = await read(self, partial(batch_snapshot, batch_id=self.viewing_id))
         live.apply_snapshot(await self.get_state(BatchLive), snapshot)
 
     @rx.event
+    @signed_in
     async def export(self):
-        workspace_id, batch_id = await current_workspace(self), self.viewing_id
-
-        def build() -> str:
-            with session_scope() as session:
-                return batches.export_results_csv(
-                    session, workspace_id=workspace_id, batch_id=batch_id
-                )
-
+        batch_id = self.viewing_id
         try:
-            text = await in_thread(build)
+            text = await read(self, partial(batches.export_results_csv, batch_id=batch_id))
         except DomainError as error:
             yield rx.toast.error(error_text(error))
             return

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from functools import partial
+from typing import Any, BinaryIO
 
 import reflex as rx
+from sqlmodel import Session
 
-from batch_dashboard.db import session_scope
 from batch_dashboard.services import dnc, phones, recipients
 from batch_dashboard.services.errors import DomainError
+from batch_dashboard.services.recipients import RecipientRows
 from batch_dashboard.settings import get_settings
-from batch_dashboard.ui.states.base import current_workspace, error_text, in_thread
+from batch_dashboard.ui.states.base import error_text, in_thread, read, signed_in, write
 
 SHOWN = 500
 
@@ -25,9 +27,8 @@ class DoNotCallRow:
     created_at: str = ""
 
 
-def load_entries(workspace_id: str) -> list[DoNotCallRow]:
-    with session_scope() as session:
-        page = dnc.list_entries(session, workspace_id=workspace_id, limit=SHOWN)["do_not_call"]
+def load_entries(session: Session, *, workspace_id: str) -> list[DoNotCallRow]:
+    page = dnc.list_entries(session, workspace_id=workspace_id, limit=SHOWN)["do_not_call"]
     return [
         DoNotCallRow(
             e["phone"],
@@ -40,6 +41,22 @@ def load_entries(workspace_id: str) -> list[DoNotCallRow]:
     ]
 
 
+def read_csv(file: BinaryIO) -> RecipientRows:
+    """An uploaded list, read and checked like a batch's recipients (no workspace data)."""
+    settings = get_settings()
+    return recipients.validate(
+        recipients.from_csv(
+            file,
+            max_recipients=settings.max_recipients_per_batch,
+            max_bytes=settings.max_upload_bytes,
+        )
+    )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
 class DoNotCallState(rx.State):
     rows: list[DoNotCallRow] = []
     loaded: bool = False
@@ -47,80 +64,50 @@ class DoNotCallState(rx.State):
     importing: bool = False
 
     @rx.event
+    @signed_in
     async def open(self):
-        workspace_id = await current_workspace(self)
-        if workspace_id:
-            self.rows, self.loaded, self.error = (
-                await in_thread(load_entries, workspace_id),
-                True,
-                "",
-            )
+        self.rows, self.loaded, self.error = await read(self, load_entries), True, ""
 
     @rx.event
+    @signed_in
     async def add(self, form: dict[str, Any]):
-        workspace_id = await current_workspace(self)
         phone, reason = str(form.get("dnc_phone", "")), str(form.get("dnc_reason", ""))
-
-        def add() -> None:
-            with session_scope(write=True) as session:
-                dnc.add(
-                    session, workspace_id=workspace_id, phone=phone, reason=reason, source="console"
-                )
-
         try:
-            await in_thread(add)
+            await write(self, partial(dnc.add, phone=phone, reason=reason, source="console"))
         except DomainError as error:
             self.error = error_text(error)
             return
         self.error = ""
-        self.rows = await in_thread(load_entries, workspace_id)
+        self.rows = await read(self, load_entries)
         yield rx.toast.success("Added to the do-not-call list")
 
     @rx.event
+    @signed_in
     async def import_csv(self, files: list[rx.UploadFile]):
         if not files:
             return
-        workspace_id = await current_workspace(self)
-        upload = files[0]
         self.importing = True
         yield
-        settings = get_settings()
-
-        def load() -> tuple[int, int]:
-            rows = recipients.validate(
-                recipients.from_csv(
-                    upload.file,
-                    max_recipients=settings.max_recipients_per_batch,
-                    max_bytes=settings.max_upload_bytes,
-                )
-            )
-            with session_scope(write=True) as session:
-                added = dnc.import_rows(
-                    session, workspace_id=workspace_id, rows=rows, reason="Imported"
-                )
-            return added, len(rows.invalid_rows)
-
         try:
-            added, skipped = await in_thread(load)
+            rows = await in_thread(read_csv, files[0].file)
+            added = await write(self, partial(dnc.import_rows, rows=rows, reason="Imported"))
         except DomainError as error:
-            self.importing, self.error = False, error_text(error)
+            self.error = error_text(error)
             return
-        self.importing, self.error = False, ""
-        self.rows = await in_thread(load_entries, workspace_id)
-        note = f"; {skipped} invalid row{'s' if skipped != 1 else ''} skipped" if skipped else ""
-        yield rx.toast.success(f"Added {added} number{'s' if added != 1 else ''}{note}")
+        finally:
+            self.importing = False
+        self.error = ""
+        self.rows = await read(self, load_entries)
+        skipped = len(rows.invalid_rows)
+        note = f"; {_plural(skipped, 'invalid row')} skipped" if skipped else ""
+        yield rx.toast.success(f"Added {_plural(added, 'number')}{note}")
 
     @rx.event
+    @signed_in
     async def remove(self, phone: str):
-        workspace_id = await current_workspace(self)
-
-        def remove() -> None:
-            with session_scope(write=True) as session:
-                dnc.remove(session, workspace_id=workspace_id, phone=phone)
-
         try:
-            await in_thread(remove)
+            await write(self, partial(dnc.remove, phone=phone))
         except DomainError as error:
             yield rx.toast.error(error_text(error))
             return
-        self.rows = await in_thread(load_entries, workspace_id)
+        self.rows = await read(self, load_entries)

@@ -7,7 +7,8 @@ from_json, validate), and only one page of it is ever sent to the browser.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta
+from datetime import datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,14 +16,28 @@ import reflex as rx
 
 from batch_dashboard.clock import system_clock, to_utc
 from batch_dashboard.db import session_scope
-from batch_dashboard.services import agents, batches, phones, recipients
-from batch_dashboard.services.errors import DomainError, ValidationFailed
+from batch_dashboard.services import agents, batches, phones, recipients, windows
+from batch_dashboard.services.errors import DomainError, Problems, ValidationFailed
 from batch_dashboard.services.recipients import RecipientRows
 from batch_dashboard.settings import get_settings
-from batch_dashboard.ui.states.base import AuthState, current_workspace, error_text, in_thread
+from batch_dashboard.ui.states.base import AuthState, call, error_text, in_thread, signed_in
 
 PREVIEW_PAGE = 50
 PROBLEMS_SHOWN = 200
+WEEKDAYS = windows.DAYS
+SCHEDULE_DAYS_AHEAD = batches.MAX_SCHEDULE_AHEAD.days
+# The form asks for seconds where the service takes milliseconds.
+RINGING_SECONDS = tuple(ms // 1000 for ms in batches.RINGING_TIMEOUT_RANGE)
+# How the form names the parts of a retry policy and a calling window.
+PART_LABELS = {
+    "max_attempts": "Attempts per recipient",
+    "retry_on": "Try again on",
+    "delay_seconds": "Try again after, in seconds",
+    "start": "From",
+    "end": "Until",
+    "days": "Days",
+    "timezone": "Time zone",
+}
 
 
 @dataclasses.dataclass
@@ -102,6 +117,28 @@ def local_to_utc(value: str, zone: str) -> datetime:
     return to_utc(naive.replace(tzinfo=tz))
 
 
+def _whole(text: str, unit: int = 1) -> int | str:
+    """A number typed in the form, in the service's unit; text that is no whole number goes
+    to the service as it is, for its own message."""
+    text = text.strip()
+    return int(text) * unit if text.isdecimal() and len(text) < 12 else text
+
+
+def _field_errors(problems: Problems) -> dict[str, str]:
+    """The parser's problems next to their fields: the first of each, in the form's words
+    where the form asks in other units or names."""
+    errors: dict[str, str] = {}
+    for item in problems.items:
+        field, *part = item["loc"]
+        message = item["message"]
+        if field == "ringing_timeout_ms":
+            message = f"Between {RINGING_SECONDS[0]} and {RINGING_SECONDS[1]} seconds."
+        elif part:
+            message = f"{PART_LABELS.get(str(part[0]), part[0])}: {message}"
+        errors.setdefault(str(field), message)
+    return errors
+
+
 class UploadedRecipients(rx.State):
     """The parsed CSV of the New batch page, in a state of its own: with Redis, Reflex loads and
     saves a state with its children as a whole, and the form's every keystroke must not carry
@@ -164,11 +201,9 @@ class NewBatchState(rx.State):
         return "Schedule batch" if self.schedule_local else "Start batch"
 
     @rx.event
+    @signed_in
     async def open(self):
-        workspace_id = await current_workspace(self)
-        if not workspace_id:
-            return
-        self.agent_options, self.number_options = await in_thread(_options, workspace_id)
+        self.agent_options, self.number_options = await call(self, _options)
         self.name, self.caller_id, self.schedule_local, self.ringing_seconds = "", "agent", "", "30"
         self.max_concurrency = ""
         self.field_errors, self.form_error, self.mode = {}, "", "csv"
@@ -383,58 +418,57 @@ class NewBatchState(rx.State):
 
     # --- submit ----------------------------------------------------------------------------
 
+    def _retry_policy(self) -> dict[str, Any] | str:
+        attempts = self.retry_attempts.strip()
+        if attempts in ("", "1"):
+            return ""
+        return {
+            "max_attempts": _whole(attempts),
+            "retry_on": list(self.retry_on),
+            "delay_seconds": _whole(self.retry_delay_minutes, 60),
+        }
+
+    def _calling_window(self) -> dict[str, Any] | str:
+        if not self.window_on:
+            return ""
+        return {
+            "start": self.window_start,
+            "end": self.window_end,
+            "days": [day for day in WEEKDAYS if day in self.window_days],
+            "timezone": self.window_zone.strip() or "recipient",
+        }
+
     def _fields(self, zone: str) -> dict[str, Any] | None:
+        """The form as the API's form fields, checked by the service's own parser; None, with
+        the problems next to their fields, when it refuses them."""
+        fields: dict[str, Any] = {
+            "name": self.name,
+            "agent_id": self.agent_id,
+            "phone_number_id": "" if self.caller_id == "agent" else self.caller_id,
+            "ringing_timeout_ms": _whole(self.ringing_seconds, 1000),
+            # The service checks it (against the workspace's limit) like any API request.
+            "max_concurrency": _whole(self.max_concurrency),
+            "retry_policy": self._retry_policy(),
+            "calling_window": self._calling_window(),
+        }
         errors: dict[str, str] = {}
-        fields: dict[str, Any] = {"name": self.name, "agent_id": self.agent_id}
-        if self.caller_id and self.caller_id != "agent":
-            fields["phone_number_id"] = self.caller_id
         if self.schedule_local:
             try:
-                when = local_to_utc(self.schedule_local, zone)
+                fields["scheduled_at"] = local_to_utc(self.schedule_local, zone).isoformat()
             except ValueError:
                 errors["scheduled_at"] = "Pick a date and time."
-            else:
-                now = system_clock.now()
-                if when <= now:
-                    errors["scheduled_at"] = "That time has passed: pick a time in the future."
-                elif when > now + timedelta(days=30):
-                    errors["scheduled_at"] = "Batches can be scheduled at most 30 days ahead."
-                fields["scheduled_at"] = when.isoformat()
-        seconds = self.ringing_seconds.strip()
-        if not seconds.isdigit() or not 1 <= int(seconds) <= 80:
-            errors["ringing_timeout_ms"] = "Between 1 and 80 seconds."
-        else:
-            fields["ringing_timeout_ms"] = int(seconds) * 1000
-        limit = self.max_concurrency.strip()
-        if limit:
-            # The service checks it (against the workspace's limit) like any API request.
-            fields["max_concurrency"] = int(limit) if limit.isdigit() else limit
-        attempts = self.retry_attempts.strip()
-        if attempts and attempts != "1":
-            delay = self.retry_delay_minutes.strip()
-            if not attempts.isdigit() or not 1 <= int(attempts) <= 10:
-                errors["retry_policy"] = "Attempts: 1 to 10."
-            elif not delay.isdigit() or not 1 <= int(delay) <= 1440:
-                errors["retry_policy"] = "Retry after 1 to 1,440 minutes."
-            elif not self.retry_on:
-                errors["retry_policy"] = "Choose which outcomes to try again."
-            else:
-                fields["retry_policy"] = {
-                    "max_attempts": int(attempts),
-                    "retry_on": list(self.retry_on),
-                    "delay_seconds": int(delay) * 60,
-                }
-        if self.window_on:
-            fields["calling_window"] = {
-                "start": self.window_start,
-                "end": self.window_end,
-                "days": [
-                    d
-                    for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-                    if d in self.window_days
-                ],
-                "timezone": self.window_zone.strip() or "recipient",
-            }
+        problems = Problems()
+        batches.parse_fields(
+            fields,
+            from_form=True,
+            now=system_clock.now(),
+            problems=problems,
+            concurrency_limit=get_settings().max_concurrent_calls,
+        )
+        errors = {**_field_errors(problems), **errors}
+        policy = fields["retry_policy"]
+        if policy and not policy["retry_on"]:
+            errors.setdefault("retry_policy", "Choose which outcomes to try again.")
         if not self.name.strip():
             errors["name"] = "Give the batch a name."
         if not self.agent_id:
@@ -442,36 +476,38 @@ class NewBatchState(rx.State):
         self.field_errors = errors
         return None if errors else fields
 
+    async def _recipients(self) -> RecipientRows | None:
+        """The rows to call (the file's, or those typed by hand); None, with the form's error
+        saying why, when there are none or some are invalid."""
+        if self.mode == "manual":
+            rows = await in_thread(self._manual_recipients)
+            if rows.problems:
+                self.form_error = error_text(ValidationFailed(rows.problems.items))
+                return None
+            return rows
+        rows = (await self._uploaded())._rows
+        if rows is None or not len(rows):
+            self.form_error = "Add recipients: drop a CSV file here, or switch to rows by hand."
+            return None
+        if rows.invalid_rows:
+            self.form_error = "Some rows are invalid: fix the file, or drop the invalid rows."
+            return None
+        return rows
+
     @rx.event
+    @signed_in
     async def submit(self):
-        auth = await self.get_state(AuthState)
-        fields = self._fields(auth.timezone)
         self.form_error = ""
-        if fields is None:
+        if (fields := self._fields((await self.get_state(AuthState)).timezone)) is None:
             return
-        csv_rows = (await self._uploaded())._rows if self.mode == "csv" else None
-        if self.mode == "csv":
-            if csv_rows is None or not len(csv_rows):
-                self.form_error = "Add recipients: drop a CSV file here, or switch to rows by hand."
-                return
-            if csv_rows.invalid_rows:
-                self.form_error = "Some rows are invalid: fix the file, or drop the invalid rows."
-                return
-        workspace_id = await current_workspace(self)
+        if (rows := await self._recipients()) is None:
+            return
         self.submitting = True
         yield
-
-        def create() -> dict[str, Any]:
-            rows = csv_rows if csv_rows is not None else self._manual_recipients()
-            if rows.problems:
-                raise ValidationFailed(rows.problems.items)
-            batch, _ = batches.create_batch(workspace_id=workspace_id, fields=fields, rows=rows)
-            return batch
-
+        create = partial(batches.create_batch, fields=fields, rows=rows, from_form=True)
         try:
-            batch = await in_thread(create)
+            batch, _created = await call(self, create)
         except ValidationFailed as error:
-            self.submitting = False
             self.field_errors = {
                 str(d["loc"][0]): d["message"]
                 for d in error.details or []
@@ -480,8 +516,8 @@ class NewBatchState(rx.State):
             self.form_error = error_text(error)
             return
         except DomainError as error:
-            self.submitting = False
             self.form_error = error_text(error)
             return
-        self.submitting = False
+        finally:
+            self.submitting = False
         yield rx.redirect(f"/batches/{batch['id']}")

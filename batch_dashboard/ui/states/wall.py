@@ -1,14 +1,19 @@
-"""/wall?token=…: a wall screen links to its workspace's shared WallLive state."""
+"""/wall?token=…: a wall screen links to its workspace's shared WallLive state.
+
+A wall screen has no signed-in viewer: its link's token is its credential, checked on open and
+by every heartbeat, so it runs its units of work through `anonymous`.
+"""
 
 from __future__ import annotations
 
+from functools import partial
+
 import reflex as rx
 
-from batch_dashboard.db import session_scope
 from batch_dashboard.services import wall
 from batch_dashboard.ui.states import live
-from batch_dashboard.ui.states.base import in_thread
-from batch_dashboard.ui.states.live import WallLive
+from batch_dashboard.ui.states.base import anonymous, in_thread
+from batch_dashboard.ui.states.wall_live import WallLive, apply_wall, wall_snapshot
 
 
 class WallState(rx.State):
@@ -17,13 +22,9 @@ class WallState(rx.State):
     workspace_name: str = ""
 
     async def _check(self) -> tuple[str, str] | None:
+        """The link's workspace (id, name), or None once the link is unknown or revoked."""
         token = self.router.url.query_parameters.get("token", "")
-
-        def check() -> tuple[str, str] | None:
-            with session_scope() as session:
-                return wall.workspace_for_token(session, token=token)
-
-        return await in_thread(check)
+        return await anonymous(partial(wall.workspace_for_token, token=token))
 
     @rx.event
     async def heartbeat(self, _now: str = ""):
@@ -44,9 +45,6 @@ class WallState(rx.State):
             return
         workspace_id, self.workspace_name = found
         self.refused = False
-        shared = await self.get_state(WallLive)
-        link = live.wall_token(workspace_id)
-        shared = await shared._link_to(link)
-        live.remember_wall(link, workspace_id)
+        shared = await live.link_wall(self, workspace_id)
         if not shared.loaded:
-            live.apply_wall(shared, await in_thread(live.wall_snapshot, workspace_id))
+            apply_wall(shared, await in_thread(wall_snapshot, workspace_id))

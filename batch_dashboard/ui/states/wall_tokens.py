@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from typing import Any
 
 import reflex as rx
+from sqlmodel import Session
 
 from batch_dashboard.clock import to_rfc3339
-from batch_dashboard.db import session_scope
 from batch_dashboard.services import wall
 from batch_dashboard.services.errors import DomainError
-from batch_dashboard.ui.states.base import current_workspace, error_text, in_thread
+from batch_dashboard.ui.states.base import error_text, read, signed_in, write
 
 
 @dataclasses.dataclass
@@ -23,14 +24,13 @@ class WallTokenRow:
     revoked: bool = False
 
 
-def load_wall_tokens(workspace_id: str) -> list[WallTokenRow]:
-    with session_scope() as session:
-        return [
-            WallTokenRow(
-                t.id, t.prefix, t.label, to_rfc3339(t.created_at) or "", t.revoked_at is not None
-            )
-            for t in wall.list_wall_tokens(session, workspace_id=workspace_id)
-        ]
+def load_wall_tokens(session: Session, *, workspace_id: str) -> list[WallTokenRow]:
+    return [
+        WallTokenRow(
+            t.id, t.prefix, t.label, to_rfc3339(t.created_at) or "", t.revoked_at is not None
+        )
+        for t in wall.list_wall_tokens(session, workspace_id=workspace_id)
+    ]
 
 
 class WallTokensState(rx.State):
@@ -40,44 +40,33 @@ class WallTokensState(rx.State):
     error: str = ""
 
     @rx.event
+    @signed_in
     async def open(self):
-        workspace_id = await current_workspace(self)
         self.new_link, self.error = "", ""
-        if workspace_id:
-            self.tokens = await in_thread(load_wall_tokens, workspace_id)
+        self.tokens = await read(self, load_wall_tokens)
 
     @rx.event
+    @signed_in
     async def create(self, form: dict[str, Any]):
-        workspace_id = await current_workspace(self)
         label = str(form.get("wall_label", ""))
-
-        def make() -> str:
-            with session_scope(write=True) as session:
-                return wall.create_wall_token(session, workspace_id=workspace_id, label=label).token
-
         try:
-            token = await in_thread(make)
+            issued = await write(self, partial(wall.create_wall_token, label=label))
         except DomainError as error:
             self.error = error_text(error)
             return
         origin = self.router.url.origin or ""
-        self.new_link, self.error = f"{origin}/wall?token={token}", ""
-        self.tokens = await in_thread(load_wall_tokens, workspace_id)
+        self.new_link, self.error = f"{origin}/wall?token={issued.token}", ""
+        self.tokens = await read(self, load_wall_tokens)
 
     @rx.event
+    @signed_in
     async def revoke(self, token_id: str):
-        workspace_id = await current_workspace(self)
-
-        def revoke() -> None:
-            with session_scope(write=True) as session:
-                wall.revoke_wall_token(session, workspace_id=workspace_id, token_id=token_id)
-
         try:
-            await in_thread(revoke)
+            await write(self, partial(wall.revoke_wall_token, token_id=token_id))
         except DomainError as error:
             yield rx.toast.error(error_text(error))
             return
-        self.tokens = await in_thread(load_wall_tokens, workspace_id)
+        self.tokens = await read(self, load_wall_tokens)
         yield rx.toast.success("Wall screen link revoked")
 
     @rx.event

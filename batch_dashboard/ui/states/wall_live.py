@@ -1,0 +1,96 @@
+"""The wall screen's data: one shared state per workspace, which the poller (`live.py`)
+refreshes for every wall screen of it at once."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import reflex as rx
+
+from batch_dashboard.clock import system_clock
+from batch_dashboard.db import session_scope
+from batch_dashboard.services import wall
+
+
+@dataclasses.dataclass
+class WallBatch:
+    id: str = ""
+    name: str = ""
+    agent_name: str = ""
+    status: str = ""
+    total: int = 0
+    done: int = 0
+    percent: int = 0
+    dialing: int = 0
+    eta: str = ""
+    scheduled_at: str = ""
+
+
+class WallLive(rx.SharedState):
+    """One workspace's calling, as every wall screen of it shows it."""
+
+    batches: list[WallBatch] = []
+    more_batches: int = 0
+    placed: int = 0
+    connected: int = 0
+    failed: int = 0
+    connect_rate: int = 0
+    chart: list[dict[str, Any]] = []
+    updated_at: str = ""
+    loaded: bool = False
+
+
+def wall_token(workspace_id: str) -> str:
+    return "wall-" + workspace_id.replace("_", "-")  # link tokens cannot contain "_"
+
+
+def _eta_words(seconds: int | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 90:
+        return "under 2 min left"
+    if seconds < 3600:
+        return f"~{round(seconds / 60)} min left"
+    return f"~{seconds // 3600} h {round(seconds % 3600 / 60)} min left"
+
+
+def wall_snapshot(workspace_id: str) -> dict[str, Any]:
+    """Wall screens have no viewer (their link is the credential): a unit of work of its own."""
+    with session_scope() as session:
+        return wall.snapshot(session, workspace_id=workspace_id, now=system_clock.now())
+
+
+def apply_wall(live: WallLive, data: dict[str, Any]) -> None:
+    live.batches = [
+        WallBatch(
+            id=b["id"],
+            name=b["name"],
+            agent_name=b["agent_name"],
+            status=b["status"],
+            total=b["total"],
+            done=b["done"],
+            percent=b["percent"],
+            dialing=b["dialing"],
+            eta=_eta_words(b["eta_seconds"]),
+            scheduled_at=b["scheduled_at"] or "",
+        )
+        for b in data["batches"]
+    ]
+    live.more_batches = data["more_batches"]
+    live.placed, live.connected, live.failed = data["placed"], data["connected"], data["failed"]
+    live.connect_rate = data["connect_rate"]
+    live.chart = data["chart"]
+    live.updated_at = data["updated_at"]
+    live.loaded = True
+
+
+async def push_walls(app: rx.App, walls: dict[str, str]) -> None:
+    """Refresh the watched walls (token → workspace) every time, whatever changed: the clock
+    and the chart move on their own, and a snapshot costs the same for 10 batches or 10,000
+    recipients."""
+    for token, workspace_id in walls.items():
+        data = await asyncio.to_thread(wall_snapshot, workspace_id)
+        async with app.modify_state(rx.BaseStateToken(ident=token, cls=WallLive)) as root:
+            apply_wall(await root.get_state(WallLive), data)
