@@ -1,5 +1,5 @@
 """One status vocabulary and colour everywhere (badges, bars, wall screen), and the words for
-failure reasons (PRODUCT.md: never a code alone)."""
+failure reasons (docs/api.md lists them: never a code alone)."""
 
 from __future__ import annotations
 
