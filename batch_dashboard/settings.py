@@ -1,4 +1,4 @@
-"""The one Settings object: every knob of OPERATIONS.md, read from the environment and `.env`."""
+"""The one Settings object: every knob of docs/operations.md, from the environment and `.env`."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     secret_key: str = Field("", validation_alias="BATCH_SECRET_KEY")
     # /metrics is served only when this is set; scrapers send it as a bearer token.
     metrics_token: str = Field("", validation_alias="BATCH_METRICS_TOKEN")
-    # The dialer's own knobs (not in OPERATIONS.md's table; the defaults suit production).
+    # The dialer's own knobs (docs/operations.md, "Dialer internals"; the defaults suit production).
     lease_seconds: float = Field(30, gt=0, validation_alias="BATCH_LEASE_SECONDS")
     worker_max_calls: int = Field(500, ge=1, validation_alias="BATCH_WORKER_MAX_CALLS")
     recovery_interval_seconds: float = Field(

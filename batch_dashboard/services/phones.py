@@ -1,6 +1,6 @@
 """E.164 normalisation and validation.
 
-`is_valid_number` is the rule (API.md); this module only makes it cheap for 50,000 numbers:
+`is_valid_number` is the rule (docs/api.md); this module only makes it cheap for 50,000 numbers:
 - a fast path builds the PhoneNumber from "+digits" directly instead of `phonenumbers.parse`,
   and is used only where `parse` could not have read the digits differently (no national
   prefix to strip, no leading zero) and only to *accept*; everything else takes the full parse,
@@ -23,7 +23,7 @@ import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumber, PhoneNumberFormat, is_valid_number
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
-# Characters people put in numbers for readability; API.md says they are ignored.
+# Characters people put in numbers for readability; docs/api.md says they are ignored.
 _SEPARATORS = str.maketrans("", "", " -.()\t\u00a0\u2009\u202f\u2010\u2011\u2012\u2013")
 _MAX_E164_DIGITS = 15
 

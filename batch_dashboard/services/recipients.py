@@ -154,7 +154,7 @@ def from_json(recipients: object, *, max_recipients: int) -> RecipientRows:
             else:
                 rows.flag(index, [*where, "dynamic_vars"], "must be an object of variables")
         extra = {k: v for k, v in item.items() if k not in ("dynamic_vars", *PHONE_FIELDS)}
-        # Fields on the recipient object win over dynamic_vars of the same name (API.md).
+        # Fields on the recipient object win over dynamic_vars of the same name (docs/api.md).
         _take_variables(rows, index, extra, where, variables)
         rows.variables.append(variables)
     return rows

@@ -1,4 +1,4 @@
-"""The /v1 contract of API.md, route by route (each test runs on SQLite and on PostgreSQL)."""
+"""The /v1 contract of docs/api.md, route by route (each test runs on SQLite and on PostgreSQL)."""
 
 from __future__ import annotations
 

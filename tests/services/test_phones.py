@@ -17,7 +17,7 @@ SEED = 20240611
 
 
 def naive(number: str) -> str | None:
-    """The rule of API.md, written the slow obvious way."""
+    """The rule of docs/api.md, written the slow obvious way."""
     try:
         parsed = phonenumbers.parse(number, None)
     except phonenumbers.NumberParseException:
