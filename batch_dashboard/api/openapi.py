@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from batch_dashboard.models import ErrorResponse
+from batch_dashboard.services.outcomes import RETRY_ON
 
 _ERROR_EXAMPLES = {
     401: ("unauthorized", "unknown API key"),
@@ -96,9 +97,7 @@ CREATE_BATCH_OPENAPI: dict[str, Any] = {
                                 "max_attempts": {"type": "integer", "minimum": 1, "maximum": 10},
                                 "retry_on": {
                                     "type": "array",
-                                    "items": {
-                                        "enum": ["no_answer", "busy", "voicemail", "provider_error"]
-                                    },
+                                    "items": {"enum": [reason.value for reason in RETRY_ON]},
                                 },
                                 "delay_seconds": {
                                     "type": "integer",

@@ -273,6 +273,14 @@ def _post_csv(client, tenant: Tenant, text: str | bytes, **fields):
     )
 
 
+def test_a_form_number_in_other_digits_is_a_validation_error(client, tenant):
+    # "²" is a digit to str.isdigit() but not a number int() reads: it was a 500.
+    for value in ("²", "1²"):
+        response = _post_csv(client, tenant, "phone\n+14155552671\n", ringing_timeout_ms=value)
+        assert response.status_code == 422, response.text
+        assert error_locs(response) == [["ringing_timeout_ms"]]
+
+
 def test_create_from_csv(client, tenant):
     text = '\ufeffPhone ; first_name;appointment_time\r\n+1 415 555 2671;Ada; 3pm \r\n\r\n+14155552672;"Bo;b";\r\n'
     response = _post_csv(client, tenant, text, ringing_timeout_ms="45000")
@@ -463,7 +471,9 @@ def test_stop_cancels_what_is_not_dialed_and_refuses_a_finished_batch(client, te
     for bad in ({"hang_up": "yes"}, {"hangup": True}, [1]):
         refused = client.post(url.format(running["id"]), json=bad, headers=tenant.headers)
         assert refused.status_code == 422, bad
-    response = client.post(url.format(running["id"]), json={"hang_up": True}, headers=tenant.headers)
+    response = client.post(
+        url.format(running["id"]), json={"hang_up": True}, headers=tenant.headers
+    )
     assert response.status_code == 200
     stopped = response.json()
     assert (stopped["status"], stopped["stopping"]) == ("running", True)

@@ -80,7 +80,7 @@ def _parse_int(
     """An optional whole number in [low, high]; forms send it as text."""
     if value is None or (from_form and value == ""):
         return default
-    if from_form and isinstance(value, str) and value.strip().isdigit() and len(value) < 12:
+    if from_form and isinstance(value, str) and value.strip().isdecimal() and len(value) < 12:
         value = int(value.strip())
     if isinstance(value, float) and value.is_integer():
         value = int(value)

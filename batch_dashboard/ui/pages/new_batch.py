@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from batch_dashboard.services.outcomes import RETRY_ON_WORDS
 from batch_dashboard.ui.components import field, page_header, pager
 from batch_dashboard.ui.layout import frame
 from batch_dashboard.ui.states.base import AuthState
@@ -352,12 +353,6 @@ def _manual_recipients() -> rx.Component:
     )
 
 
-REASONS = (
-    ("no_answer", "No answer"),
-    ("busy", "Busy"),
-    ("voicemail", "Voicemail"),
-    ("provider_error", "Call failed"),
-)
 DAY_NAMES = tuple((day, day.capitalize()) for day in WEEKDAYS)
 
 
@@ -403,7 +398,7 @@ def _rules_card() -> rx.Component:
                         rx.text(label, size="2"),
                         style={"display": "flex", "gap": "6px", "align_items": "center"},
                     )
-                    for value, label in REASONS
+                    for value, label in RETRY_ON_WORDS.items()
                 ],
                 spacing="4",
                 wrap="wrap",

@@ -476,10 +476,7 @@ class SettingsState(rx.State):
     @rx.event
     @signed_in
     async def create(self, form: dict[str, Any]):
-        label = str(form.get("label") or "").strip()
-        if len(label) > 200:
-            self.create_error = "label: must be at most 200 characters"
-            return
+        label = str(form.get("label") or "")
         self.creating, self.create_error = True, ""
         yield
         try:

@@ -44,12 +44,11 @@ def load_entries(session: Session, *, workspace_id: str) -> list[DoNotCallRow]:
 def read_csv(file: BinaryIO) -> RecipientRows:
     """An uploaded list, read and checked like a batch's recipients (no workspace data)."""
     settings = get_settings()
-    return recipients.validate(
-        recipients.from_csv(
-            file,
-            max_recipients=settings.max_recipients_per_batch,
-            max_bytes=settings.max_upload_bytes,
-        )
+    return recipients.checked_csv(
+        file,
+        max_recipients=settings.max_recipients_per_batch,
+        max_bytes=settings.max_upload_bytes,
+        parallel_from=settings.parallel_validation_threshold,
     )
 
 

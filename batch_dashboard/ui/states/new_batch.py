@@ -1,6 +1,6 @@
 """/batches/new: the form, the CSV (or hand-made) recipients and their preview.
 
-The preview is made by the very functions the API's upload uses (recipients.from_csv,
+The preview is made by the very functions the API's upload uses (recipients.checked_csv,
 from_json, validate), and only one page of it is ever sent to the browser.
 """
 
@@ -77,11 +77,12 @@ def _options(workspace_id: str) -> tuple[list[AgentOption], list[NumberOption]]:
         options = []
         for agent in agents.list_agents(session, workspace_id=workspace_id):
             number = by_id.get(agent.phone_number_id or "")
+            problem = batches.caller_problem(agent, number)
             why = ""
-            if number is None:
-                why = "No caller number bound"
-            elif not number.outbound_enabled:
+            if problem is batches.CallerProblem.inbound_only and number is not None:
                 why = f"{phones.for_people(number.phone_number)} cannot call out"
+            elif problem is not None:
+                why = "No caller number bound"
             options.append(
                 AgentOption(agent.id, agent.name, not why, why, agents.agent_placeholders(agent))
             )
@@ -315,16 +316,12 @@ class NewBatchState(rx.State):
         settings = get_settings()
 
         def parse() -> RecipientRows:
-            rows = recipients.from_csv(
+            return recipients.checked_csv(
                 upload.file,
                 max_recipients=settings.max_recipients_per_batch,
                 max_bytes=settings.max_upload_bytes,
+                parallel_from=settings.parallel_validation_threshold,
             )
-            check = recipients.check_numbers(
-                rows, parallel=len(rows) >= settings.parallel_validation_threshold
-            )
-            recipients.apply_validity(rows, check)
-            return rows
 
         try:
             rows = await in_thread(parse)
