@@ -63,6 +63,8 @@ def create_phone_number(args: argparse.Namespace) -> dict[str, Any]:
             label=args.label,
             provider=args.provider or get_settings().provider,
             outbound_enabled=args.outbound,
+            connection_id=args.connection_id,
+            external_id=args.external_id,
         )
         return agents.phone_number_public(number)
 
@@ -79,8 +81,34 @@ def create_agent(args: argparse.Namespace) -> dict[str, Any]:
             phone_number_id=args.phone_number_id,
             webhook_url=args.webhook_url,
             opt_out_field=args.opt_out_field,
+            connection_id=args.connection_id,
+            external_agent_id=args.external_agent_id,
+            stream_url=args.stream_url,
         )
         return {**agents.agent_public(agent), "webhook_secret": secret}
+
+
+def create_connection(args: argparse.Namespace) -> dict[str, Any]:
+    from batch_dashboard.services import connections
+
+    credentials: dict[str, str] = {}
+    for item in args.credential:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise DomainError(f"--credential takes KEY=VALUE (got {key or item!r})")
+        credentials[key.strip()] = value
+    fields: dict[str, Any] = {
+        "provider": args.provider,
+        "name": args.name,
+        "credentials": credentials,
+    }
+    if args.base_url:
+        fields["base_url"] = args.base_url
+    if args.calls_per_second is not None:
+        fields["calls_per_second"] = args.calls_per_second
+    with session_scope(write=True) as session:
+        auth.get_workspace(session, workspace_id=args.workspace)
+        return connections.create_connection(session, workspace_id=args.workspace, fields=fields)
 
 
 def create_user(args: argparse.Namespace) -> dict[str, Any]:
@@ -154,6 +182,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--label", default="")
     sub.add_argument("--provider", default=None)
     sub.add_argument("--no-outbound", dest="outbound", action="store_false")
+    sub.add_argument(
+        "--connection-id", default=None, help="the telephony connection it calls through"
+    )
+    sub.add_argument("--external-id", default=None, help="the number's id at the platform")
     sub = command("create-agent", create_agent, "an agent (prints its webhook secret once)")
     sub.add_argument("--workspace", required=True)
     sub.add_argument("--name", required=True)
@@ -165,6 +197,26 @@ def _parser() -> argparse.ArgumentParser:
         "--opt-out-field",
         default=None,
         help="data-collection field whose true value adds the callee to the do-not-call list",
+    )
+    sub.add_argument("--connection-id", default=None, help="the telephony connection it runs on")
+    sub.add_argument("--external-agent-id", default=None, help="the agent's id at the platform")
+    sub.add_argument("--stream-url", default=None, help="Twilio: the bot's wss:// media stream")
+    sub = command(
+        "create-connection",
+        create_connection,
+        "a telephony connection (prints it with its events_url; never the credentials)",
+    )
+    sub.add_argument("--workspace", required=True)
+    sub.add_argument("--provider", required=True, help="twilio, simulator, http")
+    sub.add_argument("--name", required=True)
+    sub.add_argument("--base-url", default=None, help="the platform's API base URL, if not its own")
+    sub.add_argument("--calls-per-second", type=float, default=None)
+    sub.add_argument(
+        "--credential",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="repeat for each, e.g. account_sid=AC… auth_token=…",
     )
     sub = command("create-user", create_user, "a console login")
     sub.add_argument("--workspace", required=True)

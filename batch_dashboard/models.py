@@ -110,6 +110,28 @@ class ApiKey(SQLModel, table=True):
     revoked_at: datetime | None = None
 
 
+class Connection(SQLModel, table=True):
+    """A workspace's account at a telephony platform (services/connections.py)."""
+
+    __tablename__ = "connection"
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspace.id", index=True, max_length=40)
+    provider: str = Field(max_length=20)
+    name: str = Field(max_length=200)
+    # The credentials as one sealed JSON object (sealing.py); never returned or logged.
+    credentials: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # The last characters of each credential, what the API and the console show.
+    credential_hints: dict[str, str] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    base_url: str | None = Field(default=None, max_length=2000)
+    # The account's call-creation limit, held across every worker (0: none).
+    calls_per_second: float = 1.0
+    # Pacing shared by every worker: the earliest moment this account may create a call.
+    next_call_at: datetime | None = None
+    created_at: datetime
+
+
 class PhoneNumber(SQLModel, table=True):
     __tablename__ = "phone_number"
     id: str = Field(primary_key=True, max_length=40)
@@ -117,6 +139,10 @@ class PhoneNumber(SQLModel, table=True):
     phone_number: str = Field(max_length=20)
     label: str = Field(default="", max_length=200)
     provider: str = Field(default="simulator", max_length=40)
+    # The account it calls through (None: the provider above with the deployment's settings),
+    # and its id there where the platform has one.
+    connection_id: str | None = Field(default=None, foreign_key="connection.id", max_length=40)
+    external_id: str | None = Field(default=None, max_length=200)
     outbound_enabled: bool = True
     created_at: datetime
     deleted_at: datetime | None = None
@@ -147,6 +173,11 @@ class Agent(SQLModel, table=True):
     data_collection: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
+    # The platform it runs on: its connection, and its id there (hosted platforms) or the
+    # media-stream websocket of the user's own bot (Twilio).
+    connection_id: str | None = Field(default=None, foreign_key="connection.id", max_length=40)
+    external_agent_id: str | None = Field(default=None, max_length=200)
+    stream_url: str | None = Field(default=None, max_length=2000)
     created_at: datetime
     deleted_at: datetime | None = None
 
@@ -201,6 +232,8 @@ class Batch(SQLModel, table=True):
     )
     # When some recipients wait for their calling window: the earliest time one opens.
     next_window_at: datetime | None = None
+    # {"action": "hang_up" | "leave_message", "message": "..."}; None: the platform's default.
+    voicemail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Recipient(SQLModel, table=True):
@@ -226,6 +259,8 @@ class Recipient(SQLModel, table=True):
     status: str = Field(max_length=16)
     attempts: int = 0
     attempt_id: str | None = Field(default=None, max_length=40)
+    # The platform's id of the attempt's call, stored before anything else happens to it.
+    provider_call_id: str | None = Field(default=None, max_length=100)
     lease_expires_at: datetime | None = None
     next_attempt_at: datetime | None = None
     conversation_id: str | None = Field(default=None, max_length=40)
@@ -362,6 +397,10 @@ class BatchPublic(BaseModel):
         None, description="At most this many calls of this batch at once"
     )
     paused: bool = PydanticField(False, description="A paused batch places no new calls")
+    voicemail: dict[str, Any] | None = PydanticField(
+        None,
+        description='When a machine answers: {"action": "hang_up" | "leave_message", "message"}',
+    )
     stopping: bool = PydanticField(
         False,
         description="Stopped while calls were live: no new calls; it ends cancelled with its last call",
@@ -402,6 +441,13 @@ class AgentPublic(BaseModel):
     phone_number_id: str | None
     webhook_url: str | None
     placeholders: list[str]
+    connection_id: str | None = PydanticField(None, description="The telephony connection")
+    external_agent_id: str | None = PydanticField(
+        None, description="The agent's id at its platform (ElevenLabs, Vapi, Retell)"
+    )
+    stream_url: str | None = PydanticField(
+        None, description="Twilio: the wss:// media stream of the user's own bot"
+    )
 
 
 class AgentList(BaseModel):
@@ -414,6 +460,8 @@ class PhoneNumberPublic(BaseModel):
     label: str
     provider: str
     outbound_enabled: bool
+    connection_id: str | None = PydanticField(None, description="The telephony connection")
+    external_id: str | None = PydanticField(None, description="The number's id at its platform")
 
 
 class PhoneNumberList(BaseModel):

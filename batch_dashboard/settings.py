@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Literal
 
@@ -17,6 +18,11 @@ class Settings(BaseSettings):
     )
     dialer: Literal["embedded", "off"] = Field("embedded", validation_alias="BATCH_DIALER")
     provider: str = Field("simulator", validation_alias="BATCH_PROVIDER")
+    # How telephony platforms reach this service (their events; Twilio signs this exact URL).
+    public_url: str = Field(
+        default_factory=lambda: f"http://localhost:{os.environ.get('PORT') or 3000}",
+        validation_alias="BATCH_PUBLIC_URL",
+    )
     sim_outcomes: str = Field(
         "completed=0.8,no_answer=0.1,busy=0.05,failed=0.05", validation_alias="BATCH_SIM_OUTCOMES"
     )

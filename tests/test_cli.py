@@ -214,3 +214,50 @@ def test_create_wall_token(fresh_url: str, tmp_path: Path) -> None:
         "create-wall-token", "--workspace", "ws_nope", url=fresh_url, cwd=tmp_path, check=False
     )
     assert missing.returncode != 0 and "ws_nope" in missing.stderr
+
+
+def test_create_connection_links_numbers_and_agents(fresh_url: str, tmp_path: Path) -> None:
+    run_cli("migrate", url=fresh_url, cwd=tmp_path)
+    ws = json.loads(run_cli("create-workspace", "Acme", url=fresh_url, cwd=tmp_path).stdout)[
+        "workspace_id"
+    ]
+    token = "f00dfacecafebeef0123456789abcdef"
+    made = json.loads(
+        run_cli(
+            *("create-connection", "--workspace", ws, "--provider", "twilio", "--name", "Prod"),
+            *("--calls-per-second", "3", "--credential", "account_sid=AC" + "1" * 32),
+            *("--credential", f"auth_token={token}"),
+            url=fresh_url,
+            cwd=tmp_path,
+        ).stdout
+    )
+    assert made["provider"] == "twilio" and made["calls_per_second"] == 3.0
+    assert made["events_url"].endswith(f"/v1/provider-events/twilio/{made['id']}")
+    assert token not in json.dumps(made) and made["credentials"]["auth_token"] == "…cdef"
+    number = json.loads(
+        run_cli(
+            *("create-phone-number", "--workspace", ws, "--number", "+14155550100"),
+            *("--connection-id", made["id"], "--external-id", "PN" + "2" * 32),
+            url=fresh_url,
+            cwd=tmp_path,
+        ).stdout
+    )
+    assert (number["provider"], number["connection_id"]) == ("twilio", made["id"])
+    agent = json.loads(
+        run_cli(
+            *("create-agent", "--workspace", ws, "--name", "Bot", "--prompt", "Hi"),
+            *("--phone-number-id", number["id"], "--stream-url", "wss://bot.example.com/s"),
+            url=fresh_url,
+            cwd=tmp_path,
+        ).stdout
+    )
+    assert agent["connection_id"] == made["id"] and agent["stream_url"] == "wss://bot.example.com/s"
+    refused = run_cli(
+        *("create-connection", "--workspace", ws, "--provider", "twilio", "--name", "Bad"),
+        "--credential",
+        "auth_token",
+        url=fresh_url,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert refused.returncode == 1 and "KEY=VALUE" in refused.stderr

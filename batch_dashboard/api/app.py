@@ -17,6 +17,7 @@ from batch_dashboard.api import bodies, metrics
 from batch_dashboard.api.routes import (
     agents,
     batches,
+    connections,
     do_not_call,
     health,
     provider_events,
@@ -148,6 +149,7 @@ def create_api() -> FastAPI:
     api.include_router(agents.router)
     api.include_router(webhooks.router)
     api.include_router(do_not_call.router)
+    api.include_router(connections.router)
     api.include_router(provider_events.router)
 
     @api.api_route(

@@ -8,6 +8,7 @@ process that placed it is gone (that is how expired leases are settled).
 from __future__ import annotations
 
 import asyncio
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,24 @@ from enum import StrEnum
 from typing import Any
 
 from batch_dashboard.clock import Clock, system_clock
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
+
+
+def render(template: str, variables: dict[str, Any]) -> tuple[str, list[str]]:
+    """Fill `{{name}}` placeholders; a missing value becomes empty text and is reported."""
+    missing: list[str] = []
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in variables:
+            value = variables[name]
+            return ("yes" if value else "no") if isinstance(value, bool) else str(value)
+        if name not in missing:
+            missing.append(name)
+        return ""
+
+    return _PLACEHOLDER.sub(fill, template), missing
 
 
 class CallStatus(StrEnum):
@@ -52,6 +71,14 @@ class CallRequest:
     agent: AgentSnapshot
     variables: dict[str, Any]
     ringing_timeout_ms: int
+    # Where the call runs, for platforms other than the simulator and the HTTP runtime.
+    connection_id: str | None = None
+    # The caller number's id at the platform, and the agent's (or its bot's media stream).
+    from_external_id: str | None = None
+    external_agent_id: str | None = None
+    stream_url: str | None = None
+    # The batch's answering-machine choice: {"action": "hang_up" | "leave_message", "message"}.
+    voicemail: dict[str, Any] | None = None
 
 
 @dataclass
@@ -70,6 +97,10 @@ class CallResult:
     evaluations: dict[str, Any] | None = None
     data_collection: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    # The platform's id of the call, where it has its own (Twilio's CallSid).
+    call_id: str | None = None
+    # The platform's own words when it failed the call (shown in logs and the breaker).
+    message: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -88,6 +119,15 @@ class ProviderError(Exception):
         self.retryable = retryable
 
 
+class NotPlaced(ProviderError):
+    """The platform created no call and asked us to wait (429, a concurrency limit): the
+    recipient goes back in line without spending an attempt, the account slows down."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message, retryable=True)
+        self.retry_after = retry_after
+
+
 class Provider(ABC):
     name: str = "provider"
     # How often `wait` asks about a live call when the provider gives no end time.
@@ -103,11 +143,12 @@ class Provider(ABC):
         """Place calls (one result per request, in order); the result may already be final."""
 
     @abstractmethod
-    async def call_status(self, attempt_id: str) -> CallResult | None:
-        """What happened to an attempt; None when the provider never received it."""
+    async def call_status(self, attempt_id: str, call_id: str | None = None) -> CallResult | None:
+        """What happened to an attempt (`call_id`: the platform's id, when it gave one); None
+        when the provider never received it."""
 
     @abstractmethod
-    async def hang_up(self, attempt_id: str) -> None: ...
+    async def hang_up(self, attempt_id: str, call_id: str | None = None) -> None: ...
 
     async def wait(self, attempt_id: str, placed: CallResult) -> CallResult:
         """Until the call ends. Providers with status events may return sooner."""
@@ -117,7 +158,7 @@ class Provider(ABC):
             if result.expected_end is not None:
                 delay = max(0.0, (result.expected_end - self.clock.now()).total_seconds())
             await asyncio.sleep(delay)
-            status = await self.call_status(attempt_id)
+            status = await self.call_status(attempt_id, result.call_id)
             if status is None:
                 raise ProviderError(f"provider lost attempt {attempt_id}", retryable=False)
             result = status

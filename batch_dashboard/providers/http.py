@@ -372,10 +372,10 @@ class HttpProvider(Provider):
             return None
         return self._read(response, attempt_id)
 
-    async def call_status(self, attempt_id: str) -> CallResult | None:
+    async def call_status(self, attempt_id: str, call_id: str | None = None) -> CallResult | None:
         return await self._status(attempt_id)
 
-    async def hang_up(self, attempt_id: str) -> None:
+    async def hang_up(self, attempt_id: str, call_id: str | None = None) -> None:
         # 404: the runtime never had the call; 409: it has ended already. Nothing to hang up.
         await self._send("POST", f"/calls/{quote(attempt_id, safe='')}/hangup", accept=(404, 409))
 

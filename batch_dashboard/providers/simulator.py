@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +30,7 @@ from batch_dashboard.providers.base import (
     CallStatus,
     Provider,
     ProviderError,
+    render,
 )
 from batch_dashboard.settings import Settings, get_settings
 
@@ -41,7 +41,6 @@ FAILURE_REASONS = {
     "voicemail": "voicemail",
     "failed": "call_failed",
 }
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
 
 
 def parse_outcomes(text: str) -> list[tuple[str, float]]:
@@ -66,22 +65,6 @@ def parse_outcomes(text: str) -> list[tuple[str, float]]:
     if not mix or sum(weight for _, weight in mix) <= 0:
         raise ValueError("BATCH_SIM_OUTCOMES: give at least one outcome a positive weight")
     return mix
-
-
-def render(template: str, variables: dict[str, Any]) -> tuple[str, list[str]]:
-    """Fill `{{name}}` placeholders; a missing value becomes empty text and is reported."""
-    missing: list[str] = []
-
-    def fill(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name in variables:
-            value = variables[name]
-            return ("yes" if value else "no") if isinstance(value, bool) else str(value)
-        if name not in missing:
-            missing.append(name)
-        return ""
-
-    return _PLACEHOLDER.sub(fill, template), missing
 
 
 def _conversation(
@@ -247,7 +230,7 @@ class Simulator(Provider):
         )
         return _as_of(result, self.clock.now())
 
-    async def call_status(self, attempt_id: str) -> CallResult | None:
+    async def call_status(self, attempt_id: str, call_id: str | None = None) -> CallResult | None:
         return await asyncio.to_thread(self._status, attempt_id)
 
     def _hang_up(self, attempt_id: str) -> None:
@@ -259,7 +242,7 @@ class Simulator(Provider):
                 .values(hung_up_at=now)
             )
 
-    async def hang_up(self, attempt_id: str) -> None:
+    async def hang_up(self, attempt_id: str, call_id: str | None = None) -> None:
         await asyncio.to_thread(self._hang_up, attempt_id)
 
     async def wait(self, attempt_id: str, placed: CallResult) -> CallResult:

@@ -9,6 +9,7 @@ import re
 import secrets
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, bindparam, update
 from sqlmodel import Session, select
@@ -17,7 +18,7 @@ from batch_dashboard import sealing
 from batch_dashboard.clock import system_clock
 from batch_dashboard.ids import new_id
 from batch_dashboard.models import Agent, PhoneNumber
-from batch_dashboard.services import phones, webhooks
+from batch_dashboard.services import connections, phones, webhooks
 from batch_dashboard.services.errors import NotFound, Problems, checked_label, is_clean_id
 from batch_dashboard.settings import get_settings
 
@@ -84,6 +85,9 @@ def agent_public(agent: Agent) -> dict[str, Any]:
         "phone_number_id": agent.phone_number_id,
         "webhook_url": agent.webhook_url,
         "placeholders": agent_placeholders(agent),
+        "connection_id": agent.connection_id,
+        "external_agent_id": agent.external_agent_id,
+        "stream_url": agent.stream_url,
     }
 
 
@@ -94,6 +98,8 @@ def phone_number_public(number: PhoneNumber) -> dict[str, Any]:
         "label": number.label,
         "provider": number.provider,
         "outbound_enabled": number.outbound_enabled,
+        "connection_id": number.connection_id,
+        "external_id": number.external_id,
     }
 
 
@@ -147,8 +153,15 @@ def create_phone_number(
     label: str = "",
     provider: str = "simulator",
     outbound_enabled: bool = True,
+    connection_id: str | None = None,
+    external_id: str | None = None,
     now: datetime | None = None,
 ) -> PhoneNumber:
+    """A caller number; with a connection, its provider is the connection's."""
+    if connection_id is not None:
+        provider = connections.get_connection(
+            session, workspace_id=workspace_id, connection_id=connection_id
+        ).provider
     problems = Problems()
     clean, reason = phones.normalize(number)
     canonical = phones.check_valid(clean) if clean else None
@@ -165,11 +178,32 @@ def create_phone_number(
         label=label,
         provider=provider,
         outbound_enabled=outbound_enabled,
+        connection_id=connection_id,
+        external_id=_external_id(external_id, problems, field="external_id"),
         created_at=now or system_clock.now(),
     )
     session.add(record)
     session.flush()
     return record
+
+
+def _external_id(value: str | None, problems: Problems, *, field: str) -> str | None:
+    """A platform's own id for a number or an agent."""
+    if value is None or not value.strip():
+        return None
+    if len(value) > 200 or any(ord(char) < 33 for char in value.strip()):
+        problems.add([field], "must be the platform's id: up to 200 characters, no spaces")
+    return value.strip()
+
+
+def _check_stream_url(value: str | None, problems: Problems) -> str | None:
+    if value is None or not value.strip():
+        return None
+    url = value.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("wss", "ws") or not parts.hostname or len(url) > 2000:
+        problems.add(["stream_url"], "must be the bot's media-stream websocket, wss://…")
+    return url
 
 
 def _check_agent(
@@ -208,10 +242,22 @@ def create_agent(
     evaluation_criteria: list[dict[str, Any]] | None = None,
     data_collection: list[dict[str, Any]] | None = None,
     opt_out_field: str | None = None,
+    connection_id: str | None = None,
+    external_agent_id: str | None = None,
+    stream_url: str | None = None,
     now: datetime | None = None,
 ) -> tuple[Agent, str]:
-    """The new agent and its webhook signing secret (shown once)."""
+    """The new agent and its webhook signing secret (shown once). Without a connection it is
+    on its caller number's."""
     _check_agent(session, workspace_id, name, prompt, phone_number_id, webhook_url)
+    problems = Problems()
+    if connection_id is None and phone_number_id is not None:
+        connection_id = session.get(PhoneNumber, phone_number_id).connection_id  # type: ignore[union-attr]
+    elif connection_id is not None:
+        connections.get_connection(session, workspace_id=workspace_id, connection_id=connection_id)
+    external_agent_id = _external_id(external_agent_id, problems, field="external_agent_id")
+    stream_url = _check_stream_url(stream_url, problems)
+    problems.raise_if_any()
     secret = new_webhook_secret()
     agent = Agent(
         id=new_id("agent"),
@@ -225,6 +271,9 @@ def create_agent(
         evaluation_criteria=evaluation_criteria or [],
         data_collection=data_collection or [],
         opt_out_field=opt_out_field or None,
+        connection_id=connection_id,
+        external_agent_id=external_agent_id,
+        stream_url=stream_url,
         created_at=now or system_clock.now(),
     )
     session.add(agent)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from batch_dashboard.models import ApiKey
-from batch_dashboard.services import agents, auth
+from batch_dashboard.services import agents, auth, connections
 from batch_dashboard.settings import get_settings
 
 WORKSPACE_NAME = "Demo"
@@ -68,17 +68,34 @@ def _demo_key(session: Session, workspace_id: str) -> str:
     return issued.api_key
 
 
+def _simulator_connection(session: Session, workspace_id: str) -> str:
+    """The demo calls through the simulator, a connection like any other (no setup needed)."""
+    listed = connections.list_connections(session, workspace_id=workspace_id)["connections"]
+    for connection in listed:
+        if connection["provider"] == "simulator":
+            return connection["id"]
+    made = connections.create_connection(
+        session, workspace_id=workspace_id, fields={"provider": "simulator", "name": "Simulator"}
+    )
+    return made["id"]
+
+
 def seed_demo(session: Session) -> dict[str, Any]:
     workspace = auth.find_workspace_by_name(session, name=WORKSPACE_NAME)
     if workspace is None:
         workspace = auth.create_workspace(session, name=WORKSPACE_NAME)
+    simulator = _simulator_connection(session, workspace.id)
     numbers = {
         n.phone_number: n for n in agents.list_phone_numbers(session, workspace_id=workspace.id)
     }
     for number, label in NUMBERS:
         if number not in numbers:
             numbers[number] = agents.create_phone_number(
-                session, workspace_id=workspace.id, number=number, label=label
+                session,
+                workspace_id=workspace.id,
+                number=number,
+                label=label,
+                connection_id=simulator,
             )
     existing = {a.name: a for a in agents.list_agents(session, workspace_id=workspace.id)}
     for spec, (number, _label) in zip((REMINDER_AGENT, SURVEY_AGENT), NUMBERS, strict=True):

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -29,6 +29,7 @@ from batch_dashboard.models import (
     Agent,
     Batch,
     CallMinute,
+    Connection,
     Conversation,
     PhoneNumber,
     Recipient,
@@ -64,9 +65,15 @@ class Claim:
     phone: str
     variables: dict[str, Any]
     from_number: str
+    # The registry's key of the adapter: the number's connection id, else a provider name.
     provider: str
     agent: AgentSnapshot
     ringing_timeout_ms: int
+    connection_id: str | None = None
+    from_external_id: str | None = None
+    external_agent_id: str | None = None
+    stream_url: str | None = None
+    voicemail: dict[str, Any] | None = None
 
     def request(self) -> CallRequest:
         return CallRequest(
@@ -80,6 +87,11 @@ class Claim:
             agent=self.agent,
             variables=self.variables,
             ringing_timeout_ms=self.ringing_timeout_ms,
+            connection_id=self.connection_id,
+            from_external_id=self.from_external_id,
+            external_agent_id=self.external_agent_id,
+            stream_url=self.stream_url,
+            voicemail=self.voicemail,
         )
 
 
@@ -91,6 +103,7 @@ class Attempt:
     attempt_id: str
     batch_id: str
     provider: str
+    call_id: str | None = None
 
 
 def _is_postgres(session: Session) -> bool:
@@ -181,12 +194,18 @@ def _screen(session: Session, batch: Any, rows: list[Any], now: datetime) -> Scr
     return Screened(failed=failed, later=later)
 
 
-def _pacing_allowance(number: PhoneNumber, calls_per_second: float, now: datetime) -> int:
+def _pacing_allowance(next_at: datetime | None, calls_per_second: float, now: datetime) -> int:
+    """How many calls a caller number or an account may start now (its rate across every
+    worker: the claims of one workspace are serialised, and each account is one workspace's)."""
     if calls_per_second <= 0:
         return 1 << 30
-    if number.next_dial_at is not None and number.next_dial_at > now:
+    if next_at is not None and next_at > now:
         return 0
     return max(1, math.floor(calls_per_second * PACING_SLICE_SECONDS))
+
+
+def _paced_until(now: datetime, calls: int, calls_per_second: float) -> datetime:
+    return now + timedelta(seconds=calls / calls_per_second)
 
 
 def claim_calls(
@@ -212,6 +231,7 @@ def claim_calls(
             batches_t.c.max_concurrency,
             batches_t.c.dialing_count,
             batches_t.c.calling_window,
+            batches_t.c.voicemail,
         )
         .where(
             batches_t.c.status.in_(LIVE_BATCH),
@@ -240,8 +260,8 @@ def claim_calls(
     return claims
 
 
-def _load_callers(session: Session, batches: list[Any]) -> list[Agent | PhoneNumber]:
-    """The batches' agents and numbers in two queries, into the session's identity map, so the
+def _load_callers(session: Session, batches: list[Any]) -> list[Agent | PhoneNumber | Connection]:
+    """The batches' agents, numbers and accounts in three queries, into the session's identity map, so the
     per-batch lookups of the claim below cost no query each. The identity map holds objects
     weakly: the caller keeps the returned list for as long as the lookups run."""
     agents = list(
@@ -256,7 +276,13 @@ def _load_callers(session: Session, batches: list[Any]) -> list[Agent | PhoneNum
         if number_ids
         else []
     )
-    return [*agents, *numbers]
+    connection_ids = {n.connection_id for n in numbers} - {None}
+    accounts = (
+        session.execute(select(Connection).where(Connection.id.in_(connection_ids))).scalars().all()
+        if connection_ids
+        else []
+    )
+    return [*agents, *numbers, *accounts]
 
 
 def _claim_in_workspace(
@@ -285,7 +311,12 @@ def _claim_in_workspace(
             fail_batch(session, batch_id=batch.id, now=now, why=problem.value)
             continue
         assert agent is not None and number is not None
-        count = min(share, _pacing_allowance(number, calls_per_second, now))
+        account = session.get(Connection, number.connection_id) if number.connection_id else None
+        count = min(share, _pacing_allowance(number.next_dial_at, calls_per_second, now))
+        if account is not None:
+            count = min(
+                count, _pacing_allowance(account.next_call_at, account.calls_per_second, now)
+            )
         if batch.max_concurrency is not None:
             count = min(count, batch.max_concurrency - batch.dialing_count)
         if count <= 0 or not transitions.start_batch(session, batch_id=batch.id, now=now):
@@ -301,12 +332,15 @@ def _claim_in_workspace(
         if not rows:
             continue
         if calls_per_second > 0:
-            number.next_dial_at = now + timedelta(seconds=len(rows) / calls_per_second)
+            number.next_dial_at = _paced_until(now, len(rows), calls_per_second)
             session.add(number)
-            session.flush()
+        if account is not None and account.calls_per_second > 0:
+            account.next_call_at = _paced_until(now, len(rows), account.calls_per_second)
+            session.add(account)
+        session.flush()
         available -= len(rows)
         snapshot = _snapshot(agent)
-        provider = number.provider or default_provider
+        provider = number.connection_id or number.provider or default_provider
         claims += [
             Claim(
                 recipient_id=row.id,
@@ -320,6 +354,11 @@ def _claim_in_workspace(
                 provider=provider,
                 agent=snapshot,
                 ringing_timeout_ms=batch.ringing_timeout_ms,
+                connection_id=number.connection_id,
+                from_external_id=number.external_id,
+                external_agent_id=agent.external_agent_id,
+                stream_url=agent.stream_url,
+                voicemail=batch.voicemail,
             )
             for row in rows
         ]
@@ -639,6 +678,59 @@ def attempts_to_hang_up(session: Session, *, attempt_ids: Sequence[str]) -> list
     return found
 
 
+def store_call_ids(session: Session, *, call_ids: Sequence[tuple[str, str]]) -> None:
+    """The platform's id of each `(attempt_id, call_id)`, kept before anything else happens to
+    the call: events, settlement after a crash and hang-up find the call by it."""
+    if call_ids:
+        session.execute(
+            update(recipients_t)
+            .where(
+                recipients_t.c.attempt_id == bindparam("attempt"),
+                recipients_t.c.provider_call_id.is_(None),
+            )
+            .values(provider_call_id=bindparam("call")),
+            [{"attempt": attempt_id, "call": call_id} for attempt_id, call_id in call_ids],
+        )
+
+
+def live_call_id(
+    session: Session, *, attempt_id: str, connection_id: str
+) -> tuple[bool, str | None]:
+    """Whether the attempt is in flight on this connection, and the platform's call id stored
+    for it (a platform's event names the attempt; only its own account may settle it)."""
+    numbers_t, agents_t = PhoneNumber.__table__, Agent.__table__
+    row = session.execute(
+        select(recipients_t.c.provider_call_id)
+        .select_from(recipients_t)
+        .join(batches_t, batches_t.c.id == recipients_t.c.batch_id)
+        .join(agents_t, agents_t.c.id == batches_t.c.agent_id)
+        .join(
+            numbers_t,
+            numbers_t.c.id
+            == func.coalesce(batches_t.c.phone_number_id, agents_t.c.phone_number_id),
+        )
+        .where(
+            recipients_t.c.attempt_id == attempt_id,
+            recipients_t.c.status == RecipientStatus.dialing.value,
+            numbers_t.c.connection_id == connection_id,
+        )
+    ).first()
+    return (row is not None, row[0] if row else None)
+
+
+def slow_down(session: Session, *, connection_id: str, until: datetime) -> None:
+    """The platform asked us to wait (429): no worker starts a call on it before `until`."""
+    table = Connection.__table__
+    session.execute(
+        update(table)
+        .where(
+            table.c.id == connection_id,
+            or_(table.c.next_call_at.is_(None), table.c.next_call_at < until),
+        )
+        .values(next_call_at=until)
+    )
+
+
 def expire_leases(session: Session, *, attempt_ids: Sequence[str], now: datetime) -> int:
     """Hand live attempts over to whichever worker looks next (a worker shutting down)."""
     return renew_leases(session, attempt_ids=attempt_ids, until=now)
@@ -652,7 +744,8 @@ def expired_attempts(
             recipients_t.c.id,
             recipients_t.c.attempt_id,
             recipients_t.c.batch_id,
-            PhoneNumber.__table__.c.provider,
+            func.coalesce(PhoneNumber.__table__.c.connection_id, PhoneNumber.__table__.c.provider),
+            recipients_t.c.provider_call_id,
         )
         .select_from(recipients_t)
         .join(batches_t, batches_t.c.id == recipients_t.c.batch_id)
@@ -674,7 +767,8 @@ def expired_attempts(
             recipient_id=row.id,
             attempt_id=row.attempt_id,
             batch_id=row.batch_id,
-            provider=row.provider or default_provider,
+            provider=row[3] or default_provider,
+            call_id=row.provider_call_id,
         )
         for row in rows
     ]

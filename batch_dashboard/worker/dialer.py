@@ -20,10 +20,17 @@ from sqlalchemy.exc import DBAPIError
 
 from batch_dashboard.clock import Clock, system_clock
 from batch_dashboard.db import session_scope
-from batch_dashboard.providers.base import CallResult, CallStatus, Provider, ProviderError
+from batch_dashboard.providers.base import (
+    CallResult,
+    CallStatus,
+    NotPlaced,
+    Provider,
+    ProviderError,
+)
 from batch_dashboard.providers.registry import Registry
 from batch_dashboard.services import dialing, transitions
 from batch_dashboard.services.dialing import Claim
+from batch_dashboard.services.outcomes import Outcome
 from batch_dashboard.settings import Settings, get_settings
 from batch_dashboard.telemetry import dial_latency
 from batch_dashboard.worker.faults import AFTER_CLAIM, AFTER_PLACE, AFTER_RECORD, crash_point
@@ -35,8 +42,8 @@ RECORD_GROUP = 500
 RECORD_LINGER_SECONDS = 0.01
 
 
-def _failed(reason: str) -> CallResult:
-    return CallResult(status=CallStatus.failed, failure_reason=reason)
+def _failed(reason: str, *, message: str | None = None) -> CallResult:
+    return CallResult(status=CallStatus.failed, failure_reason=reason, message=message)
 
 
 class Dialer:
@@ -51,7 +58,8 @@ class Dialer:
         self.clock = clock
         self.registry = registry or Registry(settings=self.settings, clock=clock)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-        self.live: dict[str, str] = {}  # attempt id → provider name
+        self.live: dict[str, str] = {}  # attempt id → the registry's key of its provider
+        self.call_ids: dict[str, str] = {}  # attempt id → the platform's call id
         self.stats: Counter[str] = Counter()
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._ended: list[tuple[str, CallResult]] = []
@@ -122,7 +130,7 @@ class Dialer:
             by_provider[claim.provider].append(claim)
         for name, group in by_provider.items():
             try:
-                provider = self.registry.get(name)
+                provider = await self.registry.provider(name)
                 started = time.perf_counter()
                 results = await provider.place_calls([claim.request() for claim in group])
                 dial_latency.observe(time.perf_counter() - started)
@@ -130,19 +138,56 @@ class Dialer:
                 log.warning("provider %s refused %d calls: %s", name, len(group), error)
                 results = [error] * len(group)
             crash_point(AFTER_PLACE)
+            call_ids = [
+                (claim.attempt_id, result.call_id)
+                for claim, result in zip(group, results, strict=True)
+                if isinstance(result, CallResult) and result.call_id
+            ]
+            if call_ids:
+                # Before anything else: events, hang-up and settlement find the call by it.
+                await asyncio.to_thread(self._store_call_ids, call_ids)
+                self.call_ids.update(call_ids)
             for claim, result in zip(group, results, strict=True):
                 self.stats["placed"] += 1
-                if isinstance(result, ProviderError) and result.retryable:
+                if isinstance(result, NotPlaced):
+                    await self._not_placed(claim, result)
+                elif isinstance(result, ProviderError) and result.retryable:
                     # The call may exist after all (an answer lost on the way): let the lease
                     # lapse so recovery settles the attempt with the provider's own answer.
-                    self.live.pop(claim.attempt_id, None)
+                    self._forget(claim.attempt_id)
                     self._capacity_signal.set()
                 elif isinstance(result, ProviderError):
-                    self._ended_call(claim.attempt_id, _failed("provider_error"))
+                    self._ended_call(
+                        claim.attempt_id, _failed(Outcome.provider_error, message=str(result))
+                    )
                 elif result.terminal:
                     self._ended_call(claim.attempt_id, result)
                 else:
                     self._watch(provider, claim.attempt_id, result)
+
+    async def _not_placed(self, claim: Claim, refusal: NotPlaced) -> None:
+        """The platform created nothing and asked us to wait: the recipient goes back in line
+        (its attempt not spent) and its account takes no call until the wait is over."""
+        wait = refusal.retry_after if refusal.retry_after is not None else 1.0
+        until = self.clock.now() + timedelta(seconds=min(max(wait, 0.5), 300))
+        log.warning("provider %s asked to slow down until %s", claim.provider, until)
+        await asyncio.to_thread(self._release_and_slow_down, claim, until)
+        self._forget(claim.attempt_id)
+        self._capacity_signal.set()
+
+    def _release_and_slow_down(self, claim: Claim, until: datetime) -> None:
+        with session_scope(write=True) as session:
+            transitions.release_unplaced(session, attempt_id=claim.attempt_id, now=self.clock.now())
+            if claim.connection_id:
+                dialing.slow_down(session, connection_id=claim.connection_id, until=until)
+
+    def _store_call_ids(self, call_ids: list[tuple[str, str]]) -> None:
+        with session_scope(write=True) as session:
+            dialing.store_call_ids(session, call_ids=call_ids)
+
+    def _forget(self, attempt_id: str) -> None:
+        self.live.pop(attempt_id, None)
+        self.call_ids.pop(attempt_id, None)
 
     def _watch(self, provider: Provider, attempt_id: str, placed: CallResult) -> None:
         async def watch() -> None:
@@ -186,7 +231,7 @@ class Dialer:
             crash_point(AFTER_RECORD)
             self.stats["recorded"] += recorded
             for attempt_id, _ in group:
-                self.live.pop(attempt_id, None)
+                self._forget(attempt_id)
             self._capacity_signal.set()
 
     def _record(self, outcomes: Sequence[tuple[str, CallResult]]) -> int:
@@ -219,7 +264,8 @@ class Dialer:
             if name is None:
                 continue
             try:
-                await self.registry.get(name).hang_up(attempt_id)
+                provider = await self.registry.provider(name)
+                await provider.hang_up(attempt_id, self.call_ids.get(attempt_id))
             except ProviderError as error:
                 log.warning("could not hang up %s: %s", attempt_id, error)
 
@@ -251,8 +297,8 @@ class Dialer:
             if attempt.attempt_id in self.live:
                 continue
             try:
-                provider = self.registry.get(attempt.provider)
-                status = await provider.call_status(attempt.attempt_id)
+                provider = await self.registry.provider(attempt.provider)
+                status = await provider.call_status(attempt.attempt_id, attempt.call_id)
             except ProviderError as error:
                 log.warning("provider cannot say what became of %s: %s", attempt.attempt_id, error)
                 status = _failed("outcome_unknown")
@@ -262,6 +308,8 @@ class Dialer:
                 await asyncio.to_thread(self._record, [(attempt.attempt_id, status)])
             elif self.claiming and await asyncio.to_thread(self._adopt, attempt.attempt_id):
                 self.live[attempt.attempt_id] = attempt.provider
+                if attempt.call_id:
+                    self.call_ids[attempt.attempt_id] = attempt.call_id
                 self._watch(provider, attempt.attempt_id, status)
             settled += 1
         return settled

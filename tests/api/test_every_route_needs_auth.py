@@ -1,12 +1,15 @@
 """Every route of the OpenAPI schema refuses a request without credentials (but health, and
-the provider's event route, which a signature authenticates instead of a key)."""
+the providers' event routes, which a signature authenticates instead of a key)."""
 
 from __future__ import annotations
 
 import re
 
 UNAUTHENTICATED = {("get", "/v1/health")}
-SIGNED = {("post", "/v1/provider-events/http")}
+SIGNED = {
+    ("post", "/v1/provider-events/http"),
+    ("post", "/v1/provider-events/twilio/{connection_id}"),
+}
 
 
 def test_every_route_refuses_anonymous_callers(client):

@@ -35,6 +35,7 @@ FORM_FIELDS = (
     "max_concurrency",
     "retry_policy",
     "calling_window",
+    "voicemail",
 )
 
 

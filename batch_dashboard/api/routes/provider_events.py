@@ -1,4 +1,5 @@
-"""/v1/provider-events/http: call status events from the HTTP voice runtime (docs/providers.md).
+"""/v1/provider-events/…: call status events from the HTTP voice runtime and from telephony
+platforms (docs/providers.md).
 
 No API key here: the runtime is not a workspace. It signs each event as Standard Webhooks says,
 with BATCH_HTTP_PROVIDER_SECRET, and that signature is the authentication.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import binascii
 import logging
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
@@ -28,6 +30,7 @@ from batch_dashboard.services.errors import (
     NotFound,
     Unauthorized,
     ValidationFailed,
+    is_clean_id,
 )
 from batch_dashboard.settings import get_settings
 
@@ -206,4 +209,118 @@ async def http_provider_event(
         return JSONResponse({"recorded": False}, status_code=202)
     recorded = await run_in_threadpool(_record, attempt_id, result)
     log.info("http provider event: %s %s (recorded: %s)", attempt_id, result.status, recorded)
+    return JSONResponse({"recorded": recorded}, status_code=200)
+
+
+# --- Twilio status callbacks ---------------------------------------------------------------------
+
+TWILIO_DESCRIPTION = """
+Twilio posts each call's progress here (the `StatusCallback` of every call Batch calls places
+through this connection, with the events initiated, ringing, answered and completed). Each
+request is checked with Twilio's own validator against `X-Twilio-Signature`, computed by Twilio
+from this exact URL (so `BATCH_PUBLIC_URL` must be the address Twilio calls) and the connection's
+auth token: a missing or wrong signature answers `401` and changes nothing. A call's end is
+recorded at once; events may come late, twice or out of order (`{"recorded": false}`), and an
+event for a call this service does not know answers `200` and is ignored.
+"""
+
+TWILIO_OPENAPI: dict[str, Any] = {
+    "security": [],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "CallSid": {"type": "string"},
+                        "AccountSid": {"type": "string"},
+                        "CallStatus": {"type": "string"},
+                        "AnsweredBy": {"type": "string"},
+                        "CallDuration": {"type": "string"},
+                    },
+                    "additionalProperties": {"type": "string"},
+                }
+            }
+        },
+    },
+}
+
+
+def _twilio_connection(connection_id: str) -> Any:
+    """The connection's adapter (its auth token checks the signature)."""
+    from batch_dashboard.models import Connection
+    from batch_dashboard.providers.registry import platform_adapter
+
+    with session_scope() as session:
+        connection = session.get(Connection, connection_id) if is_clean_id(connection_id) else None
+        if connection is None or connection.provider != "twilio":
+            raise NotFound(f"no Twilio connection {connection_id}")
+        return platform_adapter(connection, settings=get_settings())
+
+
+def _record_twilio(
+    adapter: Any, connection_id: str, attempt_id: str, params: dict[str, str]
+) -> bool:
+    from batch_dashboard.providers.twilio import result_from
+
+    call_id = params.get("CallSid") or None
+    failed = params.get("CallStatus") == "failed" and call_id
+    result = result_from(params, error_code=adapter.error_code(call_id) if failed else None)
+    with session_scope(write=True) as session:
+        live, stored = dialing.live_call_id(
+            session, attempt_id=attempt_id, connection_id=connection_id
+        )
+        if not live or (stored and call_id and stored != call_id):
+            return False
+        if stored is None and call_id:
+            dialing.store_call_ids(session, call_ids=[(attempt_id, call_id)])
+        if not result.terminal:
+            return False
+        return bool(
+            dialing.record_outcomes(
+                session, outcomes=[(attempt_id, result)], now=system_clock.now()
+            )
+        )
+
+
+@router.post(
+    "/twilio/{connection_id}",
+    summary="Receive a Twilio call status callback (signed by Twilio, no API key)",
+    description=TWILIO_DESCRIPTION,
+    response_model=EventAnswer,
+    responses={
+        401: _error_response("unauthorized: X-Twilio-Signature is missing or wrong"),
+        404: _error_response("not found: no such Twilio connection"),
+        413: _error_response("payload too large"),
+    },
+    openapi_extra=TWILIO_OPENAPI,
+)
+async def twilio_event(
+    connection_id: str,
+    request: Request,
+    signature: Annotated[
+        str | None, Header(alias="X-Twilio-Signature", description="Twilio's HMAC-SHA1")
+    ] = None,
+) -> JSONResponse:
+    adapter = await run_in_threadpool(_twilio_connection, connection_id)
+    body = await bodies.read_limited(request, MAX_EVENT_BYTES)
+    try:
+        params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
+    except (UnicodeDecodeError, ValueError):
+        raise ValidationFailed.at(["body"], "must be a form-encoded Twilio callback") from None
+    query = request.url.query
+    url = f"{get_settings().public_url.rstrip('/')}{request.url.path}" + (
+        f"?{query}" if query else ""
+    )
+    if not adapter.validates(url, params, signature):
+        raise Unauthorized(
+            "X-Twilio-Signature is missing or does not match this URL and the connection's "
+            "auth token (is BATCH_PUBLIC_URL the address Twilio calls?)"
+        )
+    attempt_id = request.query_params.get("attempt_id", "")
+    if not attempt_id or not is_clean_id(attempt_id):
+        return JSONResponse({"recorded": False}, status_code=200)
+    recorded = await run_in_threadpool(_record_twilio, adapter, connection_id, attempt_id, params)
+    log.info("twilio event: %s %s (recorded: %s)", attempt_id, params.get("CallStatus"), recorded)
     return JSONResponse({"recorded": recorded}, status_code=200)

@@ -115,6 +115,7 @@ def _create(
         max_concurrency=parsed.max_concurrency,
         retry_policy=parsed.retry_policy,
         calling_window=parsed.calling_window,
+        voicemail=parsed.voicemail,
         created_at=now,
         total_recipients=len(rows),
         pending_count=len(rows),

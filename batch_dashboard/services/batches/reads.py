@@ -60,6 +60,7 @@ def batch_public(batch: Batch | Row[Any]) -> dict[str, Any]:
         "stopping": batch.stopped_at is not None and batch.status == BatchStatus.running.value,
         "retry_policy": batch.retry_policy,
         "calling_window": batch.calling_window,
+        "voicemail": batch.voicemail,
         "next_window_at": to_rfc3339(batch.next_window_at)
         if batch.status == BatchStatus.running.value
         else None,

@@ -33,6 +33,7 @@ class BatchFields:
     max_concurrency: int | None = None
     retry_policy: dict[str, Any] | None = None
     calling_window: dict[str, Any] | None = None
+    voicemail: dict[str, Any] | None = None
 
 
 # --- reading the request ------------------------------------------------------------------
@@ -180,7 +181,41 @@ def parse_fields(
         calling_window=windows.parse_window(
             fields.get("calling_window"), problems, from_form=from_form
         ),
+        voicemail=_parse_voicemail(fields.get("voicemail"), problems, from_form=from_form),
     )
+
+
+VOICEMAIL_ACTIONS = ("hang_up", "leave_message")
+VOICEMAIL_MESSAGE_MAX = 2000
+
+
+def _parse_voicemail(
+    value: object, problems: Problems, *, from_form: bool
+) -> dict[str, Any] | None:
+    """What to do when a machine answers: hang up, or leave `message` (placeholders allowed)."""
+    value = json_object_field(
+        value,
+        problems,
+        field="voicemail",
+        allowed={"action", "message"},
+        shape='with action ("hang_up" or "leave_message") and, to leave one, message',
+        from_form=from_form,
+    )
+    if value is None:
+        return None
+    action, message = value.get("action"), value.get("message")
+    if action not in VOICEMAIL_ACTIONS:
+        problems.add(["voicemail", "action"], f"must be one of {', '.join(VOICEMAIL_ACTIONS)}")
+    if action == "leave_message" and (not isinstance(message, str) or not message.strip()):
+        problems.add(["voicemail", "message"], "is required to leave a message")
+    elif message is not None and (
+        not isinstance(message, str) or len(message) > VOICEMAIL_MESSAGE_MAX
+    ):
+        problems.add(["voicemail", "message"], f"must be text of at most {VOICEMAIL_MESSAGE_MAX}")
+    parsed: dict[str, Any] = {"action": action}
+    if action == "leave_message" and isinstance(message, str):
+        parsed["message"] = message
+    return parsed
 
 
 class CallerProblem(StrEnum):
@@ -190,6 +225,7 @@ class CallerProblem(StrEnum):
     no_number = "its agent has no caller number"
     number_deleted = "its caller number was deleted"
     inbound_only = "its caller number is not enabled for outbound calls"
+    other_connection = "its agent and its caller number are on different telephony connections"
 
 
 def caller_problem(agent: Agent | None, number: PhoneNumber | None) -> CallerProblem | None:
@@ -203,6 +239,9 @@ def caller_problem(agent: Agent | None, number: PhoneNumber | None) -> CallerPro
         return CallerProblem.number_deleted
     if not number.outbound_enabled:
         return CallerProblem.inbound_only
+    # Unlinked on either side: it follows the other's (the simulator without one).
+    if agent.connection_id and number.connection_id and agent.connection_id != number.connection_id:
+        return CallerProblem.other_connection
     return None
 
 
@@ -216,6 +255,24 @@ def caller_number(session: Session, *, batch: Batch | Row[Any]) -> PhoneNumber |
     agent = session.get(Agent, batch.agent_id)
     number_id = caller_number_id(batch.phone_number_id, agent)
     return session.get(PhoneNumber, number_id) if number_id else None
+
+
+def _check_voicemail_support(
+    session: Session, number: PhoneNumber, voicemail: dict[str, Any], problems: Problems
+) -> None:
+    from batch_dashboard.models import Connection
+    from batch_dashboard.services.connections import PROVIDERS
+
+    connection = session.get(Connection, number.connection_id) if number.connection_id else None
+    provider = connection.provider if connection else number.provider
+    spec = PROVIDERS.get(provider)
+    supported = spec.voicemail if spec else ()
+    if voicemail.get("action") not in supported:
+        problems.add(
+            ["voicemail", "action"],
+            f"the {provider} connection of caller number {number.phone_number} supports "
+            + (", ".join(supported) if supported else "no voicemail option"),
+        )
 
 
 def check_caller(
@@ -235,6 +292,8 @@ def check_caller(
     if number is not None and number.workspace_id != workspace_id:
         number = None
     problem = caller_problem(agent, number)
+    if problem is None and number is not None and fields.voicemail:
+        _check_voicemail_support(session, number, fields.voicemail, problems)
     if problem is CallerProblem.no_number and number_id is None:
         problems.add(
             loc,
@@ -253,4 +312,12 @@ def check_caller(
         problems.add(
             loc,
             f"caller number {number.phone_number} ({number.id}) is not enabled for outbound calls",
+        )
+    elif problem is CallerProblem.other_connection:
+        assert number is not None
+        problems.add(
+            loc,
+            f"agent {agent.id} is on connection {agent.connection_id} but caller number "
+            f"{number.phone_number} ({number.id}) is on connection {number.connection_id}: "
+            "a batch calls through one connection",
         )
