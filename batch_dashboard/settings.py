@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         10, gt=0, validation_alias="BATCH_HTTP_PROVIDER_TIMEOUT_SECONDS"
     )
 
+    @field_validator("public_url", mode="after")
+    @classmethod
+    def _public_url_or_default(cls, value: str) -> str:
+        return value.strip().rstrip("/") or f"http://localhost:{os.environ.get('PORT') or 3000}"
+
     @field_validator("sim_seed", mode="before")
     @classmethod
     def _empty_seed_is_unset(cls, value: object) -> object:
