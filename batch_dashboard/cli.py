@@ -143,8 +143,14 @@ def create_wall_token(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def reseal_secrets(_args: argparse.Namespace) -> dict[str, Any]:
+    from batch_dashboard.services import connections
+
     with session_scope(write=True) as session:
-        return {"agents_resealed": agents.reseal_webhook_secrets(session.connection())}
+        db = session.connection()
+        return {
+            "agents_resealed": agents.reseal_webhook_secrets(db),
+            "connections_resealed": connections.reseal_credentials(db),
+        }
 
 
 def worker(_args: argparse.Namespace) -> None:
@@ -236,7 +242,8 @@ def _parser() -> argparse.ArgumentParser:
     command(
         "reseal-secrets",
         reseal_secrets,
-        "seal every webhook secret under the first BATCH_SECRET_KEY (after adding a new key)",
+        "seal every webhook secret and connection credential under the first BATCH_SECRET_KEY "
+        "(after adding a new key)",
     )
     command("worker", worker, "run the dialer, the scheduler and webhook delivery (no web server)")
     return parser

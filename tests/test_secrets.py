@@ -12,16 +12,21 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import MetaData, select
+from sqlmodel import select as sql_select
 
 from batch_dashboard import sealing
 from batch_dashboard.db import get_engine, session_scope
-from batch_dashboard.models import Agent
-from batch_dashboard.services import agents, auth, wall
+from batch_dashboard.models import Agent, Connection
+from batch_dashboard.services import agents, auth, connections, wall
 from batch_dashboard.settings import reload_settings
 from tests.conftest import Tenant
 from tests.worker.helpers import batch_row, make_batch, numbers
 from tests.worker.processes import start_worker, stop, wait_for
 from tests.worker.receiver import Answer, Receiver
+
+TWILIO_SID = "AC" + "7e57" * 8
+TWILIO_TOKEN = "5ec7e7" * 5 + "ab"
+BOT_SECRET = "whsec_" + base64.b64encode(b"the bot signs its results").decode()
 
 
 def plant_secrets(tenant: Tenant) -> dict[str, str]:
@@ -43,7 +48,23 @@ def plant_secrets(tenant: Tenant) -> dict[str, str]:
             session, email="ops@example.com", password="correct horse battery staple"
         )
         wall_token = wall.create_wall_token(session, workspace_id=tenant.workspace_id).token
+        connections.create_connection(
+            session,
+            workspace_id=tenant.workspace_id,
+            fields={
+                "provider": "twilio",
+                "name": "Twilio",
+                "credentials": {
+                    "account_sid": TWILIO_SID,
+                    "auth_token": TWILIO_TOKEN,
+                    "bot_secret": BOT_SECRET,
+                },
+            },
+        )
     return {
+        "twilio account sid": TWILIO_SID,
+        "twilio auth token": TWILIO_TOKEN,
+        "bot secret": BOT_SECRET,
         "api key": tenant.api_key,
         "previous webhook secret": first,
         "webhook secret": second,
@@ -126,7 +147,12 @@ def test_a_new_key_first_reseals_and_the_old_one_still_opens(tenant, database, m
     reload_settings()
     with session_scope(write=True) as session:
         assert agents.reseal_webhook_secrets(session.connection()) == 2  # the tenant's agents
+        assert connections.reseal_credentials(session.connection()) == 1
     with session_scope() as session:
+        [twilio] = session.exec(sql_select(Connection)).all()
+        stored_credentials = twilio.credentials.removeprefix(sealing.PREFIX).encode()
+        opened = Fernet(new_key.encode()).decrypt(stored_credentials).decode()
+        assert planted["twilio auth token"] in opened
         stored = session.get(Agent, tenant.agent_id)
         assert stored is not None and stored.webhook_secret is not None
         assert sealing.unseal(stored.webhook_secret) == planted["webhook secret"]

@@ -130,6 +130,18 @@ CREATE_BATCH_OPENAPI: dict[str, Any] = {
                                 },
                             },
                         },
+                        "voicemail": {
+                            "type": ["object", "null"],
+                            "description": "When a machine answers (where the caller number's "
+                            "connection supports it: `supports.voicemail`)",
+                            "properties": {
+                                "action": {"enum": ["hang_up", "leave_message"]},
+                                "message": {
+                                    "type": "string",
+                                    "description": "To leave; {{placeholders}} allowed",
+                                },
+                            },
+                        },
                         "recipients": {
                             "type": "array",
                             "minItems": 1,

@@ -54,7 +54,9 @@ PROVIDERS: dict[str, ProviderSpec] = {
     ),
     "http": ProviderSpec(credentials=("token",), optional=("token",), default_calls_per_second=0.0),
     "twilio": ProviderSpec(
-        credentials=("account_sid", "auth_token"),
+        # bot_secret: the whsec_… secret your bot signs its call results with (optional).
+        credentials=("account_sid", "auth_token", "bot_secret"),
+        optional=("bot_secret",),
         voicemail=("hang_up", "leave_message"),
         can_import_numbers=True,
     ),
@@ -160,6 +162,8 @@ def _check_credentials(
             problems.add(["credentials", key], "must be a non-empty string")
         elif any(ord(char) < 32 for char in item):
             problems.add(["credentials", key], "must not contain control characters")
+        elif key == "bot_secret" and not _is_signing_secret(item.strip()):
+            problems.add(["credentials", key], "must be a whsec_… secret (Standard Webhooks)")
         else:
             found[key] = item.strip()
     if not partial:
@@ -171,6 +175,16 @@ def _check_credentials(
             ):
                 problems.add(["credentials", key], "is required")
     return found
+
+
+def _is_signing_secret(value: str) -> bool:
+    from standardwebhooks import Webhook
+
+    try:
+        Webhook(value)
+    except Exception:
+        return False
+    return value.startswith("whsec_")
 
 
 def _seal(connection: Connection, values: dict[str, str]) -> None:
@@ -308,6 +322,22 @@ def check_link(
 
 
 # --- at the platform --------------------------------------------------------------------------
+
+
+def reseal_credentials(db: Any, *, database_url: str | None = None) -> int:
+    """Seal every connection's credentials under the first BATCH_SECRET_KEY (`reseal-secrets`,
+    after a new key was put first)."""
+    table = Connection.__table__
+    rows = db.execute(
+        select(table.c.id, table.c.credentials).where(table.c.credentials != "")
+    ).all()
+    for row in rows:
+        db.execute(
+            update(table)
+            .where(table.c.id == row.id)
+            .values(credentials=sealing.reseal(row.credentials, database_url=database_url))
+        )
+    return len(rows)
 
 
 def _adapter(connection: Connection) -> Any:

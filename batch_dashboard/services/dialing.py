@@ -405,7 +405,8 @@ class _BatchInfo:
     webhook_url: str | None
     opt_out_field: str | None
     retry_policy: dict[str, Any] | None
-    stopped: bool
+    # Stopped, failed or otherwise no longer dialing: nobody goes back in line for a retry.
+    closed: bool
 
 
 @dataclass(frozen=True)
@@ -423,7 +424,7 @@ def decide(live: _Live, info: _BatchInfo, result: CallResult, now: datetime) -> 
     outcome = outcome_of(result)
     reason = None if outcome is Outcome.completed else outcome
     ended = result.ended_at or now
-    retry_at = None if info.stopped else _retry_at(info.retry_policy, live.attempts, reason, ended)
+    retry_at = None if info.closed else _retry_at(info.retry_policy, live.attempts, reason, ended)
     if retry_at is not None:
         # Not the end of this recipient: back in line for another attempt, no event yet.
         return Decision(
@@ -491,7 +492,11 @@ def decide(live: _Live, info: _BatchInfo, result: CallResult, now: datetime) -> 
 
 
 def record_outcomes(
-    session: Session, *, outcomes: Sequence[tuple[str, CallResult]], now: datetime
+    session: Session,
+    *,
+    outcomes: Sequence[tuple[str, CallResult]],
+    now: datetime,
+    webhook_delay: timedelta | None = None,
 ) -> list[str]:
     """Store the end of each `(attempt_id, result)` whose attempt is still in flight.
 
@@ -504,7 +509,8 @@ def record_outcomes(
         return []
     info = _batch_info(session, {row.batch_id for row in live})
     decisions = [decide(row, info[row.batch_id], results[row.attempt_id], now) for row in live]
-    _write(session, decisions, {batch_id: i.workspace_id for batch_id, i in info.items()}, now)
+    workspaces = {batch_id: i.workspace_id for batch_id, i in info.items()}
+    _write(session, decisions, workspaces, now, webhook_delay)
     return [row.attempt_id for row in live]
 
 
@@ -544,6 +550,7 @@ def _batch_info(session: Session, batch_ids: set[str]) -> dict[str, _BatchInfo]:
             agents_t.c.opt_out_field,
             batches_t.c.retry_policy,
             batches_t.c.stopped_at,
+            batches_t.c.status,
         )
         .join(agents_t, agents_t.c.id == batches_t.c.agent_id)
         .where(batches_t.c.id.in_(batch_ids))
@@ -555,14 +562,18 @@ def _batch_info(session: Session, batch_ids: set[str]) -> dict[str, _BatchInfo]:
             webhook_url=None if row.webhook_disabled_reason else row.webhook_url,
             opt_out_field=row.opt_out_field,
             retry_policy=row.retry_policy,
-            stopped=row.stopped_at is not None,
+            closed=row.stopped_at is not None or row.status not in LIVE_BATCH,
         )
         for row in rows
     }
 
 
 def _write(
-    session: Session, decisions: list[Decision], workspaces: dict[str, str], now: datetime
+    session: Session,
+    decisions: list[Decision],
+    workspaces: dict[str, str],
+    now: datetime,
+    webhook_delay: timedelta | None,
 ) -> None:
     opted_out: dict[str, list[str]] = defaultdict(list)
     for decision in decisions:
@@ -580,7 +591,12 @@ def _write(
     if conversations := [d.conversation for d in decisions if d.conversation]:
         session.execute(insert(conversations_t), conversations)
     # The outbox: each ended call's event commits with the call's end, or not at all.
-    webhooks.enqueue(session, events=[d.webhook for d in decisions if d.webhook], now=now)
+    webhooks.enqueue(
+        session,
+        events=[d.webhook for d in decisions if d.webhook],
+        now=now,
+        delay=webhook_delay,
+    )
     transitions.end_attempts(session, endings=[d.ending for d in decisions], now=now)
     per_workspace: dict[str, Counter[str]] = defaultdict(Counter)
     for decision in decisions:
@@ -693,14 +709,14 @@ def store_call_ids(session: Session, *, call_ids: Sequence[tuple[str, str]]) -> 
         )
 
 
-def live_call_id(
-    session: Session, *, attempt_id: str, connection_id: str
-) -> tuple[bool, str | None]:
-    """Whether the attempt is in flight on this connection, and the platform's call id stored
-    for it (a platform's event names the attempt; only its own account may settle it)."""
+def _attempt_on_connection(
+    columns: Sequence[Any], *, attempt_id: str, connection_id: str, status: RecipientStatus
+) -> Any:
+    """The attempt's row when its batch calls through this connection (a platform's event
+    names the attempt; only its own account may touch it)."""
     numbers_t, agents_t = PhoneNumber.__table__, Agent.__table__
-    row = session.execute(
-        select(recipients_t.c.provider_call_id)
+    return (
+        select(*columns)
         .select_from(recipients_t)
         .join(batches_t, batches_t.c.id == recipients_t.c.batch_id)
         .join(agents_t, agents_t.c.id == batches_t.c.agent_id)
@@ -711,11 +727,78 @@ def live_call_id(
         )
         .where(
             recipients_t.c.attempt_id == attempt_id,
-            recipients_t.c.status == RecipientStatus.dialing.value,
+            recipients_t.c.status == status.value,
             numbers_t.c.connection_id == connection_id,
+        )
+    )
+
+
+def live_call_id(
+    session: Session, *, attempt_id: str, connection_id: str
+) -> tuple[bool, str | None]:
+    """Whether the attempt is in flight on this connection, and the platform's call id stored
+    for it."""
+    row = session.execute(
+        _attempt_on_connection(
+            [recipients_t.c.provider_call_id],
+            attempt_id=attempt_id,
+            connection_id=connection_id,
+            status=RecipientStatus.dialing,
         )
     ).first()
     return (row is not None, row[0] if row else None)
+
+
+def attach_result(
+    session: Session, *, attempt_id: str, connection_id: str, result: CallResult, now: datetime
+) -> bool:
+    """A bot's own account of a call that already ended (its transcript, evaluations and
+    collected data, posted after the platform reported the end): kept on the conversation, the
+    opt-out applied, and the `conversation.completed` event still waiting to be sent rewritten
+    with it. False when the attempt is not a connected call of this connection, or the
+    conversation already has its transcript."""
+    found = session.execute(
+        _attempt_on_connection(
+            [
+                recipients_t.c.id,
+                recipients_t.c.conversation_id,
+                recipients_t.c.phone,
+                batches_t.c.workspace_id,
+                Agent.__table__.c.opt_out_field,
+            ],
+            attempt_id=attempt_id,
+            connection_id=connection_id,
+            status=RecipientStatus.completed,
+        )
+    ).first()
+    if found is None or found.conversation_id is None:
+        return False
+    conversation = session.get(Conversation, found.conversation_id)
+    if conversation is None or conversation.transcript:
+        return False
+    conversation.transcript = result.transcript or []
+    conversation.evaluations = result.evaluations or {}
+    conversation.data_collection = result.data_collection or {}
+    session.add(conversation)
+    if found.opt_out_field and _said_yes(conversation.data_collection.get(found.opt_out_field)):
+        dnc.add_numbers(
+            session,
+            workspace_id=found.workspace_id,
+            numbers=[found.phone],
+            source="opt_out",
+            reason="Opted out during a call",
+            now=now,
+        )
+    webhooks.rewrite_waiting(
+        session,
+        recipient_id=found.id,
+        conversation={
+            "transcript": conversation.transcript,
+            "evaluations": conversation.evaluations,
+            "data_collection": conversation.data_collection,
+        },
+    )
+    return True
 
 
 def slow_down(session: Session, *, connection_id: str, until: datetime) -> None:

@@ -143,6 +143,7 @@ def fail_batch(session: Session, *, batch_id: str, now: datetime) -> bool:
             **_changed(
                 status=BatchStatus.failed.value,
                 finished_at=now,
+                paused_at=None,
                 **_counts(failed=batches_t.c.pending_count, pending=-batches_t.c.pending_count),
             )
         )
@@ -293,6 +294,8 @@ def complete_finished(session: Session, *, batch_ids: Iterable[str], now: dateti
                     else_=BatchStatus.completed.value,
                 ),
                 finished_at=now,
+                # A pause ends with the batch: a retry reopens it dialing.
+                paused_at=None,
             )
         )
     )

@@ -87,10 +87,15 @@ def event_payload(
 
 
 def enqueue(
-    session: Session, *, events: Sequence[tuple[EndedCall, str, dict[str, Any]]], now: datetime
+    session: Session,
+    *,
+    events: Sequence[tuple[EndedCall, str, dict[str, Any]]],
+    now: datetime,
+    delay: timedelta | None = None,
 ) -> int:
     """Write `(call, url, payload)` events in the caller's transaction: the call's end and its
-    event commit together or not at all."""
+    event commit together or not at all. `delay` holds a connected call's event back while its
+    bot may still post the transcript (`rewrite_waiting`)."""
     rows = [
         {
             "id": new_id("msg"),
@@ -104,13 +109,37 @@ def enqueue(
             "status": "pending",
             "attempt_count": 0,
             "attempts": [],
-            "next_attempt_at": now,
+            "next_attempt_at": now + delay
+            if delay and payload["type"] == CONVERSATION_COMPLETED
+            else now,
             "created_at": now,
         }
         for call, url, payload in events
     ]
     if rows:
         session.execute(insert(deliveries_t), rows)
+    return len(rows)
+
+
+def rewrite_waiting(session: Session, *, recipient_id: str, conversation: dict[str, Any]) -> int:
+    """Put a conversation's late transcript, evaluations and collected data into its
+    `conversation.completed` event while that has not been tried yet."""
+    rows = session.execute(
+        select(deliveries_t.c.id, deliveries_t.c.payload).where(
+            deliveries_t.c.recipient_id == recipient_id,
+            deliveries_t.c.event_type == CONVERSATION_COMPLETED,
+            deliveries_t.c.status == "pending",
+            deliveries_t.c.attempt_count == 0,
+        )
+    ).all()
+    for delivery_id, payload in rows:
+        event = orjson.loads(payload)
+        event["data"].update(conversation)
+        session.execute(
+            update(deliveries_t)
+            .where(deliveries_t.c.id == delivery_id, deliveries_t.c.attempt_count == 0)
+            .values(payload=orjson.dumps(event).decode())
+        )
     return len(rows)
 
 

@@ -528,6 +528,9 @@ def test_agents_and_phone_numbers(client, tenant):
         "phone_number_id",
         "webhook_url",
         "placeholders",
+        "connection_id",
+        "external_agent_id",
+        "stream_url",
     }
     assert agent["placeholders"] == ["first_name", "appointment_time"]
     assert agent["phone_number_id"] == tenant.number_id
@@ -537,7 +540,15 @@ def test_agents_and_phone_numbers(client, tenant):
         tenant.number_id: True,
         tenant.inbound_only_number_id: False,
     }
-    assert set(numbers[0]) == {"id", "phone_number", "label", "provider", "outbound_enabled"}
+    assert set(numbers[0]) == {
+        "id",
+        "phone_number",
+        "label",
+        "provider",
+        "outbound_enabled",
+        "connection_id",
+        "external_id",
+    }
     assert client.get("/v1/agents/agent_nope", headers=tenant.headers).status_code == 404
 
 

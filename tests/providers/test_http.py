@@ -529,7 +529,11 @@ async def test_calls_are_placed_concurrently_within_the_cap_and_answered_in_orde
     rt.latency = 0.2
     outcomes = ["completed", "busy", "no_answer", "voicemail", "failed"] * 6
     requests = [call_request(n, outcome=outcome) for n, outcome in enumerate(outcomes)]
+    # A timeout would retry a placement while the runtime still holds the first request, and
+    # count both as in flight: on a loaded machine a 0.2 s answer can pass the short test
+    # timeout, so this test gives the client time.
     async with connect(runtime_server.url) as provider:
+        provider.timeout = 10.0
         started = time.monotonic()
         results = await provider.place_calls(requests)
         elapsed = time.monotonic() - started

@@ -6,20 +6,24 @@ PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from sqlalchemy import select, text
+from standardwebhooks import Webhook
 from twilio.request_validator import RequestValidator
 
 from batch_dashboard.db import session_scope
 from batch_dashboard.models import Connection, Recipient
 from batch_dashboard.providers.twilio import TwilioProvider
+from batch_dashboard.services import agents
 from batch_dashboard.settings import get_settings, reload_settings
 from batch_dashboard.worker.dialer import Dialer
 from tests.conftest import Tenant
@@ -281,3 +285,134 @@ def test_credentials_never_reach_a_log_line_or_a_table(
         for table in ("connection", "phone_number", "agent", "recipient", "batch"):
             rows = session.execute(text(f"SELECT * FROM {table}")).all()
             assert token not in json.dumps([list(map(str, row)) for row in rows]), table
+
+
+BOT_SECRET = "whsec_" + base64.b64encode(b"b" * 32).decode()
+
+
+def _with_bot(twilio: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection takes its bot's results; the agent has a webhook (never sent here)."""
+    monkeypatch.setenv("BATCH_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
+    reload_settings()
+    answer = httpx.patch(
+        f"{twilio.api.url}/v1/connections/{twilio.connection['id']}",
+        headers=twilio.tenant.headers,
+        json={"credentials": {"bot_secret": BOT_SECRET}},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["credentials"]["bot_secret"].startswith("…")
+    with session_scope(write=True) as session:
+        agents.set_webhook_url(
+            session,
+            workspace_id=twilio.tenant.workspace_id,
+            agent_id=twilio.agent_id,
+            webhook_url="http://127.0.0.1:9/hooks",
+        )
+
+
+def _post_result(twilio: Setup, attempt_id: str, *, signed: bool = True) -> httpx.Response:
+    body = json.dumps(
+        {
+            "type": "call.status",
+            "data": {
+                "attempt_id": attempt_id,
+                "status": "completed",
+                "duration_seconds": 42,
+                "transcript": [{"role": "agent", "message": "Hi P0!", "time_in_call_secs": 0}],
+                "evaluations": {"confirmed": {"result": "success", "rationale": "Said yes."}},
+                "data_collection": {"will_attend": {"value": True, "rationale": "Yes."}},
+            },
+        }
+    )
+    headers = {"content-type": "application/json"}
+    if signed:
+        message_id, moment = "msg_bot_1", datetime.now(UTC)
+        headers |= {
+            "webhook-id": message_id,
+            "webhook-timestamp": str(int(moment.timestamp())),
+            "webhook-signature": Webhook(BOT_SECRET).sign(message_id, moment, body),
+        }
+    url = f"{twilio.api.url}/v1/provider-events/twilio/{twilio.connection['id']}"
+    return httpx.post(url, content=body, headers=headers, timeout=10)
+
+
+def _attempt_of(phone: str) -> str:
+    with session_scope() as session:
+        return session.execute(
+            select(Recipient.attempt_id).where(Recipient.phone == phone)
+        ).scalar_one()
+
+
+def test_the_bots_result_after_the_end_reaches_the_conversation_and_its_webhook(
+    twilio: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _with_bot(twilio, monkeypatch)
+    phone = "+14155552081"
+    batch = create_batch(twilio, [phone])
+    run_dialer(finished(twilio, batch["id"]))
+    attempt_id = _attempt_of(phone)
+    with session_scope() as session:
+        waiting = session.execute(
+            text("SELECT next_attempt_at, payload FROM webhook_delivery")
+        ).one()
+    assert json.loads(waiting.payload)["data"]["transcript"] == []
+    assert _post_result(twilio, attempt_id, signed=False).status_code == 401
+    answer = _post_result(twilio, attempt_id)
+    assert (answer.status_code, answer.json()) == (200, {"recorded": True})
+    assert _post_result(twilio, attempt_id).json() == {"recorded": False}  # once only
+    with session_scope() as session:
+        conversation = session.execute(
+            text("SELECT transcript, data_collection FROM conversation")
+        ).one()
+        payload = json.loads(
+            session.execute(text("SELECT payload FROM webhook_delivery")).scalar_one()
+        )
+    assert "Hi P0!" in str(conversation.transcript)
+    assert payload["type"] == "conversation.completed"
+    assert payload["data"]["transcript"][0]["message"] == "Hi P0!"
+    assert payload["data"]["data_collection"]["will_attend"]["value"] is True
+
+
+def test_the_bots_result_before_twilios_end_records_the_call(
+    twilio: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _with_bot(twilio, monkeypatch)
+    phone = "+14155552091"
+    twilio.fake.script(phone, outcome="completed", duration=300)
+    batch = create_batch(twilio, [phone])
+
+    def live() -> bool:
+        calls = twilio.fake.calls
+        return bool(calls) and calls[0].status == "in-progress"
+
+    async def main() -> None:
+        dialer = Dialer(settings=get_settings())
+        stop = asyncio.Event()
+        task = asyncio.create_task(dialer.run(stop))
+        deadline = time.monotonic() + 20
+        while not await asyncio.to_thread(live):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        answer = await asyncio.to_thread(_post_result, twilio, _attempt_of(phone))
+        assert answer.json() == {"recorded": True}
+        while batch_status(twilio, batch["id"])["batch_call"]["status"] != "completed":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        stop.set()
+        await task
+        await dialer.registry.aclose()
+
+    asyncio.run(main())
+    [recipient] = batch_status(twilio, batch["id"])["recipients"]
+    assert recipient["status"] == "completed" and recipient["duration_seconds"] == 42
+    twilio.fake.wait_for_status(twilio.fake.calls[0].sid, "completed", timeout=20)
+    with session_scope() as session:
+        payload = json.loads(
+            session.execute(text("SELECT payload FROM webhook_delivery")).scalar_one()
+        )
+    assert payload["data"]["evaluations"]["confirmed"]["result"] == "success"
+
+
+def test_a_connection_without_a_bot_secret_takes_no_results(twilio: Setup) -> None:
+    assert _post_result(twilio, "att_x-0").status_code == 404

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import binascii
 import logging
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -155,6 +156,20 @@ def _verify(secret: str, body: bytes, headers: dict[str, str | None]) -> None:
         ) from None
 
 
+def _call_end(body: bytes) -> tuple[str, CallResult] | None:
+    """A signed `{"type": "call.status", "data": <Call>}` event's attempt and its end; None
+    for another event type (from a newer sender: not ours to judge, nor worth a retry storm)
+    or a status that is not an end."""
+    event = bodies.parse_json_object(body, what="an event object")
+    if event.get("type") != STATUS_EVENT:
+        return None
+    try:
+        attempt_id, result = parse_call(event.get("data"))
+    except InvalidCall as error:
+        raise ValidationFailed.at(["data", *error.loc], error.message) from None
+    return (attempt_id, result) if result.terminal else None
+
+
 def _record(attempt_id: str, result: CallResult) -> bool:
     with session_scope(write=True) as session:
         recorded = dialing.record_outcomes(
@@ -197,16 +212,10 @@ async def http_provider_event(
             "webhook-signature": webhook_signature,
         },
     )
-    event = bodies.parse_json_object(body, what="an event object")
-    if event.get("type") != STATUS_EVENT:
-        # An event type from a newer runtime: not ours to judge, and not worth a retry storm.
+    ended = _call_end(body)
+    if ended is None:
         return JSONResponse({"recorded": False}, status_code=202)
-    try:
-        attempt_id, result = parse_call(event.get("data"))
-    except InvalidCall as error:
-        raise ValidationFailed.at(["data", *error.loc], error.message) from None
-    if not result.terminal:
-        return JSONResponse({"recorded": False}, status_code=202)
+    attempt_id, result = ended
     recorded = await run_in_threadpool(_record, attempt_id, result)
     log.info("http provider event: %s %s (recorded: %s)", attempt_id, result.status, recorded)
     return JSONResponse({"recorded": recorded}, status_code=200)
@@ -222,6 +231,13 @@ from this exact URL (so `BATCH_PUBLIC_URL` must be the address Twilio calls) and
 auth token: a missing or wrong signature answers `401` and changes nothing. A call's end is
 recorded at once; events may come late, twice or out of order (`{"recorded": false}`), and an
 event for a call this service does not know answers `200` and is ignored.
+
+**Your bot's result** (optional): the same URL takes `application/json`
+`{"type": "call.status", "data": <Call>}` (the HTTP runtime's Call object: `attempt_id` from the
+stream's parameters, `status`, `transcript`, `evaluations`, `data_collection`), signed as
+Standard Webhooks says with the connection's `bot_secret` credential. It ends a call still live,
+or adds the transcript to one whose end Twilio reported first (its `conversation.completed`
+webhook waits 30 seconds for it).
 """
 
 TWILIO_OPENAPI: dict[str, Any] = {
@@ -241,26 +257,63 @@ TWILIO_OPENAPI: dict[str, Any] = {
                     },
                     "additionalProperties": {"type": "string"},
                 }
-            }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["type", "data"],
+                    "properties": {
+                        "type": {"type": "string", "example": STATUS_EVENT},
+                        "data": _CALL_SCHEMA,
+                    },
+                },
+                "example": OPENAPI_EXTRA["requestBody"]["content"]["application/json"]["example"],
+            },
         },
     },
 }
 
 
-def _twilio_connection(connection_id: str) -> Any:
-    """The connection's adapter (its auth token checks the signature)."""
+# How long a connected call's `conversation.completed` waits for its bot's result, when the
+# connection takes results (its bot_secret is set).
+BOT_RESULT_GRACE = timedelta(seconds=30)
+
+
+def _twilio_connection(connection_id: str) -> tuple[Any, str]:
+    """The connection's adapter (its auth token checks Twilio's signature) and the secret its
+    bot signs results with ("" when it takes none)."""
     from batch_dashboard.models import Connection
     from batch_dashboard.providers.registry import platform_adapter
+    from batch_dashboard.services import connections
 
     with session_scope() as session:
         connection = session.get(Connection, connection_id) if is_clean_id(connection_id) else None
         if connection is None or connection.provider != "twilio":
             raise NotFound(f"no Twilio connection {connection_id}")
-        return platform_adapter(connection, settings=get_settings())
+        bot_secret = connections.credentials(connection).get("bot_secret", "")
+        return platform_adapter(connection, settings=get_settings()), bot_secret
+
+
+def _record_bot_result(connection_id: str, attempt_id: str, result: CallResult) -> bool:
+    """The bot's result ends a call still live, or completes one that already ended."""
+    now = system_clock.now()
+    with session_scope(write=True) as session:
+        live, _stored = dialing.live_call_id(
+            session, attempt_id=attempt_id, connection_id=connection_id
+        )
+        if live:
+            return bool(dialing.record_outcomes(session, outcomes=[(attempt_id, result)], now=now))
+        return dialing.attach_result(
+            session, attempt_id=attempt_id, connection_id=connection_id, result=result, now=now
+        )
 
 
 def _record_twilio(
-    adapter: Any, connection_id: str, attempt_id: str, params: dict[str, str]
+    adapter: Any,
+    connection_id: str,
+    attempt_id: str,
+    params: dict[str, str],
+    webhook_delay: timedelta | None,
 ) -> bool:
     from batch_dashboard.providers.twilio import result_from
 
@@ -279,7 +332,10 @@ def _record_twilio(
             return False
         return bool(
             dialing.record_outcomes(
-                session, outcomes=[(attempt_id, result)], now=system_clock.now()
+                session,
+                outcomes=[(attempt_id, result)],
+                now=system_clock.now(),
+                webhook_delay=webhook_delay,
             )
         )
 
@@ -290,9 +346,13 @@ def _record_twilio(
     description=TWILIO_DESCRIPTION,
     response_model=EventAnswer,
     responses={
-        401: _error_response("unauthorized: X-Twilio-Signature is missing or wrong"),
-        404: _error_response("not found: no such Twilio connection"),
+        202: {"model": EventAnswer, "description": "A bot result that is not a call's end"},
+        401: _error_response("unauthorized: the signature is missing or wrong"),
+        404: _error_response(
+            "not found: no such Twilio connection (or, for a bot result, no bot_secret)"
+        ),
         413: _error_response("payload too large"),
+        422: _error_response("validation failed: not a Call object, or not a Twilio form"),
     },
     openapi_extra=TWILIO_OPENAPI,
 )
@@ -303,8 +363,10 @@ async def twilio_event(
         str | None, Header(alias="X-Twilio-Signature", description="Twilio's HMAC-SHA1")
     ] = None,
 ) -> JSONResponse:
-    adapter = await run_in_threadpool(_twilio_connection, connection_id)
+    adapter, bot_secret = await run_in_threadpool(_twilio_connection, connection_id)
     body = await bodies.read_limited(request, MAX_EVENT_BYTES)
+    if request.headers.get("content-type", "").startswith("application/json"):
+        return await _bot_result(connection_id, bot_secret, body, request)
     try:
         params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
     except (UnicodeDecodeError, ValueError):
@@ -321,6 +383,39 @@ async def twilio_event(
     attempt_id = request.query_params.get("attempt_id", "")
     if not attempt_id or not is_clean_id(attempt_id):
         return JSONResponse({"recorded": False}, status_code=200)
-    recorded = await run_in_threadpool(_record_twilio, adapter, connection_id, attempt_id, params)
+    recorded = await run_in_threadpool(
+        _record_twilio,
+        adapter,
+        connection_id,
+        attempt_id,
+        params,
+        BOT_RESULT_GRACE if bot_secret else None,
+    )
     log.info("twilio event: %s %s (recorded: %s)", attempt_id, params.get("CallStatus"), recorded)
+    return JSONResponse({"recorded": recorded}, status_code=200)
+
+
+async def _bot_result(
+    connection_id: str, secret: str, body: bytes, request: Request
+) -> JSONResponse:
+    """Your bot's own result for a call: `{"type": "call.status", "data": <Call>}` (the HTTP
+    runtime's Call object), signed as Standard Webhooks says with the connection's bot_secret."""
+    if not secret:
+        raise NotFound(
+            f"connection {connection_id} takes no bot results: set its bot_secret credential"
+        )
+    _verify(
+        secret,
+        body,
+        {
+            name: request.headers.get(name)
+            for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+        },
+    )
+    ended = _call_end(body)
+    if ended is None:
+        return JSONResponse({"recorded": False}, status_code=202)
+    attempt_id, result = ended
+    recorded = await run_in_threadpool(_record_bot_result, connection_id, attempt_id, result)
+    log.info("bot result: %s %s (recorded: %s)", attempt_id, result.status, recorded)
     return JSONResponse({"recorded": recorded}, status_code=200)
