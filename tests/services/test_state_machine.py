@@ -1,6 +1,7 @@
 """Invariants of the batch/recipient state machine under random sequences of operations.
 
-A hypothesis rule-based state machine drives the real service layer (batches.*, dialing.*)
+A hypothesis rule-based state machine drives the real service layer (batches.*, dialing.*,
+transitions.*)
 on a real database (SQLite file and PostgreSQL, through the `database` fixture) with an
 injected clock, and after every write it reads every batch of the example and checks:
 
@@ -17,10 +18,9 @@ Each operation's own answer is checked too (which error, which attempts were rec
 All examples share the test's database: every example makes its own batches and its teardown
 ends whatever it left live, so the next example's claims and lease scans only see its own.
 
-The `stop` action joins the others once `batches.stop_batch` exists (it is left out before):
-a scheduled or pending batch is cancelled at once, a running one cancels its pending recipients
-at once, its live calls finish and are recorded (none goes back in line), and it ends
-`cancelled` with its last live call; an ended batch refuses (`BatchNotStoppable`).
+`stop`: a scheduled or pending batch is cancelled at once, a running one cancels its pending
+recipients at once, its live calls finish and are recorded (none goes back in line), and it
+ends `cancelled` with its last live call; an ended batch refuses (`BatchNotStoppable`).
 
 The run is derandomized (the same sequences every time) and does not shrink a failure (that
 alone can take hypothesis five minutes here): the failing sequence is printed as generated.
@@ -108,8 +108,7 @@ OUTCOMES: dict[str, CallResult] = {
 }
 counts = st.integers(1, 3)
 schedules = st.none() | st.sampled_from([60, 600])
-# `stop` once batches.stop_batch exists (the main line is adding it).
-ACTIONS = ("retry", "pause", "resume", "cancel", "fail") + (("stop",))
+ACTIONS = ("retry", "pause", "resume", "cancel", "fail", "stop")
 outcome_names = st.sampled_from(sorted(OUTCOMES))
 retry_policies = st.builds(
     lambda attempts, retry_on: {
