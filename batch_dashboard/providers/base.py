@@ -119,6 +119,31 @@ class ProviderError(Exception):
         self.retryable = retryable
 
 
+@dataclass(frozen=True)
+class PlatformEvent:
+    """What one event of a platform's webhook says about one call: the attempt (where the
+    platform echoes our metadata) and/or the platform's call id, and the call's state
+    (`in_progress` for progress events)."""
+
+    attempt_id: str | None
+    call_id: str | None
+    result: CallResult
+
+
+class EventRefused(Exception):
+    """A platform event whose signature is missing, wrong or outside its time tolerance."""
+
+
+@dataclass(frozen=True)
+class ImportedAgent:
+    """An agent as its platform describes it, for `import-agents`."""
+
+    external_agent_id: str
+    name: str
+    first_message: str
+    prompt: str
+
+
 class NotPlaced(ProviderError):
     """The platform created no call and asked us to wait (429, a concurrency limit): the
     recipient goes back in line without spending an attempt, the account slows down."""
