@@ -5,6 +5,7 @@ simulator and the HTTP runtime configured by settings)."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from typing import Any
 
@@ -12,7 +13,13 @@ from batch_dashboard.clock import Clock, system_clock
 from batch_dashboard.providers.base import Provider, ProviderError
 from batch_dashboard.settings import Settings, get_settings
 
-KNOWN = ("simulator", "http", "twilio")
+KNOWN = ("simulator", "http", "twilio", "elevenlabs", "vapi", "retell")
+# Hosted voice-agent platforms: module and class of each adapter.
+HOSTED = {
+    "elevenlabs": ("batch_dashboard.providers.elevenlabs", "ElevenLabsProvider"),
+    "vapi": ("batch_dashboard.providers.vapi", "VapiProvider"),
+    "retell": ("batch_dashboard.providers.retell", "RetellProvider"),
+}
 CONNECTION_PREFIX = "conn_"
 # A connection's adapter is rebuilt this often, so new credentials (a rotated auth token)
 # reach every worker without a restart.
@@ -90,6 +97,22 @@ def platform_adapter(connection: Any, *, settings: Settings, clock: Clock = syst
             connection_id=connection.id,
             account_sid=secrets.get("account_sid", ""),
             auth_token=secrets.get("auth_token", ""),
+            base_url=connection.base_url,
+            public_url=settings.public_url,
+            clock=clock,
+        )
+    if connection.provider in HOSTED:
+        module, name = HOSTED[connection.provider]
+        try:
+            adapter = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            raise ProviderError(
+                f"the {connection.provider} adapter is not part of this installation",
+                retryable=False,
+            ) from None
+        return adapter(
+            connection_id=connection.id,
+            credentials=secrets,
             base_url=connection.base_url,
             public_url=settings.public_url,
             clock=clock,

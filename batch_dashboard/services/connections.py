@@ -60,6 +60,21 @@ PROVIDERS: dict[str, ProviderSpec] = {
         voicemail=("hang_up", "leave_message"),
         can_import_numbers=True,
     ),
+    # Hosted voice-agent platforms: their agents live there (external_agent_id), and they post
+    # call webhooks signed with webhook_secret (ElevenLabs, Vapi) or the API key (Retell).
+    "elevenlabs": ProviderSpec(
+        credentials=("api_key", "webhook_secret"),
+        can_import_numbers=True,
+        can_import_agents=True,
+    ),
+    "vapi": ProviderSpec(
+        credentials=("api_key", "webhook_secret"),
+        can_import_numbers=True,
+        can_import_agents=True,
+    ),
+    "retell": ProviderSpec(
+        credentials=("api_key",), can_import_numbers=True, can_import_agents=True
+    ),
 }
 NAME_LENGTH = 200
 CALLS_PER_SECOND_MAX = 1000.0
@@ -396,3 +411,47 @@ def import_numbers(session: Session, *, workspace_id: str, connection_id: str) -
         have.add(number.phone_number)
         added.append(agents.phone_number_public(number))
     return {"added": added, "already_here": len(found) - len(added)}
+
+
+def import_agents(session: Session, *, workspace_id: str, connection_id: str) -> dict[str, Any]:
+    """The platform's agents as local agents of this connection: created, or refreshed (name,
+    first message, prompt and so their `{{placeholders}}`) when already imported."""
+    from batch_dashboard.providers.base import ProviderError
+    from batch_dashboard.services import agents
+
+    connection = get_connection(session, workspace_id=workspace_id, connection_id=connection_id)
+    if not PROVIDERS[connection.provider].can_import_agents:
+        raise ValidationFailed.at(
+            ["connection_id"], f"{connection.provider} connections have no agents to import"
+        )
+    try:
+        found = _adapter(connection).list_agents()
+    except ProviderError as error:
+        raise ValidationFailed.at(["credentials"], str(error)) from None
+    known = {
+        agent.external_agent_id: agent
+        for agent in agents.list_agents(session, workspace_id=workspace_id)
+        if agent.connection_id == connection.id and agent.external_agent_id
+    }
+    added, refreshed = [], []
+    for item in found:
+        name = (item.name or item.external_agent_id)[:200]
+        local = known.get(item.external_agent_id)
+        if local is None:
+            local, _secret = agents.create_agent(
+                session,
+                workspace_id=workspace_id,
+                name=name,
+                prompt=item.prompt or f"The {connection.provider} agent {name}.",
+                first_message=item.first_message,
+                connection_id=connection.id,
+                external_agent_id=item.external_agent_id,
+            )
+            added.append(agents.agent_public(local))
+        else:
+            local.name, local.first_message = name, item.first_message
+            local.prompt = item.prompt or local.prompt
+            session.add(local)
+            refreshed.append(agents.agent_public(local))
+    session.flush()
+    return {"added": added, "refreshed": refreshed}

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -485,7 +485,7 @@ def decide(live: _Live, info: _BatchInfo, result: CallResult, now: datetime) -> 
         live.phone
         if conversation
         and info.opt_out_field
-        and _said_yes(conversation["data_collection"].get(info.opt_out_field))
+        and said_yes(conversation["data_collection"].get(info.opt_out_field))
         else None
     )
     return Decision(ending, conversation, webhook, opted_out)
@@ -616,7 +616,8 @@ def _retry_at(
     return ended + timedelta(seconds=policy["delay_seconds"])
 
 
-def _said_yes(item: object) -> bool:
+def said_yes(item: object) -> bool:
+    """A collected value meaning yes (the opt-out field)."""
     value = item.get("value") if isinstance(item, dict) else None
     return value is True or (isinstance(value, str) and value.strip().lower() in ("yes", "true"))
 
@@ -692,126 +693,6 @@ def attempts_to_hang_up(session: Session, *, attempt_ids: Sequence[str]) -> list
             .all()
         )
     return found
-
-
-def store_call_ids(session: Session, *, call_ids: Sequence[tuple[str, str]]) -> None:
-    """The platform's id of each `(attempt_id, call_id)`, kept before anything else happens to
-    the call: events, settlement after a crash and hang-up find the call by it."""
-    if call_ids:
-        session.execute(
-            update(recipients_t)
-            .where(
-                recipients_t.c.attempt_id == bindparam("attempt"),
-                recipients_t.c.provider_call_id.is_(None),
-            )
-            .values(provider_call_id=bindparam("call")),
-            [{"attempt": attempt_id, "call": call_id} for attempt_id, call_id in call_ids],
-        )
-
-
-def _attempt_on_connection(
-    columns: Sequence[Any], *, attempt_id: str, connection_id: str, status: RecipientStatus
-) -> Any:
-    """The attempt's row when its batch calls through this connection (a platform's event
-    names the attempt; only its own account may touch it)."""
-    numbers_t, agents_t = PhoneNumber.__table__, Agent.__table__
-    return (
-        select(*columns)
-        .select_from(recipients_t)
-        .join(batches_t, batches_t.c.id == recipients_t.c.batch_id)
-        .join(agents_t, agents_t.c.id == batches_t.c.agent_id)
-        .join(
-            numbers_t,
-            numbers_t.c.id
-            == func.coalesce(batches_t.c.phone_number_id, agents_t.c.phone_number_id),
-        )
-        .where(
-            recipients_t.c.attempt_id == attempt_id,
-            recipients_t.c.status == status.value,
-            numbers_t.c.connection_id == connection_id,
-        )
-    )
-
-
-def live_call_id(
-    session: Session, *, attempt_id: str, connection_id: str
-) -> tuple[bool, str | None]:
-    """Whether the attempt is in flight on this connection, and the platform's call id stored
-    for it."""
-    row = session.execute(
-        _attempt_on_connection(
-            [recipients_t.c.provider_call_id],
-            attempt_id=attempt_id,
-            connection_id=connection_id,
-            status=RecipientStatus.dialing,
-        )
-    ).first()
-    return (row is not None, row[0] if row else None)
-
-
-def attach_result(
-    session: Session, *, attempt_id: str, connection_id: str, result: CallResult, now: datetime
-) -> bool:
-    """A bot's own account of a call that already ended (its transcript, evaluations and
-    collected data, posted after the platform reported the end): kept on the conversation, the
-    opt-out applied, and the `conversation.completed` event still waiting to be sent rewritten
-    with it. False when the attempt is not a connected call of this connection, or the
-    conversation already has its transcript."""
-    found = session.execute(
-        _attempt_on_connection(
-            [
-                recipients_t.c.id,
-                recipients_t.c.conversation_id,
-                recipients_t.c.phone,
-                batches_t.c.workspace_id,
-                Agent.__table__.c.opt_out_field,
-            ],
-            attempt_id=attempt_id,
-            connection_id=connection_id,
-            status=RecipientStatus.completed,
-        )
-    ).first()
-    if found is None or found.conversation_id is None:
-        return False
-    conversation = session.get(Conversation, found.conversation_id)
-    if conversation is None or conversation.transcript:
-        return False
-    conversation.transcript = result.transcript or []
-    conversation.evaluations = result.evaluations or {}
-    conversation.data_collection = result.data_collection or {}
-    session.add(conversation)
-    if found.opt_out_field and _said_yes(conversation.data_collection.get(found.opt_out_field)):
-        dnc.add_numbers(
-            session,
-            workspace_id=found.workspace_id,
-            numbers=[found.phone],
-            source="opt_out",
-            reason="Opted out during a call",
-            now=now,
-        )
-    webhooks.rewrite_waiting(
-        session,
-        recipient_id=found.id,
-        conversation={
-            "transcript": conversation.transcript,
-            "evaluations": conversation.evaluations,
-            "data_collection": conversation.data_collection,
-        },
-    )
-    return True
-
-
-def slow_down(session: Session, *, connection_id: str, until: datetime) -> None:
-    """The platform asked us to wait (429): no worker starts a call on it before `until`."""
-    table = Connection.__table__
-    session.execute(
-        update(table)
-        .where(
-            table.c.id == connection_id,
-            or_(table.c.next_call_at.is_(None), table.c.next_call_at < until),
-        )
-        .values(next_call_at=until)
-    )
 
 
 def expire_leases(session: Session, *, attempt_ids: Sequence[str], now: datetime) -> int:

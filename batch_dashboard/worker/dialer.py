@@ -28,7 +28,7 @@ from batch_dashboard.providers.base import (
     ProviderError,
 )
 from batch_dashboard.providers.registry import Registry
-from batch_dashboard.services import dialing, transitions
+from batch_dashboard.services import dialing, platform_calls, transitions
 from batch_dashboard.services.dialing import Claim
 from batch_dashboard.services.outcomes import Outcome
 from batch_dashboard.settings import Settings, get_settings
@@ -179,11 +179,11 @@ class Dialer:
         with session_scope(write=True) as session:
             transitions.release_unplaced(session, attempt_id=claim.attempt_id, now=self.clock.now())
             if claim.connection_id:
-                dialing.slow_down(session, connection_id=claim.connection_id, until=until)
+                platform_calls.slow_down(session, connection_id=claim.connection_id, until=until)
 
     def _store_call_ids(self, call_ids: list[tuple[str, str]]) -> None:
         with session_scope(write=True) as session:
-            dialing.store_call_ids(session, call_ids=call_ids)
+            platform_calls.store_call_ids(session, call_ids=call_ids)
 
     def _forget(self, attempt_id: str) -> None:
         self.live.pop(attempt_id, None)

@@ -9,6 +9,7 @@ UNAUTHENTICATED = {("get", "/v1/health")}
 SIGNED = {
     ("post", "/v1/provider-events/http"),
     ("post", "/v1/provider-events/twilio/{connection_id}"),
+    ("post", "/v1/provider-events/{provider}/{connection_id}"),
 }
 
 

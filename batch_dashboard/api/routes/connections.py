@@ -150,3 +150,33 @@ async def import_numbers(connection_id: str, caller: CallerDep) -> Response:
     return FastJSONResponse(
         await caller.write(partial(connections.import_numbers, connection_id=connection_id))
     )
+
+
+@router.post(
+    "/{connection_id}/import-agents",
+    summary="Create or refresh local agents from the platform's agents",
+    responses={
+        **ERRORS,
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "added": [
+                            {
+                                "id": "agent_…",
+                                "name": "Reminders",
+                                "external_agent_id": "agent_8401k…",
+                                "placeholders": ["first_name"],
+                            }
+                        ],
+                        "refreshed": [],
+                    }
+                }
+            }
+        },
+    },
+)
+async def import_agents(connection_id: str, caller: CallerDep) -> Response:
+    return FastJSONResponse(
+        await caller.write(partial(connections.import_agents, connection_id=connection_id))
+    )

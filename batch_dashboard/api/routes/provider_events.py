@@ -24,9 +24,9 @@ from batch_dashboard.api import bodies
 from batch_dashboard.clock import system_clock
 from batch_dashboard.db import session_scope
 from batch_dashboard.models import ErrorResponse
-from batch_dashboard.providers.base import CallResult
+from batch_dashboard.providers.base import CallResult, PlatformEvent
 from batch_dashboard.providers.http import RUNTIME_STATUSES, InvalidCall, parse_call
-from batch_dashboard.services import dialing
+from batch_dashboard.services import dialing, platform_calls
 from batch_dashboard.services.errors import (
     NotFound,
     Unauthorized,
@@ -298,12 +298,12 @@ def _record_bot_result(connection_id: str, attempt_id: str, result: CallResult) 
     """The bot's result ends a call still live, or completes one that already ended."""
     now = system_clock.now()
     with session_scope(write=True) as session:
-        live, _stored = dialing.live_call_id(
+        live, _stored = platform_calls.live_call_id(
             session, attempt_id=attempt_id, connection_id=connection_id
         )
         if live:
             return bool(dialing.record_outcomes(session, outcomes=[(attempt_id, result)], now=now))
-        return dialing.attach_result(
+        return platform_calls.attach_result(
             session, attempt_id=attempt_id, connection_id=connection_id, result=result, now=now
         )
 
@@ -320,20 +320,13 @@ def _record_twilio(
     call_id = params.get("CallSid") or None
     failed = params.get("CallStatus") == "failed" and call_id
     result = result_from(params, error_code=adapter.error_code(call_id) if failed else None)
+    event = PlatformEvent(attempt_id=attempt_id, call_id=call_id, result=result)
     with session_scope(write=True) as session:
-        live, stored = dialing.live_call_id(
-            session, attempt_id=attempt_id, connection_id=connection_id
-        )
-        if not live or (stored and call_id and stored != call_id):
-            return False
-        if stored is None and call_id:
-            dialing.store_call_ids(session, call_ids=[(attempt_id, call_id)])
-        if not result.terminal:
-            return False
         return bool(
-            dialing.record_outcomes(
+            platform_calls.record_platform_events(
                 session,
-                outcomes=[(attempt_id, result)],
+                connection_id=connection_id,
+                events=[event],
                 now=system_clock.now(),
                 webhook_delay=webhook_delay,
             )
@@ -419,3 +412,74 @@ async def _bot_result(
     recorded = await run_in_threadpool(_record_bot_result, connection_id, attempt_id, result)
     log.info("bot result: %s %s (recorded: %s)", attempt_id, result.status, recorded)
     return JSONResponse({"recorded": recorded}, status_code=200)
+
+
+# --- hosted voice-agent platforms (ElevenLabs, Vapi, Retell) ------------------------------------
+
+PLATFORM_DESCRIPTION = """
+The post-call webhooks of a hosted voice-agent platform for the calls Batch calls placed through
+this connection: ElevenLabs (post-call transcription, call initiation failure; `ElevenLabs-Signature`
+with the connection's webhook_secret), Vapi (server messages status-update and end-of-call-report;
+`X-Vapi-Secret` equal to the connection's webhook_secret), Retell (call_started, call_ended,
+call_analyzed; `x-retell-signature` keyed with the API key). Each is verified as the platform signs
+it (a missing or wrong signature, or one outside the platform's time tolerance, answers `401` and
+changes nothing), then each call's end is recorded once; events for calls this service does not
+know answer `200` and are ignored.
+"""
+
+HOSTED_PLATFORMS = ("elevenlabs", "vapi", "retell")
+
+
+def _platform_connection(provider: str, connection_id: str) -> Any:
+    from batch_dashboard.models import Connection
+    from batch_dashboard.providers.registry import platform_adapter
+
+    with session_scope() as session:
+        connection = session.get(Connection, connection_id) if is_clean_id(connection_id) else None
+        if connection is None or connection.provider != provider:
+            raise NotFound(f"no {provider} connection {connection_id}")
+        return platform_adapter(connection, settings=get_settings())
+
+
+def _record_platform(connection_id: str, events: list[Any]) -> int:
+    with session_scope(write=True) as session:
+        return platform_calls.record_platform_events(
+            session, connection_id=connection_id, events=events, now=system_clock.now()
+        )
+
+
+@router.post(
+    "/{provider}/{connection_id}",
+    summary="Receive a hosted platform's call webhook (signed by the platform, no API key)",
+    description=PLATFORM_DESCRIPTION,
+    response_model=EventAnswer,
+    responses={
+        401: _error_response("unauthorized: the signature is missing, stale or wrong"),
+        404: _error_response("not found: no such connection of that platform"),
+        413: _error_response("payload too large"),
+        422: _error_response("validation failed: not an event of that platform"),
+    },
+    openapi_extra={"security": []},
+)
+async def platform_event(provider: str, connection_id: str, request: Request) -> JSONResponse:
+    from batch_dashboard.providers.base import EventRefused
+
+    if provider not in HOSTED_PLATFORMS:
+        raise NotFound(f"no such route: /v1/provider-events/{provider}/…")
+    adapter = await run_in_threadpool(_platform_connection, provider, connection_id)
+    body = await bodies.read_limited(request, MAX_EVENT_BYTES)
+    query = request.url.query
+    url = f"{get_settings().public_url.rstrip('/')}{request.url.path}" + (
+        f"?{query}" if query else ""
+    )
+    try:
+        events = adapter.read_event(
+            url=url, headers=dict(request.headers), body=body, now=system_clock.now()
+        )
+    except EventRefused as refused:
+        raise Unauthorized(f"the event's signature was refused: {refused}") from None
+    except ValueError as error:
+        raise ValidationFailed.at(["body"], str(error)) from None
+    recorded = await run_in_threadpool(_record_platform, connection_id, events)
+    log.info("%s event: %d call(s) recorded", provider, recorded)
+    return JSONResponse({"recorded": bool(recorded)}, status_code=200)
