@@ -322,7 +322,6 @@ def result_from(call: RetellCall, *, ended: bool = False) -> CallResult:
             evaluations=evaluations_of(call.call_analysis),
             data_collection=data_collection_of(call.call_analysis),
             call_id=call.call_id,
-            message=reason,
         )
     words = f"Retell {call.call_status or 'ended'}: {reason or 'no disconnection_reason'}"
     return CallResult(
