@@ -638,7 +638,7 @@ class RetellProvider(Provider):
         try:
             response = await self._send("GET", f"/v2/get-call/{call_id}", doing)
         except RetellRefused as error:
-            if error.status == 404:
+            if error.status in (404, 422):  # 422: "Cannot find requested asset"
                 raise ProviderError(
                     f"Retell does not know call {call_id}", retryable=False
                 ) from None
