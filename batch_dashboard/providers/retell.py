@@ -472,7 +472,7 @@ class RetellProvider(Provider):
     def _refusal(self, response: httpx.Response, doing: str, *, creating: bool) -> ProviderError:
         said = self._said(response)
         status = response.status_code
-        if creating and (status == 429 or "concurrency" in said.lower()):
+        if creating and (status == 429 or (status < 500 and "concurrency" in said.lower())):
             return NotPlaced(
                 f"Retell asked to wait while {doing} ({status}: {said})",
                 retry_after=retry_after_seconds(
