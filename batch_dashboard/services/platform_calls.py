@@ -36,7 +36,11 @@ def store_call_ids(session: Session, *, call_ids: Sequence[tuple[str, str]]) -> 
 
 
 def _attempt_on_connection(
-    columns: Sequence[Any], *, attempt_id: str | None, connection_id: str, status: RecipientStatus
+    columns: Sequence[Any],
+    *,
+    attempt_id: str | None,
+    connection_id: str,
+    status: RecipientStatus | None,
 ) -> Any:
     """The attempt's row when its batch calls through this connection (a platform's event
     names the attempt; only its own account may touch it)."""
@@ -60,14 +64,14 @@ def _attempt_on_connection(
 
 
 def attempt_of_call(session: Session, *, call_id: str, connection_id: str) -> str | None:
-    """The attempt in flight on this connection whose platform call id is `call_id` (for events
-    that name only the platform's call)."""
+    """The attempt on this connection whose platform call id is `call_id` (for events that
+    name only the platform's call)."""
     row = session.execute(
         _attempt_on_connection(
             [recipients_t.c.attempt_id],
             attempt_id=None,
             connection_id=connection_id,
-            status=RecipientStatus.dialing,
+            status=None,
         ).where(recipients_t.c.provider_call_id == call_id)
     ).first()
     return row[0] if row else None
@@ -92,11 +96,11 @@ def live_call_id(
 def attach_result(
     session: Session, *, attempt_id: str, connection_id: str, result: CallResult, now: datetime
 ) -> bool:
-    """A bot's own account of a call that already ended (its transcript, evaluations and
-    collected data, posted after the platform reported the end): kept on the conversation, the
-    opt-out applied, and the `conversation.completed` event still waiting to be sent rewritten
-    with it. False when the attempt is not a connected call of this connection, or the
-    conversation already has its transcript."""
+    """What arrives after a connected call's end was recorded (a Twilio bot's own result,
+    Retell's `call_analyzed`, Vapi's end-of-call report): the transcript, evaluations and
+    collected data the conversation still lacks are kept, the opt-out applied, and the
+    `conversation.completed` event still waiting to be sent rewritten. False when the attempt
+    is not a connected call of this connection, or nothing was missing."""
     found = session.execute(
         _attempt_on_connection(
             [
@@ -114,11 +118,16 @@ def attach_result(
     if found is None or found.conversation_id is None:
         return False
     conversation = session.get(Conversation, found.conversation_id)
-    if conversation is None or conversation.transcript:
+    if conversation is None:
         return False
-    conversation.transcript = result.transcript or []
-    conversation.evaluations = result.evaluations or {}
-    conversation.data_collection = result.data_collection or {}
+    missing = False
+    for field in ("transcript", "evaluations", "data_collection"):
+        arrived = getattr(result, field)
+        if arrived and not getattr(conversation, field):
+            setattr(conversation, field, arrived)
+            missing = True
+    if not missing:
+        return False
     session.add(conversation)
     if found.opt_out_field and said_yes(conversation.data_collection.get(found.opt_out_field)):
         dnc.add_numbers(
@@ -162,13 +171,29 @@ def record_platform_events(
         if not attempt_id:
             continue
         live, stored = live_call_id(session, attempt_id=attempt_id, connection_id=connection_id)
-        if not live or (stored and event.call_id and stored != event.call_id):
+        if not live:
+            # Ended already: what a later event adds (the analysis) goes to its conversation.
+            if event.result.connected:
+                recorded += attach_result(
+                    session,
+                    attempt_id=attempt_id,
+                    connection_id=connection_id,
+                    result=event.result,
+                    now=now,
+                )
+            continue
+        if stored and event.call_id and stored != event.call_id:
             continue
         if stored is None and event.call_id:
             store_call_ids(session, call_ids=[(attempt_id, event.call_id)])
         if event.result.terminal:
             recorded += len(
-                record_outcomes(session, outcomes=[(attempt_id, event.result)], now=now)
+                record_outcomes(
+                    session,
+                    outcomes=[(attempt_id, event.result)],
+                    now=now,
+                    webhook_delay=webhook_delay,
+                )
             )
     return recorded
 

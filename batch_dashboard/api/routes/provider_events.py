@@ -441,10 +441,14 @@ def _platform_connection(provider: str, connection_id: str) -> Any:
         return platform_adapter(connection, settings=get_settings())
 
 
-def _record_platform(connection_id: str, events: list[Any]) -> int:
+def _record_platform(connection_id: str, events: list[Any], delay: timedelta | None) -> int:
     with session_scope(write=True) as session:
         return platform_calls.record_platform_events(
-            session, connection_id=connection_id, events=events, now=system_clock.now()
+            session,
+            connection_id=connection_id,
+            events=events,
+            now=system_clock.now(),
+            webhook_delay=delay,
         )
 
 
@@ -480,6 +484,9 @@ async def platform_event(provider: str, connection_id: str, request: Request) ->
         raise Unauthorized(f"the event's signature was refused: {refused}") from None
     except ValueError as error:
         raise ValidationFailed.at(["body"], str(error)) from None
-    recorded = await run_in_threadpool(_record_platform, connection_id, events)
+    # Platforms whose analysis follows the call's end (Retell's call_analyzed) hold the
+    # conversation.completed event back for it.
+    delay = getattr(adapter, "analysis_grace", None)
+    recorded = await run_in_threadpool(_record_platform, connection_id, events, delay)
     log.info("%s event: %d call(s) recorded", provider, recorded)
     return JSONResponse({"recorded": bool(recorded)}, status_code=200)
