@@ -241,7 +241,8 @@ class Script:
         customer-busy; customer-did-not-answer; voicemail; a failure such as
         twilio-failed-to-connect-call or a SIP error; a call.start.error-*: ended at once).
     ring_seconds / duration: scripted seconds ringing, then in progress.
-    transcript: (role, message) turns of a connected call ("bot" or "user").
+    transcript: (role, message) turns of a connected call: "assistant" (the docs' examples;
+        the schema's BotMessage suggests "bot", also accepted) or "user".
     success_evaluation / structured_data / summary: its `analysis`.
     ended_message: `Call.endedMessage` for failures.
     messages: DeliveryBehaviour for this number (else the fake's).
@@ -251,9 +252,9 @@ class Script:
     ring_seconds: float = 1.0
     duration: float = 5.0
     transcript: tuple[tuple[str, str], ...] = (
-        ("bot", "Hi, this is the clinic calling."),
+        ("assistant", "Hi, this is the clinic calling."),
         ("user", "Hello, yes?"),
-        ("bot", "Your appointment is at 3pm tomorrow."),
+        ("assistant", "Your appointment is at 3pm tomorrow."),
         ("user", "Great, thanks."),
     )
     success_evaluation: str | None = "true"
@@ -743,13 +744,13 @@ class VapiFake:
                         "endTime": start_ms + (offset + 1.5) * 1000,
                         "secondsFromStart": offset,
                         "duration": 1.5,
-                        **({"source": ""} if role == "bot" else {}),
+                        **({"source": ""} if role != "user" else {}),
                     }
                 )
         transcript = "\n".join(
-            f"{'AI' if m['role'] == 'bot' else 'User'}: {m['message']}"
+            f"{'User' if m['role'] == 'user' else 'AI'}: {m['message']}"
             for m in messages
-            if m["role"] in ("bot", "user")
+            if m["role"] in ("assistant", "bot", "user")
         )
         return {"messages": messages, "transcript": transcript}
 

@@ -266,12 +266,18 @@ def test_a_connected_call_brings_its_analysis(
         to,
         success_evaluation="false",
         structured_data={"will_attend": True, "email": "ann@example.com"},
+        transcript=(("bot", "Hi Ann!"), ("user", "Hi."), ("tool_calls", "")),
     )
     place(vapi, request_for(ids, to))
     call_id = fake.calls[0].id
     fake.wait_for_status(call_id, "ended")
     result = status(vapi, "att_1-0", call_id)
     assert result is not None and result.status == CallStatus.completed
+    # "bot" turns read like "assistant" ones; system and tool messages are left out.
+    assert result.transcript == [
+        {"role": "agent", "message": "Hi Ann!", "time_in_call_secs": 0.5},
+        {"role": "user", "message": "Hi.", "time_in_call_secs": 2.5},
+    ]
     assert result.evaluations == {"success_evaluation": {"result": "failure", "rationale": "false"}}
     assert result.data_collection == {
         "will_attend": {"value": True, "rationale": ""},
