@@ -285,10 +285,27 @@ def test_a_connected_call_brings_its_analysis(
     }
 
 
-def test_every_mapped_reason_is_in_vapis_enum() -> None:
-    # The table only names reasons of Call.endedReason (VAPI_SOURCES.md); the rest fall through.
-    assert "voicemail" in ENDED_REASONS and "customer-busy" in ENDED_REASONS
-    assert "assistant-not-found" not in ENDED_REASONS  # an error, not an assistant's hang-up
+def test_only_the_assistants_own_endings_count_as_completed() -> None:
+    # Every key of the table is in Call.endedReason's enum (checked against VapiAI/docs'
+    # openapi.json when written, VAPI_SOURCES.md). "assistant-*" is not a prefix rule: the
+    # assistant-not-found / -request-failed / -join-timed-out reasons are errors.
+    completed = {reason for reason, out in ENDED_REASONS.items() if out == Outcome.completed}
+    assert {r for r in completed if r.startswith("assistant-")} == {
+        "assistant-ended-call",
+        "assistant-said-end-call-phrase",
+        "assistant-ended-call-after-message-spoken",
+        "assistant-ended-call-with-hangup-task",
+        "assistant-forwarded-call",
+    }
+    for error in ("assistant-not-found", "assistant-request-failed", "assistant-join-timed-out"):
+        assert error not in ENDED_REASONS
+    assert (
+        parse_server_message(
+            b'{"message": {"type": "end-of-call-report", "endedReason": "assistant-not-found",'
+            b' "call": {"id": "c1"}}}'
+        )[0].result.failure_reason
+        == "provider_error"
+    )
 
 
 def test_a_connected_call_polled_before_its_analysis_waits_for_it(
