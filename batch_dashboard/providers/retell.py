@@ -19,7 +19,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
@@ -401,6 +401,9 @@ class RetellProvider(Provider):
     # Webhooks record each call's end at once; polling is only the fallback for a webhook that
     # never comes, so it stays well inside Retell's API limits.
     poll_interval = 10.0
+    # call_ended records the end; call_analyzed brings the evaluations and collected data a
+    # little later, so the conversation.completed webhook waits this long for them.
+    webhook_delay = timedelta(seconds=60)
 
     def __init__(
         self,

@@ -486,7 +486,7 @@ async def platform_event(provider: str, connection_id: str, request: Request) ->
         raise ValidationFailed.at(["body"], str(error)) from None
     # Platforms whose analysis follows the call's end (Retell's call_analyzed) hold the
     # conversation.completed event back for it.
-    delay = getattr(adapter, "analysis_grace", None)
+    delay = getattr(adapter, "webhook_delay", None)
     recorded = await run_in_threadpool(_record_platform, connection_id, events, delay)
     log.info("%s event: %d call(s) recorded", provider, recorded)
     return JSONResponse({"recorded": bool(recorded)}, status_code=200)
