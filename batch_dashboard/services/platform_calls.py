@@ -45,7 +45,7 @@ def _attempt_on_connection(
     """The attempt's row when its batch calls through this connection (a platform's event
     names the attempt; only its own account may touch it)."""
     numbers_t, agents_t = PhoneNumber.__table__, Agent.__table__
-    return (
+    query = (
         select(*columns)
         .select_from(recipients_t)
         .join(batches_t, batches_t.c.id == recipients_t.c.batch_id)
@@ -55,12 +55,13 @@ def _attempt_on_connection(
             numbers_t.c.id
             == func.coalesce(batches_t.c.phone_number_id, agents_t.c.phone_number_id),
         )
-        .where(
-            recipients_t.c.attempt_id == attempt_id,
-            recipients_t.c.status == status.value,
-            numbers_t.c.connection_id == connection_id,
-        )
+        .where(numbers_t.c.connection_id == connection_id)
     )
+    if attempt_id is not None:
+        query = query.where(recipients_t.c.attempt_id == attempt_id)
+    if status is not None:
+        query = query.where(recipients_t.c.status == status.value)
+    return query
 
 
 def attempt_of_call(session: Session, *, call_id: str, connection_id: str) -> str | None:
@@ -157,17 +158,22 @@ def record_platform_events(
     events: Sequence[PlatformEvent],
     now: datetime,
     webhook_delay: timedelta | None = None,
-) -> int:
+) -> tuple[int, list[PlatformEvent]]:
     """A platform's events about its calls (`PlatformEvent`s, already verified): each names
     its attempt (our metadata) or only the platform's call id; the call id is kept, and an end
-    is recorded once. Events for calls of other connections, or already ended, change nothing."""
-    recorded = 0
+    is recorded once. Events for calls of other connections, or already ended, change nothing.
+
+    Returns how many ends were recorded, and the ends that named only a call id nobody here
+    knows yet: a platform may report a call before its answer to our placement was stored."""
+    recorded, unknown = 0, []
     for event in events:
         attempt_id = event.attempt_id
         if attempt_id is None and event.call_id:
             attempt_id = attempt_of_call(
                 session, call_id=event.call_id, connection_id=connection_id
             )
+            if attempt_id is None and event.result.terminal:
+                unknown.append(event)
         if not attempt_id:
             continue
         live, stored = live_call_id(session, attempt_id=attempt_id, connection_id=connection_id)
@@ -195,7 +201,7 @@ def record_platform_events(
                     webhook_delay=webhook_delay,
                 )
             )
-    return recorded
+    return recorded, unknown
 
 
 def slow_down(session: Session, *, connection_id: str, until: datetime) -> None:

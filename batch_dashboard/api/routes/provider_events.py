@@ -7,6 +7,7 @@ with BATCH_HTTP_PROVIDER_SECRET, and that signature is the authentication.
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import logging
 from datetime import timedelta
@@ -322,15 +323,14 @@ def _record_twilio(
     result = result_from(params, error_code=adapter.error_code(call_id) if failed else None)
     event = PlatformEvent(attempt_id=attempt_id, call_id=call_id, result=result)
     with session_scope(write=True) as session:
-        return bool(
-            platform_calls.record_platform_events(
-                session,
-                connection_id=connection_id,
-                events=[event],
-                now=system_clock.now(),
-                webhook_delay=webhook_delay,
-            )
+        recorded, _unknown = platform_calls.record_platform_events(
+            session,
+            connection_id=connection_id,
+            events=[event],
+            now=system_clock.now(),
+            webhook_delay=webhook_delay,
         )
+        return bool(recorded)
 
 
 @router.post(
@@ -428,6 +428,8 @@ know answer `200` and are ignored.
 """
 
 HOSTED_PLATFORMS = ("elevenlabs", "vapi", "retell")
+# Seconds to wait, one after another, for the call id of an end reported before it was stored.
+UNKNOWN_CALL_WAITS = (0.2, 0.5, 1.0, 2.0)
 
 
 def _platform_connection(provider: str, connection_id: str) -> Any:
@@ -441,7 +443,9 @@ def _platform_connection(provider: str, connection_id: str) -> Any:
         return platform_adapter(connection, settings=get_settings())
 
 
-def _record_platform(connection_id: str, events: list[Any], delay: timedelta | None) -> int:
+def _record_platform(
+    connection_id: str, events: list[Any], delay: timedelta | None
+) -> tuple[int, list[Any]]:
     with session_scope(write=True) as session:
         return platform_calls.record_platform_events(
             session,
@@ -487,6 +491,14 @@ async def platform_event(provider: str, connection_id: str, request: Request) ->
     # Platforms whose analysis follows the call's end (Retell's call_analyzed) hold the
     # conversation.completed event back for it.
     delay = getattr(adapter, "webhook_delay", None)
-    recorded = await run_in_threadpool(_record_platform, connection_id, events, delay)
+    recorded, unknown = await run_in_threadpool(_record_platform, connection_id, events, delay)
+    for wait in UNKNOWN_CALL_WAITS:
+        if not unknown:
+            break
+        # The platform reported a call's end before its answer to our placement (the call id)
+        # was stored: give the dialer a moment, then look again.
+        await asyncio.sleep(wait)
+        more, unknown = await run_in_threadpool(_record_platform, connection_id, unknown, delay)
+        recorded += more
     log.info("%s event: %d call(s) recorded", provider, recorded)
     return JSONResponse({"recorded": bool(recorded)}, status_code=200)
