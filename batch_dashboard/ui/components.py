@@ -39,6 +39,14 @@ def row_action(
     )
 
 
+def shown_on(*content: rx.Component, phones: bool, **props: Any) -> rx.Component:
+    """Shown only on phones (narrower than the `sm` breakpoint), or only on wider screens.
+    A plain div carries the switch: on a Radix Flex it would tie with `.rt-Flex`'s own
+    `display`, which a page that loads the global stylesheet again (/batches/new) lets win."""
+    shown, hidden = ("block", "none") if phones else ("none", "block")
+    return rx.el.div(*content, display=rx.breakpoints(initial=shown, sm=hidden), **props)
+
+
 def status_badge(status: rx.Var | str) -> rx.Component:
     return rx.match(
         status,
@@ -92,6 +100,8 @@ def page_header(
         width="100%",
         align="center",
         margin_bottom="20px",
+        # On a phone the actions go under the title instead of squeezing it.
+        flex_wrap="wrap",
     )
 
 
