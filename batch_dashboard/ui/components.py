@@ -23,10 +23,16 @@ def data_table(
 
 
 def row_action(
-    icon: str, text: str, on_click: Any, label: rx.Var | str, color_scheme: str | None = "gray"
+    icon: str,
+    text: str,
+    on_click: Any,
+    label: rx.Var | str,
+    color_scheme: str | None = "gray",
+    busy: rx.Var | bool = False,
 ) -> rx.Component:
     """A small button in a table row; `label` names it with its row for screen readers.
-    `color_scheme=None` keeps the accent colour (the row's main action)."""
+    `color_scheme=None` keeps the accent colour (the row's main action); `busy` shows a
+    spinner in it (and disables it) while its work runs."""
     colour = {} if color_scheme is None else {"color_scheme": color_scheme}
     return rx.button(
         rx.icon(icon, size=14),
@@ -35,6 +41,7 @@ def row_action(
         variant="soft",
         on_click=on_click,
         aria_label=label,
+        loading=busy,
         **colour,
     )
 
