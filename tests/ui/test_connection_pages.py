@@ -3,12 +3,17 @@ does when a machine answers, driven through the Reflex states of their pages."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from batch_dashboard.db import session_scope
 from batch_dashboard.services import agents, connections
 from batch_dashboard.services.errors import NotFound, ValidationFailed
+from batch_dashboard.ui.states.admin import AgentsState, NumbersState
 from tests.conftest import Tenant, make_tenant
+from tests.ui.test_admin_states import run, signed_in
+from tests.ui.test_connection_states import SID, TOKEN, make_connection
 
 STREAM = "wss://bot.example.com/stream"
 
@@ -16,6 +21,83 @@ STREAM = "wss://bot.example.com/stream"
 @pytest.fixture
 def tenant(sqlite_url: str) -> Tenant:
     return make_tenant()
+
+
+def test_numbers_show_their_connection_or_the_simulator(tenant: Tenant) -> None:
+    made = make_connection(
+        tenant,
+        provider="twilio",
+        name="Production",
+        credentials={"account_sid": SID, "auth_token": TOKEN},
+    )
+    with session_scope(write=True) as session:
+        agents.create_phone_number(
+            session,
+            workspace_id=tenant.workspace_id,
+            number="+14155550188",
+            connection_id=made["id"],
+        )
+    state = signed_in(NumbersState, tenant.workspace_id)
+    run(state.open())
+    by_phone = {row.phone_e164: row for row in state.rows}
+    assert (by_phone["+14155550188"].connection, by_phone["+14155550188"].platform) == (
+        "Production",
+        "Twilio",
+    )
+    assert (by_phone["+14155550100"].connection, by_phone["+14155550100"].platform) == (
+        "Simulator",
+        "",
+    )
+
+
+def test_agents_show_where_they_run_and_keep_a_media_stream_url(tenant: Tenant) -> None:
+    made = make_connection(
+        tenant,
+        provider="twilio",
+        name="Production",
+        credentials={"account_sid": SID, "auth_token": TOKEN},
+    )
+    with session_scope(write=True) as session:
+        twilio_number = agents.create_phone_number(
+            session,
+            workspace_id=tenant.workspace_id,
+            number="+14155550188",
+            connection_id=made["id"],
+        ).id
+    state = signed_in(AgentsState, tenant.workspace_id)
+    run(state.open())
+    row = next(r for r in state.rows if r.id == tenant.agent_id)
+    assert (row.connection, row.on_twilio, row.stream_url) == ("Simulator", False, "")
+
+    # Moved to the Twilio number, the agent follows its connection and takes a media stream.
+    state.edit_agent(dataclasses.asdict(row))
+    state.set_form_number(twilio_number)
+    form = {"name": row.name, "prompt": row.prompt, "first_message": "", "webhook_url": ""}
+    run(state.save({**form, "stream_url": "https://bot.example.com/stream"}))
+    assert state.form_error.startswith("stream_url: must be the bot's media-stream websocket")
+    assert state.editor_open
+    run(state.save({**form, "stream_url": f" {STREAM} "}))
+    assert state.form_error == "" and not state.editor_open
+    row = next(r for r in state.rows if r.id == tenant.agent_id)
+    assert (row.connection, row.platform, row.on_twilio) == ("Production", "Twilio", True)
+    assert row.stream_url == STREAM
+    with session_scope() as session:
+        agent = agents.get_agent(session, workspace_id=tenant.workspace_id, agent_id=row.id)
+        assert (agent.connection_id, agent.stream_url) == (made["id"], STREAM)
+
+    # Editing again shows it; emptying the field clears it.
+    state.edit_agent(dataclasses.asdict(row))
+    assert state.form_stream_url == STREAM
+    run(state.save({**form, "stream_url": ""}))
+    row = next(r for r in state.rows if r.id == tenant.agent_id)
+    assert row.stream_url == "" and row.on_twilio
+
+    # A new agent on the Twilio number is created with its media stream.
+    state.new_agent()
+    state.set_form_number(twilio_number)
+    run(state.save({**form, "name": "Bot", "stream_url": STREAM}))
+    bot = next(r for r in state.rows if r.name == "Bot")
+    assert (bot.connection, bot.stream_url) == ("Production", STREAM)
 
 
 def test_update_agent_keeps_what_it_is_not_given(tenant: Tenant) -> None:
