@@ -8,11 +8,13 @@ import dataclasses
 import pytest
 
 from batch_dashboard.db import session_scope
-from batch_dashboard.services import agents, connections
+from batch_dashboard.services import agents, batches, connections
 from batch_dashboard.services.errors import NotFound, ValidationFailed
 from batch_dashboard.ui.states.admin import AgentsState, NumbersState
+from batch_dashboard.ui.states.new_batch import NewBatchState
 from tests.conftest import Tenant, make_tenant
 from tests.ui.test_admin_states import run, signed_in
+from tests.ui.test_batch_states import upload
 from tests.ui.test_connection_states import SID, TOKEN, make_connection
 
 STREAM = "wss://bot.example.com/stream"
@@ -150,3 +152,35 @@ def test_update_agent_keeps_what_it_is_not_given(tenant: Tenant) -> None:
             None,
             None,
         )
+
+
+def test_a_batch_says_what_to_do_when_a_machine_answers(tenant: Tenant) -> None:
+    state = signed_in(NewBatchState, tenant.workspace_id)
+    run(state.open())
+    assert state.voicemail_action == "none"
+    run(state.handle_upload(upload("phone,first_name,appointment_time\n+14155552671,Ada,3pm\n")))
+    state.name = "Machines"
+    state.set_voicemail_action("leave_message")
+    run(state.submit())
+    assert state.field_errors == {"voicemail": "Message: is required to leave a message"}
+    state.set_voicemail_message("Hi {{first_name}}, please call us back.")
+    run(state.submit())
+    assert state.field_errors == {} and state.form_error == ""
+    state.set_voicemail_action("hang_up")
+    state.name = "Hang up"
+    run(state.handle_upload(upload("phone\n+14155552672\n")))
+    run(state.submit())
+    assert state.field_errors == {} and state.form_error == ""
+    state.set_voicemail_action("none")
+    state.name = "Plain"
+    run(state.handle_upload(upload("phone\n+14155552673\n")))
+    run(state.submit())
+    with session_scope() as session:
+        listed = batches.list_batches(session, workspace_id=tenant.workspace_id)["batch_calls"]
+    by_name = {batch["name"]: batch for batch in listed}
+    assert by_name["Machines"]["voicemail"] == {
+        "action": "leave_message",
+        "message": "Hi {{first_name}}, please call us back.",
+    }
+    assert by_name["Hang up"]["voicemail"] == {"action": "hang_up"}
+    assert by_name["Plain"]["voicemail"] is None
