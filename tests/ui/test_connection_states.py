@@ -224,7 +224,9 @@ def test_a_connection_in_use_is_not_deleted_and_the_row_says_why(tenant: Tenant)
     assert not state.confirm_delete and not state.deleting
     row = next(r for r in state.rows if r.id == used["id"])
     assert not row.note_ok
-    assert row.note == "Lab is used by 1 phone number(s) and 0 agent(s): move or delete them first"
+    assert row.note == (
+        "Lab is used by 1 phone number(s) and 0 agent(s): move or delete them first."
+    )
 
     state.ask_delete(unused["id"], "Spare")
     state.cancel_delete(False)

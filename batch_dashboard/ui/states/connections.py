@@ -41,7 +41,8 @@ SETUP_LINES = {
     "twilio": "Nothing to paste: each call tells Twilio where to report. Make sure this address "
     "is reachable from the internet (BATCH_PUBLIC_URL).",
     "simulator": "Nothing to set up: the simulator plays every call inside Batch calls.",
-    "http": "Your runtime is handed its status callback with each call and posts to "
+    # The HTTP runtime's events have one address for every connection (docs/providers.md).
+    "http": "Not this address: your runtime posts its status events to "
     "/v1/provider-events/http, signed with BATCH_HTTP_PROVIDER_SECRET.",
 }
 
@@ -178,12 +179,8 @@ def field_errors(error: ValidationFailed) -> tuple[dict[str, str], str]:
 
 def in_words(error: DomainError) -> str:
     """What a row's Test, Import numbers or Delete refused, without API paths."""
-    details = error.details or []
-    if not details:
-        return error.message
-    return " ".join(
-        item["message"][:1].upper() + item["message"][1:].rstrip(".") + "." for item in details[:3]
-    )
+    messages = [item["message"] for item in (error.details or [])[:3]] or [error.message]
+    return " ".join(text[:1].upper() + text[1:].rstrip(".") + "." for text in messages)
 
 
 def _count(number: int, word: str) -> str:
@@ -329,7 +326,7 @@ class ConnectionsState(rx.State):
         except Conflict as error:
             # "…is used by 2 phone number(s) and 1 agent(s): move or delete them first"
             words = error.message.replace(f"connection {connection_id}", name)
-            self._set_note(connection_id, words, False)
+            self._set_note(connection_id, words.rstrip(".") + ".", False)
             return
         except DomainError as error:
             yield rx.toast.error(in_words(error))
