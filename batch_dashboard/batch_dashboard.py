@@ -26,6 +26,7 @@ from batch_dashboard.ui.pages.wall import wall_page
 from batch_dashboard.ui.states.admin import AgentsState, NumbersState, SettingsState
 from batch_dashboard.ui.states.base import AuthState
 from batch_dashboard.ui.states.batches import BatchDetailState, BatchesState
+from batch_dashboard.ui.states.connections import ConnectionsState
 from batch_dashboard.ui.states.dnc import DoNotCallState
 from batch_dashboard.ui.states.live import live_updates
 from batch_dashboard.ui.states.new_batch import NewBatchState
@@ -118,7 +119,12 @@ app.add_page(
     settings_page,
     route="/settings",
     title="Settings · Batch calls",
-    on_load=[AuthState.require_login, SettingsState.open, WallTokensState.open],
+    on_load=[
+        AuthState.require_login,
+        ConnectionsState.open,
+        SettingsState.open,
+        WallTokensState.open,
+    ],
 )
 app.add_page(
     dnc_page,

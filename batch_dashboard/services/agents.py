@@ -392,11 +392,32 @@ def update_agent(
     phone_number_id: str | None,
     webhook_url: str | None,
     opt_out_field: str | None = None,
+    connection_id: str | None = None,
+    external_agent_id: str | None = None,
+    stream_url: str | None = None,
 ) -> Agent:
+    """`connection_id`, `external_agent_id` and `stream_url` are kept as they are when None and
+    cleared by "" (checked as at creation otherwise)."""
     agent = get_agent(session, workspace_id=workspace_id, agent_id=agent_id)
     # An unchanged URL is not checked again: its host may be unreachable right now.
     new_url = webhook_url if webhook_url != agent.webhook_url else None
     _check_agent(session, workspace_id, name, prompt, phone_number_id, new_url)
+    if connection_id:
+        connections.get_connection(session, workspace_id=workspace_id, connection_id=connection_id)
+    problems = Problems()
+    external = (
+        None
+        if external_agent_id is None
+        else _external_id(external_agent_id, problems, field="external_agent_id")
+    )
+    stream = None if stream_url is None else _check_stream_url(stream_url, problems)
+    problems.raise_if_any()
+    if connection_id is not None:
+        agent.connection_id = connection_id or None
+    if external_agent_id is not None:
+        agent.external_agent_id = external
+    if stream_url is not None:
+        agent.stream_url = stream
     if webhook_url != agent.webhook_url:
         agent.webhook_disabled_reason = None
     agent.name, agent.prompt, agent.first_message = name.strip(), prompt, first_message

@@ -23,10 +23,16 @@ def data_table(
 
 
 def row_action(
-    icon: str, text: str, on_click: Any, label: rx.Var | str, color_scheme: str | None = "gray"
+    icon: str,
+    text: str,
+    on_click: Any,
+    label: rx.Var | str,
+    color_scheme: str | None = "gray",
+    busy: rx.Var | bool = False,
 ) -> rx.Component:
     """A small button in a table row; `label` names it with its row for screen readers.
-    `color_scheme=None` keeps the accent colour (the row's main action)."""
+    `color_scheme=None` keeps the accent colour (the row's main action); `busy` shows a
+    spinner in it (and disables it) while its work runs."""
     colour = {} if color_scheme is None else {"color_scheme": color_scheme}
     return rx.button(
         rx.icon(icon, size=14),
@@ -35,8 +41,17 @@ def row_action(
         variant="soft",
         on_click=on_click,
         aria_label=label,
+        loading=busy,
         **colour,
     )
+
+
+def shown_on(*content: rx.Component, phones: bool, **props: Any) -> rx.Component:
+    """Shown only on phones (narrower than the `sm` breakpoint), or only on wider screens.
+    A plain div carries the switch: on a Radix Flex it would tie with `.rt-Flex`'s own
+    `display`, which a page that loads the global stylesheet again (/batches/new) lets win."""
+    shown, hidden = ("block", "none") if phones else ("none", "block")
+    return rx.el.div(*content, display=rx.breakpoints(initial=shown, sm=hidden), **props)
 
 
 def status_badge(status: rx.Var | str) -> rx.Component:
@@ -92,6 +107,8 @@ def page_header(
         width="100%",
         align="center",
         margin_bottom="20px",
+        # On a phone the actions go under the title instead of squeezing it.
+        flex_wrap="wrap",
     )
 
 

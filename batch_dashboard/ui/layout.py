@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from batch_dashboard.ui.components import shown_on
 from batch_dashboard.ui.states.base import AuthState
 from batch_dashboard.ui.styles import CONTENT_MAX_WIDTH, SIDEBAR_WIDTH
 
@@ -37,21 +38,64 @@ def _nav_item(label: str, href: str, icon: str) -> rx.Component:
     )
 
 
-def sidebar() -> rx.Component:
-    return rx.vstack(
-        rx.hstack(
-            rx.center(
-                rx.icon("phone-outgoing", size=16, color="white"),
-                width="28px",
-                height="28px",
-                border_radius="8px",
-                background=rx.color("accent", 9),
-            ),
-            rx.text("Batch calls", weight="bold", size="3"),
-            align="center",
-            spacing="2",
-            padding="4px 8px 16px",
+def _brand(**props) -> rx.Component:
+    return rx.hstack(
+        rx.center(
+            rx.icon("phone-outgoing", size=16, color="white"),
+            width="28px",
+            height="28px",
+            border_radius="8px",
+            background=rx.color("accent", 9),
         ),
+        rx.text("Batch calls", weight="bold", size="3"),
+        align="center",
+        spacing="2",
+        **props,
+    )
+
+
+def top_bar() -> rx.Component:
+    """On narrow screens (phones), the sidebar's sections in a menu above the page."""
+    bar = rx.hstack(
+        _brand(),
+        rx.spacer(),
+        rx.menu.root(
+            rx.menu.trigger(
+                rx.icon_button(
+                    rx.icon("menu", size=18),
+                    variant="ghost",
+                    color_scheme="gray",
+                    aria_label="Menu",
+                )
+            ),
+            rx.menu.content(
+                *[
+                    rx.menu.item(
+                        rx.hstack(rx.icon(icon, size=14), label, align="center", spacing="2"),
+                        on_click=rx.redirect(href),
+                    )
+                    for label, href, icon in SECTIONS
+                ],
+                rx.menu.separator(),
+                rx.menu.item(
+                    rx.hstack(rx.icon("log-out", size=14), "Sign out", align="center", spacing="2"),
+                    on_click=AuthState.sign_out,
+                ),
+                align="end",
+            ),
+        ),
+        width="100%",
+        align="center",
+        padding="10px 16px",
+        background=rx.color("gray", 2),
+        border_bottom=f"1px solid {rx.color('gray', 4)}",
+    )
+    return shown_on(bar, phones=True, position="sticky", top="0", z_index="10")
+
+
+def sidebar() -> rx.Component:
+    side = rx.vstack(
+        _brand(padding="4px 8px 16px"),
         rx.el.nav(
             rx.vstack(*[_nav_item(*section) for section in SECTIONS], spacing="1", width="100%"),
             aria_label="Sections",
@@ -78,27 +122,29 @@ def sidebar() -> rx.Component:
         ),
         width=SIDEBAR_WIDTH,
         min_width=SIDEBAR_WIDTH,
-        height="100vh",
-        position="sticky",
-        top="0",
+        height="100%",
         padding="16px 12px",
         background=rx.color("gray", 2),
         border_right=f"1px solid {rx.color('gray', 4)}",
     )
+    return shown_on(side, phones=False, height="100vh", position="sticky", top="0")
 
 
 def frame(*content: rx.Component) -> rx.Component:
-    return rx.hstack(
+    """The sidebar beside the page; on phones, a menu bar above it."""
+    return rx.flex(
         sidebar(),
+        top_bar(),
         rx.box(
             rx.box(*content, max_width=CONTENT_MAX_WIDTH, margin="0 auto"),
             flex="1",
-            padding="28px 36px",
+            min_width="0",
+            padding=rx.breakpoints(initial="20px 16px", sm="28px 36px"),
             min_height="100vh",
             overflow_x="auto",
         ),
-        spacing="0",
-        align="start",
+        direction=rx.breakpoints(initial="column", sm="row"),
+        align=rx.breakpoints(initial="stretch", sm="start"),
         width="100%",
         background=rx.color("gray", 1),
     )

@@ -45,6 +45,7 @@ ARGUMENTS: dict[str, tuple[Any, ...]] = {
 HELD: dict[str, dict[str, Any]] = {
     "AgentsState.rotate": {"rotate_id": "agent_x"},
     "SettingsState.revoke": {"revoke_id": "key_x"},
+    "ConnectionsState.delete": {"delete_id": "conn_x"},
     "NewBatchState.submit": {
         "name": "Reminders",
         "agent_id": "agent_x",
@@ -166,6 +167,11 @@ def test_the_console_handlers_are_found() -> None:
         "DoNotCallState.import_csv",
         "NewBatchState.submit",
         "WallTokensState.revoke",
+        "ConnectionsState.open",
+        "ConnectionsState.add",
+        "ConnectionsState.test",
+        "ConnectionsState.import_numbers",
+        "ConnectionsState.delete",
     } <= marked
     assert len(HANDLERS) > len(marked) > 25
 

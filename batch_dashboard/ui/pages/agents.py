@@ -86,10 +86,37 @@ def _webhook(row: AgentRow) -> rx.Component:
     )
 
 
+def _runs_on(row: AgentRow) -> rx.Component:
+    """Its connection and platform; for Twilio, the bot's media stream it hands each call."""
+    return rx.vstack(
+        rx.text(row.connection, size="2", white_space="nowrap"),
+        rx.cond(row.platform, rx.text(row.platform, size="1", color_scheme="gray")),
+        rx.cond(
+            row.on_twilio,
+            rx.cond(
+                row.stream_url,
+                rx.code(
+                    row.stream_url,
+                    size="1",
+                    variant="ghost",
+                    title=row.stream_url,
+                    max_width="220px",
+                    overflow="hidden",
+                    text_overflow="ellipsis",
+                    white_space="nowrap",
+                ),
+                rx.badge("No media stream URL", color_scheme="amber", variant="soft", size="1"),
+            ),
+        ),
+        spacing="1",
+    )
+
+
 def _agent_line(row: AgentRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.text(row.name, weight="medium", size="2")),
         rx.table.cell(_caller(row)),
+        rx.table.cell(_runs_on(row)),
         rx.table.cell(
             rx.cond(
                 row.placeholders.length() > 0,
@@ -140,7 +167,9 @@ def _agent_line(row: AgentRow) -> rx.Component:
 
 def _agent_table() -> rx.Component:
     return data_table(
-        ("Name", "Caller number", "Placeholders", "Webhook", ""), AgentsState.rows, _agent_line
+        ("Name", "Caller number", "Runs on", "Placeholders", "Webhook", ""),
+        AgentsState.rows,
+        _agent_line,
     )
 
 
@@ -211,6 +240,21 @@ def _editor() -> rx.Component:
                 rx.link("Manage numbers", href="/phone-numbers"),
             ),
             html_for="agent-number",
+        ),
+        field(
+            "Media stream URL (Twilio)",
+            rx.input(
+                id="agent-stream-url",
+                name="stream_url",
+                type="url",
+                default_value=AgentsState.form_stream_url,
+                placeholder="wss://bot.example.com/stream",
+                spell_check=False,
+            ),
+            hint="For agents whose caller number is on a Twilio connection: your voice bot's "
+            "websocket. Twilio streams each answered call there, with the prompt and the "
+            "recipient's variables.",
+            html_for="agent-stream-url",
         ),
         field(
             "Webhook URL",

@@ -9,6 +9,7 @@ from batch_dashboard.ui.components import field, page_header, pager
 from batch_dashboard.ui.layout import frame
 from batch_dashboard.ui.states.base import AuthState
 from batch_dashboard.ui.states.new_batch import (
+    NO_VOICEMAIL,
     RINGING_SECONDS,
     SCHEDULE_DAYS_AHEAD,
     WEEKDAYS,
@@ -354,6 +355,56 @@ def _manual_recipients() -> rx.Component:
 
 
 DAY_NAMES = tuple((day, day.capitalize()) for day in WEEKDAYS)
+VOICEMAIL_CHOICES = (
+    (NO_VOICEMAIL, "Nothing special"),
+    ("hang_up", "Hang up"),
+    ("leave_message", "Leave a message"),
+)
+
+
+def _voicemail_rule() -> rx.Component:
+    return rx.vstack(
+        field(
+            "When a machine answers",
+            rx.select.root(
+                rx.select.trigger(id="voicemail-action", width="100%"),
+                rx.select.content(
+                    *[rx.select.item(label, value=value) for value, label in VOICEMAIL_CHOICES]
+                ),
+                value=NewBatchState.voicemail_action,
+                on_change=NewBatchState.set_voicemail_action,
+            ),
+            hint="Hang up or leave a message: on Twilio, each call then listens for an "
+            "answering machine first. Nothing special: the agent talks as it would to a person.",
+            error=rx.cond(
+                NewBatchState.voicemail_action == "leave_message",
+                "",
+                NewBatchState.field_errors.get("voicemail", ""),
+            ),
+            html_for="voicemail-action",
+        ),
+        rx.cond(
+            NewBatchState.voicemail_action == "leave_message",
+            field(
+                "Message",
+                rx.text_area(
+                    id="voicemail-message",
+                    value=NewBatchState.voicemail_message,
+                    on_change=NewBatchState.set_voicemail_message,
+                    placeholder="Hi {{first_name}}, this is Acme Dental about your appointment "
+                    "at {{appointment_time}}. Please call us back.",
+                    rows="3",
+                ),
+                hint="What the agent says after the beep; {{placeholders}} are filled in "
+                "per recipient.",
+                error=NewBatchState.field_errors.get("voicemail", ""),
+                html_for="voicemail-message",
+            ),
+        ),
+        spacing="3",
+        width="100%",
+        max_width="520px",
+    )
 
 
 def _rules_card() -> rx.Component:
@@ -481,6 +532,8 @@ def _rules_card() -> rx.Component:
                     spacing="3",
                 ),
             ),
+            rx.separator(),
+            _voicemail_rule(),
             spacing="4",
             width="100%",
         ),

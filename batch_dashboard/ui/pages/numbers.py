@@ -34,7 +34,13 @@ def _number_line(row: NumberRow) -> rx.Component:
         rx.table.cell(
             rx.cond(row.label, rx.text(row.label, size="2"), rx.text("—", color_scheme="gray"))
         ),
-        rx.table.cell(rx.code(row.provider, size="1", variant="ghost")),
+        rx.table.cell(
+            rx.vstack(
+                rx.text(row.connection, size="2", white_space="nowrap"),
+                rx.cond(row.platform, rx.text(row.platform, size="1", color_scheme="gray")),
+                spacing="0",
+            )
+        ),
         rx.table.cell(_outbound_badge(row.outbound_enabled)),
         rx.table.cell(
             row_action(
@@ -53,7 +59,7 @@ def _number_line(row: NumberRow) -> rx.Component:
 
 def _number_table() -> rx.Component:
     return data_table(
-        ("Number", "Label", "Provider", "Outbound", ""), NumbersState.rows, _number_line
+        ("Number", "Label", "Connection", "Outbound", ""), NumbersState.rows, _number_line
     )
 
 

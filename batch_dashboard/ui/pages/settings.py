@@ -1,4 +1,5 @@
-"""/settings: API keys (created and shown once, listed by prefix, revoked)."""
+"""/settings: telephony connections, API keys (created and shown once, listed by prefix,
+revoked) and wall screens."""
 
 from __future__ import annotations
 
@@ -13,10 +14,19 @@ from batch_dashboard.ui.components import (
     local_time,
     page_header,
     row_action,
+    shown_on,
     shown_once,
 )
 from batch_dashboard.ui.layout import frame
 from batch_dashboard.ui.states.admin import KeyRow, SettingsState
+from batch_dashboard.ui.states.connections import (
+    ADDABLE,
+    CREDENTIAL_FIELDS,
+    PROVIDER_NAMES,
+    ConnectionRow,
+    ConnectionsState,
+    CredentialField,
+)
 from batch_dashboard.ui.states.wall_tokens import WallTokenRow, WallTokensState
 
 
@@ -120,6 +130,365 @@ def _revoke_dialog() -> rx.Component:
     )
 
 
+# --- telephony ----------------------------------------------------------------------------
+
+NUMERIC = {"font_variant_numeric": "tabular-nums"}
+ADD_DESCRIPTIONS = {
+    "twilio": "Your Account SID and Auth token are on the Twilio Console's home page, under "
+    "Account Info. They are stored sealed and never shown again, not even here.",
+    "simulator": "Made-up calls with made-up outcomes, for trying batches out: no account, "
+    "nothing to set up.",
+}
+
+
+def _connection_note(row: ConnectionRow) -> rx.Component:
+    return rx.cond(
+        row.note,
+        rx.hstack(
+            rx.cond(
+                row.note_ok,
+                rx.icon("circle-check", size=14, color=rx.color("green", 10), flex_shrink="0"),
+                rx.icon("circle-alert", size=14, color=rx.color("red", 10), flex_shrink="0"),
+            ),
+            rx.text(row.note, size="1", color_scheme=rx.cond(row.note_ok, "green", "red")),
+            spacing="1",
+            align="start",
+            max_width="280px",
+            role="status",
+        ),
+    )
+
+
+def _events_url(row: ConnectionRow) -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            # Whole, to be read and checked (its last part names the connection), broken
+            # only after a "/" when there is no room.
+            rx.code(
+                rx.foreach(
+                    row.events_url_parts,
+                    lambda part: rx.fragment(
+                        rx.el.span(part, style={"white_space": "nowrap"}), rx.el.wbr()
+                    ),
+                ),
+                size="1",
+                variant="ghost",
+                flex="1",
+            ),
+            rx.button(
+                rx.icon("copy", size=14),
+                "Copy",
+                size="1",
+                variant="soft",
+                color_scheme="gray",
+                flex_shrink="0",
+                aria_label="Copy the events URL of " + row.name,
+                on_click=[rx.set_clipboard(row.events_url), rx.toast.success("Events URL copied")],
+            ),
+            align="start",
+            spacing="2",
+            width="100%",
+        ),
+        rx.text(row.setup, size="1", color_scheme="gray"),
+        spacing="1",
+        width="100%",
+        max_width="380px",
+    )
+
+
+def _platform_badge(row: ConnectionRow) -> rx.Component:
+    """Its name, and its platform unless it is named just that."""
+    return rx.cond(
+        row.name != row.provider_name,
+        rx.badge(row.provider_name, variant="soft", color_scheme="gray", radius="full"),
+    )
+
+
+def _credentials(row: ConnectionRow) -> rx.Component:
+    return rx.cond(
+        row.credentials.length() > 0,
+        rx.vstack(
+            rx.foreach(row.credentials, lambda hint: rx.text(hint, size="1", white_space="nowrap")),
+            spacing="1",
+        ),
+        rx.text("None needed", size="1", color_scheme="gray"),
+    )
+
+
+def _actions(row: ConnectionRow, *, in_table: bool) -> rx.Component:
+    """Test, Import numbers (where the platform has numbers to import) and Delete: on one line
+    at the end of a table row, wrapping in a phone's card."""
+    busy = ConnectionsState.busy_id == row.id
+    return rx.hstack(
+        row_action(
+            "plug-zap",
+            "Test",
+            ConnectionsState.test(row.id),
+            "Test " + row.name,
+            color_scheme=None,
+            busy=busy,
+        ),
+        rx.cond(
+            row.can_import,
+            row_action(
+                "download",
+                "Import numbers",
+                ConnectionsState.import_numbers(row.id),
+                "Import the numbers of " + row.name,
+                busy=busy,
+            ),
+        ),
+        row_action(
+            "trash-2",
+            "Delete",
+            ConnectionsState.ask_delete(row.id, row.name),
+            "Delete " + row.name,
+            color_scheme="red",
+        ),
+        spacing="2",
+        **({"justify": "end"} if in_table else {"flex_wrap": "wrap"}),
+    )
+
+
+def _connection_line(row: ConnectionRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(
+            rx.vstack(
+                rx.text(row.name, weight="medium", size="2"), _platform_badge(row), spacing="1"
+            )
+        ),
+        rx.table.cell(_credentials(row)),
+        rx.table.cell(rx.text(row.calls_per_second, size="2", style=NUMERIC)),
+        rx.table.cell(_events_url(row), min_width="260px"),
+        rx.table.cell(
+            rx.vstack(
+                _actions(row, in_table=True),
+                _connection_note(row),
+                align="end",
+                spacing="2",
+            )
+        ),
+        _hover={"background": rx.color("gray", 2)},
+        align="center",
+    )
+
+
+def _connection_card(row: ConnectionRow) -> rx.Component:
+    """One connection on a phone, where the table's five columns do not fit."""
+    return rx.card(
+        rx.vstack(
+            rx.hstack(
+                rx.text(row.name, weight="medium", size="2"),
+                _platform_badge(row),
+                align="center",
+                spacing="2",
+                flex_wrap="wrap",
+            ),
+            rx.hstack(
+                _credentials(row),
+                rx.spacer(),
+                rx.text("Calls per second: ", row.calls_per_second, size="1", color_scheme="gray"),
+                width="100%",
+                align="start",
+            ),
+            _events_url(row),
+            _actions(row, in_table=False),
+            _connection_note(row),
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
+def _connection_list() -> rx.Component:
+    return rx.fragment(
+        shown_on(
+            data_table(
+                ("Connection", "Credentials", "Calls per second", "Events URL", ""),
+                ConnectionsState.rows,
+                _connection_line,
+            ),
+            phones=False,
+            width="100%",
+        ),
+        shown_on(
+            rx.vstack(rx.foreach(ConnectionsState.rows, _connection_card), spacing="3"),
+            phones=True,
+            width="100%",
+        ),
+    )
+
+
+def _credential_input(provider: str, item: CredentialField) -> rx.Component:
+    control_id = f"conn-{item.key.replace('_', '-')}"
+    return field(
+        item.label,
+        rx.input(
+            id=control_id,
+            name=item.key,
+            type="password" if item.secret else "text",
+            placeholder=item.placeholder,
+            auto_complete="new-password" if item.secret else "off",
+            spell_check=False,
+        ),
+        error=ConnectionsState.form_errors.get(item.key, ""),
+        html_for=control_id,
+    )
+
+
+def _provider_fields(provider: str) -> rx.Component:
+    """Everything the dialog asks for one platform, remounted when the platform changes (so no
+    typed credential carries over to another platform's inputs)."""
+    twilio = provider == "twilio"
+    parts = [
+        field(
+            "Name",
+            rx.input(
+                id="conn-name",
+                name="name",
+                default_value=PROVIDER_NAMES[provider],
+                max_length=200,
+            ),
+            hint="How numbers and agents name this account, e.g. Twilio – production.",
+            error=ConnectionsState.form_errors.get("name", ""),
+            html_for="conn-name",
+        ),
+        *[_credential_input(provider, item) for item in CREDENTIAL_FIELDS[provider]],
+    ]
+    if twilio:
+        parts.append(
+            field(
+                "Base URL",
+                rx.input(
+                    id="conn-base-url",
+                    name="base_url",
+                    type="url",
+                    placeholder="https://api.twilio.com",
+                ),
+                hint="Optional: a Twilio edge, e.g. https://api.dublin.ie1.twilio.com.",
+                error=ConnectionsState.form_errors.get("base_url", ""),
+                html_for="conn-base-url",
+            )
+        )
+    parts.append(
+        field(
+            "Calls per second",
+            rx.input(
+                id="conn-rate",
+                name="calls_per_second",
+                type="number",
+                min="0",
+                step="any",
+                default_value="1" if twilio else "",
+                placeholder="No limit",
+                style=NUMERIC,
+            ),
+            hint="Your account's limit for new calls (Twilio's default is 1); the dialer never "
+            "goes faster."
+            if twilio
+            else "Optional. Empty: no limit.",
+            error=ConnectionsState.form_errors.get("calls_per_second", ""),
+            html_for="conn-rate",
+        )
+    )
+    return rx.vstack(*parts, spacing="4", width="100%", key=f"conn-fields-{provider}")
+
+
+def _add_dialog() -> rx.Component:
+    return form_dialog(
+        field(
+            "Platform",
+            rx.select.root(
+                rx.select.trigger(id="conn-provider", width="100%"),
+                rx.select.content(
+                    *[rx.select.item(PROVIDER_NAMES[p], value=p) for p in ADDABLE],
+                ),
+                value=ConnectionsState.form_provider,
+                on_change=ConnectionsState.set_form_provider,
+            ),
+            html_for="conn-provider",
+        ),
+        rx.match(
+            ConnectionsState.form_provider,
+            *[(provider, _provider_fields(provider)) for provider in ADDABLE],
+            _provider_fields(ADDABLE[0]),
+        ),
+        title="Add connection",
+        description=rx.match(
+            ConnectionsState.form_provider,
+            *ADD_DESCRIPTIONS.items(),
+            ADD_DESCRIPTIONS[ADDABLE[0]],
+        ),
+        submit="Add connection",
+        on_submit=ConnectionsState.add,
+        submitting=ConnectionsState.adding,
+        error=ConnectionsState.form_error,
+        open=ConnectionsState.add_open,
+        on_open_change=ConnectionsState.set_add_open,
+        max_width="520px",
+    )
+
+
+def _delete_dialog() -> rx.Component:
+    return confirm_dialog(
+        title=("Delete ", ConnectionsState.delete_name, "?"),
+        description="Batch calls forgets this account and its credentials. Numbers and agents "
+        "still on it must be moved or deleted first.",
+        keep="Keep it",
+        on_keep=ConnectionsState.cancel_delete(False),
+        confirm="Delete connection",
+        on_confirm=ConnectionsState.delete,
+        busy=ConnectionsState.deleting,
+        open=ConnectionsState.confirm_delete,
+        on_open_change=ConnectionsState.cancel_delete,
+    )
+
+
+def _telephony_section() -> rx.Component:
+    add_button = rx.button(
+        rx.icon("plus", size=16), "Add connection", on_click=ConnectionsState.start_add
+    )
+    return rx.vstack(
+        rx.hstack(
+            rx.vstack(
+                rx.heading("Telephony", size="4"),
+                rx.text(
+                    "Your accounts at telephony platforms: each number and agent calls through "
+                    "one of them.",
+                    size="2",
+                    color_scheme="gray",
+                ),
+                spacing="1",
+            ),
+            rx.spacer(),
+            add_button,
+            width="100%",
+            align="center",
+            flex_wrap="wrap",
+        ),
+        rx.cond(
+            ConnectionsState.loaded,
+            rx.cond(
+                ConnectionsState.rows.length() > 0,
+                _connection_list(),
+                empty_state(
+                    "phone",
+                    "No telephony connections yet",
+                    "Add your Twilio account to call real phones; the simulator needs no setup.",
+                    add_button,
+                ),
+            ),
+            rx.vstack(*[rx.skeleton(height="44px", width="100%") for _ in range(2)], width="100%"),
+        ),
+        _add_dialog(),
+        _delete_dialog(),
+        spacing="4",
+        width="100%",
+        align="start",
+    )
+
+
 def _wall_row(row: WallTokenRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.code(row.prefix + "…")),
@@ -216,6 +585,7 @@ def settings_page() -> rx.Component:
     )
     return frame(
         page_header("Settings"),
+        _telephony_section(),
         rx.vstack(
             rx.hstack(
                 rx.vstack(
@@ -231,6 +601,7 @@ def settings_page() -> rx.Component:
                 create_button,
                 width="100%",
                 align="center",
+                flex_wrap="wrap",
             ),
             rx.cond(
                 SettingsState.loaded,
@@ -254,6 +625,7 @@ def settings_page() -> rx.Component:
             spacing="4",
             width="100%",
             align="start",
+            margin_top="32px",
         ),
         _wall_section(),
         _create_dialog(),

@@ -19,6 +19,7 @@ from batch_dashboard.clock import to_rfc3339
 from batch_dashboard.services import agents, auth, phones, webhooks
 from batch_dashboard.services.errors import DomainError
 from batch_dashboard.ui.states.base import error_text, read, signed_in, write
+from batch_dashboard.ui.states.connections import connection_labels, provider_name
 
 NO_NUMBER = "none"  # the caller-number select's "None" (a Radix select item cannot be "")
 DELIVERIES_SHOWN = 50
@@ -40,6 +41,11 @@ class AgentRow:
     webhook_disabled_reason: str = ""
     opt_out_field: str = ""
     placeholders: list[str] = dataclasses.field(default_factory=list)
+    # The connection it calls through (its own, else its caller number's), and its platform.
+    connection: str = ""
+    platform: str = ""
+    on_twilio: bool = False
+    stream_url: str = ""
 
 
 @dataclasses.dataclass
@@ -50,6 +56,11 @@ class NumberRow:
     label: str = ""
     provider: str = ""
     outbound_enabled: bool = False
+    connection_id: str = ""
+    # Its connection's name ("Simulator" when it has none), and the platform if the name is
+    # not just that.
+    connection: str = ""
+    platform: str = ""
 
 
 @dataclasses.dataclass
@@ -86,8 +97,20 @@ def _optional(value: Any) -> str | None:
     return text or None
 
 
-def number_row(number: Any) -> NumberRow:
+# What a number or an agent without a connection calls through.
+UNLINKED = ("Simulator", "simulator")
+
+
+def _platform(name: str, provider: str) -> str:
+    """The platform's name beside a connection's, unless the connection is named just that."""
+    platform = provider_name(provider)
+    return "" if platform == name else platform
+
+
+def number_row(number: Any, labels: dict[str, tuple[str, str]]) -> NumberRow:
+    """A number for people; `labels` names the workspace's connections (connection_labels)."""
     public = agents.phone_number_public(number)
+    name, provider = labels.get(public["connection_id"] or "", UNLINKED)
     return NumberRow(
         id=public["id"],
         phone=phones.for_people(public["phone_number"]),
@@ -95,17 +118,26 @@ def number_row(number: Any) -> NumberRow:
         label=public["label"],
         provider=public["provider"],
         outbound_enabled=bool(public["outbound_enabled"]),
+        connection_id=public["connection_id"] or "",
+        connection=name,
+        platform=_platform(name, provider),
     )
 
 
 def load_agents(session: Session, *, workspace_id: str) -> tuple[list[AgentRow], list[NumberRow]]:
     """The workspace's agents, and its numbers (for the caller-number picker)."""
-    numbers = load_numbers(session, workspace_id=workspace_id)
+    labels = connection_labels(session, workspace_id=workspace_id)
+    numbers = [
+        number_row(n, labels) for n in agents.list_phone_numbers(session, workspace_id=workspace_id)
+    ]
     by_id = {n.id: n for n in numbers}
     rows = []
     for agent in agents.list_agents(session, workspace_id=workspace_id):
         public = agents.agent_public(agent)
         number = by_id.get(public["phone_number_id"] or "")
+        # Unlinked, it follows its caller number's connection (the simulator without one).
+        linked = public["connection_id"] or (number.connection_id if number else "")
+        name, provider = labels.get(linked, UNLINKED)
         rows.append(
             AgentRow(
                 id=public["id"],
@@ -119,6 +151,10 @@ def load_agents(session: Session, *, workspace_id: str) -> tuple[list[AgentRow],
                 webhook_disabled_reason=agent.webhook_disabled_reason or "",
                 opt_out_field=agent.opt_out_field or "",
                 placeholders=list(public["placeholders"]),
+                connection=name,
+                platform=_platform(name, provider),
+                on_twilio=provider == "twilio",
+                stream_url=public["stream_url"] or "",
             )
         )
     return rows, numbers
@@ -137,11 +173,36 @@ def save_agent(
         "webhook_url": _optional(form.get("webhook_url")),
         "opt_out_field": _optional(form.get("opt_out_field")),
     }
+    stream_url = str(form.get("stream_url") or "").strip()
     if agent_id:
-        agents.update_agent(session, workspace_id=workspace_id, agent_id=agent_id, **fields)
+        agents.update_agent(
+            session,
+            workspace_id=workspace_id,
+            agent_id=agent_id,
+            **fields,
+            # "" clears it. An agent moved to a number of another connection follows it, as a
+            # new agent takes its number's: on two connections it could not call at all.
+            stream_url=stream_url,
+            connection_id=_number_connection(session, workspace_id, fields["phone_number_id"]),
+        )
         return None
-    _agent, secret = agents.create_agent(session, workspace_id=workspace_id, **fields)
+    _agent, secret = agents.create_agent(
+        session, workspace_id=workspace_id, **fields, stream_url=stream_url or None
+    )
     return secret
+
+
+def _number_connection(session: Session, workspace_id: str, number_id: str | None) -> str | None:
+    """The connection of the chosen caller number; None (the agent's stays) without one."""
+    if number_id is None:
+        return None
+    try:
+        number = agents.get_phone_number(
+            session, workspace_id=workspace_id, phone_number_id=number_id
+        )
+    except DomainError:
+        return None  # update_agent names the missing number itself
+    return number.connection_id
 
 
 def load_deliveries(session: Session, *, workspace_id: str, agent_id: str) -> list[DeliveryRow]:
@@ -172,7 +233,9 @@ def load_deliveries(session: Session, *, workspace_id: str, agent_id: str) -> li
 
 
 def load_numbers(session: Session, *, workspace_id: str) -> list[NumberRow]:
-    return [number_row(n) for n in agents.list_phone_numbers(session, workspace_id=workspace_id)]
+    labels = connection_labels(session, workspace_id=workspace_id)
+    listed = agents.list_phone_numbers(session, workspace_id=workspace_id)
+    return [number_row(n, labels) for n in listed]
 
 
 def save_number(
@@ -233,6 +296,7 @@ class AgentsState(rx.State):
     form_number: str = NO_NUMBER
     form_webhook_url: str = ""
     form_opt_out_field: str = ""
+    form_stream_url: str = ""
     form_error: str = ""
     saving: bool = False
     # A signing secret, shown once: cleared when its dialog closes.
@@ -269,7 +333,7 @@ class AgentsState(rx.State):
     def _fill_form(self, row: AgentRow) -> None:
         self.editing_id, self.form_name, self.form_prompt = row.id, row.name, row.prompt
         self.form_first_message, self.form_webhook_url = row.first_message, row.webhook_url
-        self.form_opt_out_field = row.opt_out_field
+        self.form_opt_out_field, self.form_stream_url = row.opt_out_field, row.stream_url
         self.form_number = row.phone_number_id or NO_NUMBER
         self.form_error, self.editor_open = "", True
 

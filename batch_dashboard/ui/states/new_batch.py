@@ -37,7 +37,11 @@ PART_LABELS = {
     "end": "Until",
     "days": "Days",
     "timezone": "Time zone",
+    "action": "When a machine answers",
+    "message": "Message",
 }
+# "When a machine answers": the form's choice when the batch asks nothing (no `voicemail`).
+NO_VOICEMAIL = "none"
 
 
 @dataclasses.dataclass
@@ -164,6 +168,9 @@ class NewBatchState(rx.State):
     window_end: str = "20:00"
     window_days: list[str] = ["mon", "tue", "wed", "thu", "fri"]
     window_zone: str = "recipient"
+    # What to do when a machine answers (the batch's `voicemail`).
+    voicemail_action: str = NO_VOICEMAIL
+    voicemail_message: str = ""
     mode: str = "csv"
     agent_options: list[AgentOption] = []
     number_options: list[NumberOption] = []
@@ -207,6 +214,7 @@ class NewBatchState(rx.State):
         self.agent_options, self.number_options = await call(self, _options)
         self.name, self.caller_id, self.schedule_local, self.ringing_seconds = "", "agent", "", "30"
         self.max_concurrency = ""
+        self.voicemail_action, self.voicemail_message = NO_VOICEMAIL, ""
         self.field_errors, self.form_error, self.mode = {}, "", "csv"
         usable = [option.id for option in self.agent_options if option.usable]
         self.agent_id = usable[0] if usable else ""
@@ -283,6 +291,14 @@ class NewBatchState(rx.State):
     @rx.event
     def set_window_zone(self, value: str) -> None:
         self.window_zone = value
+
+    @rx.event
+    def set_voicemail_action(self, value: str) -> None:
+        self.voicemail_action = value
+
+    @rx.event
+    def set_voicemail_message(self, value: str) -> None:
+        self.voicemail_message = value
 
     @rx.event
     def toggle_window_day(self, day: str) -> None:
@@ -435,6 +451,13 @@ class NewBatchState(rx.State):
             "timezone": self.window_zone.strip() or "recipient",
         }
 
+    def _voicemail(self) -> dict[str, Any] | str:
+        if self.voicemail_action == NO_VOICEMAIL:
+            return ""
+        if self.voicemail_action == "leave_message":
+            return {"action": "leave_message", "message": self.voicemail_message}
+        return {"action": self.voicemail_action}
+
     def _fields(self, zone: str) -> dict[str, Any] | None:
         """The form as the API's form fields, checked by the service's own parser; None, with
         the problems next to their fields, when it refuses them."""
@@ -447,6 +470,7 @@ class NewBatchState(rx.State):
             "max_concurrency": _whole(self.max_concurrency),
             "retry_policy": self._retry_policy(),
             "calling_window": self._calling_window(),
+            "voicemail": self._voicemail(),
         }
         errors: dict[str, str] = {}
         if self.schedule_local:
