@@ -3,7 +3,7 @@ through one of its phone numbers (Twilio-backed or a SIP trunk), answered by one
 ElevenLabs reports each call's end with post-call webhooks signed with the workspace's HMAC
 secret.
 
-Field names and values are ElevenLabs' own (docs/providers-elevenlabs.md cites the page or SDK
+Field names and values are ElevenLabs' own (docs/providers.md ("ElevenLabs") cites the page or SDK
 file of each; tests/fakes/elevenlabs_SOURCES.md lists every rule with its source). Plain httpx,
 no SDK: the `elevenlabs` package is not a dependency, and the one scheme it owns (the webhook
 signature, `webhooks_custom.py::construct_event`) is implemented here and checked in the tests
@@ -86,7 +86,7 @@ NOT_PLACED_CODES = frozenset({"too_many_concurrent_requests", "system_busy"})
 VOICEMAIL_TOOL = "voicemail_detection"
 VOICEMAIL_RESULT = "voicemail_detection_success"
 
-# How each ElevenLabs ending maps into the outcome vocabulary (docs/providers-elevenlabs.md,
+# How each ElevenLabs ending maps into the outcome vocabulary (docs/providers.md ("ElevenLabs"),
 # "Outcomes", cites the source of each line).
 OUTCOME_TABLE: tuple[tuple[str, Outcome], ...] = (
     ("conversation `done`, no voicemail tool result", Outcome.completed),

@@ -81,8 +81,15 @@ CALLS_PER_SECOND_MAX = 1000.0
 CREDENTIAL_MAX = 4096
 
 
-def events_url(connection: Connection) -> str:
-    return f"{get_settings().public_url.rstrip('/')}/v1/provider-events/{connection.provider}/{connection.id}"
+def events_url(connection: Connection) -> str | None:
+    """Where the platform reports calls: none for the simulator; the HTTP runtime's one route
+    (it is the deployment's, configured by settings); a route per connection for the others."""
+    base = f"{get_settings().public_url.rstrip('/')}/v1/provider-events"
+    if connection.provider == "simulator":
+        return None
+    if connection.provider == "http":
+        return f"{base}/http"
+    return f"{base}/{connection.provider}/{connection.id}"
 
 
 def _hint(value: str) -> str:

@@ -171,6 +171,7 @@ def test_the_console_handlers_are_found() -> None:
         "ConnectionsState.add",
         "ConnectionsState.test",
         "ConnectionsState.import_numbers",
+        "ConnectionsState.import_agents",
         "ConnectionsState.delete",
     } <= marked
     assert len(HANDLERS) > len(marked) > 25

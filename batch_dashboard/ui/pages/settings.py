@@ -161,38 +161,42 @@ def _connection_note(row: ConnectionRow) -> rx.Component:
 
 def _events_url(row: ConnectionRow) -> rx.Component:
     return rx.vstack(
-        rx.hstack(
-            # Whole, to be read and checked (its last part names the connection), broken
-            # only after a "/" when there is no room.
-            rx.code(
-                rx.foreach(
-                    row.events_url_parts,
-                    lambda part: rx.fragment(
-                        rx.el.span(part, style={"white_space": "nowrap"}), rx.el.wbr()
-                    ),
-                ),
-                size="1",
-                variant="ghost",
-                flex="1",
-            ),
-            rx.button(
-                rx.icon("copy", size=14),
-                "Copy",
-                size="1",
-                variant="soft",
-                color_scheme="gray",
-                flex_shrink="0",
-                aria_label="Copy the events URL of " + row.name,
-                on_click=[rx.set_clipboard(row.events_url), rx.toast.success("Events URL copied")],
-            ),
-            align="start",
-            spacing="2",
-            width="100%",
-        ),
+        rx.cond(row.events_url != "", _events_url_line(row)),
         rx.text(row.setup, size="1", color_scheme="gray"),
         spacing="1",
         width="100%",
         max_width="380px",
+    )
+
+
+def _events_url_line(row: ConnectionRow) -> rx.Component:
+    return rx.hstack(
+        # Whole, to be read and checked (its last part names the connection), broken
+        # only after a "/" when there is no room.
+        rx.code(
+            rx.foreach(
+                row.events_url_parts,
+                lambda part: rx.fragment(
+                    rx.el.span(part, style={"white_space": "nowrap"}), rx.el.wbr()
+                ),
+            ),
+            size="1",
+            variant="ghost",
+            flex="1",
+        ),
+        rx.button(
+            rx.icon("copy", size=14),
+            "Copy",
+            size="1",
+            variant="soft",
+            color_scheme="gray",
+            flex_shrink="0",
+            aria_label="Copy the events URL of " + row.name,
+            on_click=[rx.set_clipboard(row.events_url), rx.toast.success("Events URL copied")],
+        ),
+        align="start",
+        spacing="2",
+        width="100%",
     )
 
 
@@ -235,6 +239,16 @@ def _actions(row: ConnectionRow, *, in_table: bool) -> rx.Component:
                 "Import numbers",
                 ConnectionsState.import_numbers(row.id),
                 "Import the numbers of " + row.name,
+                busy=busy,
+            ),
+        ),
+        rx.cond(
+            row.can_import_agents,
+            row_action(
+                "bot",
+                "Import agents",
+                ConnectionsState.import_agents(row.id),
+                "Import the agents of " + row.name,
                 busy=busy,
             ),
         ),

@@ -20,9 +20,16 @@ from batch_dashboard.services import connections
 from batch_dashboard.services.errors import Conflict, DomainError, ValidationFailed
 from batch_dashboard.ui.states.base import read, signed_in, write
 
-PROVIDER_NAMES = {"twilio": "Twilio", "simulator": "Simulator", "http": "HTTP voice runtime"}
+PROVIDER_NAMES = {
+    "twilio": "Twilio",
+    "elevenlabs": "ElevenLabs",
+    "vapi": "Vapi",
+    "retell": "Retell",
+    "simulator": "Simulator",
+    "http": "HTTP voice runtime",
+}
 # What the Add dialog offers (the HTTP runtime is configured by BATCH_PROVIDER=http instead).
-ADDABLE = ("twilio", "simulator")
+ADDABLE = ("twilio", "elevenlabs", "vapi", "retell", "simulator")
 # The form's words for every field the service may name in a problem's `loc`.
 FIELD_LABELS = {
     "provider": "Platform",
@@ -32,14 +39,32 @@ FIELD_LABELS = {
     "credentials": "Credentials",
     "account_sid": "Account SID",
     "auth_token": "Auth token",
+    "bot_secret": "Bot secret",
+    "api_key": "API key",
+    "webhook_secret": "Webhook secret",
     "token": "Token",
 }
 # The Add dialog's inputs that show their own problem underneath.
-FORM_FIELDS = ("name", "base_url", "calls_per_second", "account_sid", "auth_token")
+FORM_FIELDS = (
+    "name",
+    "base_url",
+    "calls_per_second",
+    "account_sid",
+    "auth_token",
+    "api_key",
+    "webhook_secret",
+)
 # What to do at the platform with the events URL.
 SETUP_LINES = {
     "twilio": "Nothing to paste: each call tells Twilio where to report. Make sure this address "
     "is reachable from the internet (BATCH_PUBLIC_URL).",
+    "elevenlabs": "Paste it as the post-call webhook URL of your ElevenLabs workspace "
+    "(Agents settings → Webhooks), with transcription and call initiation failure events; its "
+    "HMAC secret is this connection's webhook secret.",
+    "vapi": "Paste it as the Server URL of your Vapi assistants (or organisation), with a "
+    "credential sending X-Vapi-Secret: this connection's webhook secret.",
+    "retell": "Paste it as the webhook URL of your Retell agents (or account); Retell signs "
+    "its events with the API key of this connection.",
     "simulator": "Nothing to set up: the simulator plays every call inside Batch calls.",
     # The HTTP runtime's events have one address for every connection (docs/providers.md).
     "http": "Not this address: your runtime posts its status events to "
@@ -61,6 +86,15 @@ CREDENTIAL_FIELDS = {
         CredentialField("account_sid", "Account SID", False, "AC…"),
         CredentialField("auth_token", "Auth token", True, ""),
     ),
+    "elevenlabs": (
+        CredentialField("api_key", "API key", True, "sk_…"),
+        CredentialField("webhook_secret", "Webhook secret", True, "wsec_…"),
+    ),
+    "vapi": (
+        CredentialField("api_key", "API key", True, ""),
+        CredentialField("webhook_secret", "Webhook secret", True, ""),
+    ),
+    "retell": (CredentialField("api_key", "API key", True, "key_…"),),
     "simulator": (),
 }
 
@@ -75,11 +109,13 @@ class ConnectionRow:
     credentials: list[str] = dataclasses.field(default_factory=list)
     calls_per_second: str = ""
     base_url: str = ""
+    # Where the platform reports calls ("" for the simulator, which has none).
     events_url: str = ""
     # The events URL cut after each "/", where a narrow cell may break it.
     events_url_parts: list[str] = dataclasses.field(default_factory=list)
     setup: str = ""
     can_import: bool = False
+    can_import_agents: bool = False
     # What the last Test / Import numbers / Delete of this row said.
     note: str = ""
     note_ok: bool = True
@@ -104,10 +140,11 @@ def connection_row(public: dict[str, Any]) -> ConnectionRow:
         ],
         calls_per_second=_rate(public["calls_per_second"]),
         base_url=public["base_url"] or "",
-        events_url=public["events_url"],
-        events_url_parts=re.findall(r"[^/]*/+|[^/]+$", public["events_url"]),
+        events_url=public["events_url"] or "",
+        events_url_parts=re.findall(r"[^/]*/+|[^/]+$", public["events_url"] or ""),
         setup=SETUP_LINES.get(public["provider"], ""),
         can_import=bool(public["supports"]["import_numbers"]),
+        can_import_agents=bool(public["supports"]["import_agents"]),
     )
 
 
@@ -298,6 +335,25 @@ class ConnectionsState(rx.State):
         self._set_note(
             connection_id,
             f"Added {_count(added, 'number')} ({result['already_here']} already here)",
+            True,
+        )
+
+    @rx.event
+    @signed_in
+    async def import_agents(self, connection_id: str):
+        self.busy_id = connection_id
+        yield
+        run = partial(connections.import_agents, connection_id=connection_id)
+        try:
+            result = await write(self, run)
+        except DomainError as error:
+            self._set_note(connection_id, in_words(error), False)
+            return
+        finally:
+            self.busy_id = ""
+        self._set_note(
+            connection_id,
+            f"Added {_count(len(result['added']), 'agent')}, refreshed {len(result['refreshed'])}",
             True,
         )
 
