@@ -92,6 +92,22 @@ def _runs_on(row: AgentRow) -> rx.Component:
         rx.text(row.connection, size="2", white_space="nowrap"),
         rx.cond(row.platform, rx.text(row.platform, size="1", color_scheme="gray")),
         rx.cond(
+            row.external_agent_id,
+            rx.hstack(
+                rx.code(row.external_agent_id, size="1", variant="ghost", title="Its id there"),
+                rx.link(
+                    "Open",
+                    rx.icon("external-link", size=12),
+                    href=row.platform_console,
+                    is_external=True,
+                    size="1",
+                    aria_label="Open the platform's console to find agent " + row.external_agent_id,
+                ),
+                spacing="2",
+                align="center",
+            ),
+        ),
+        rx.cond(
             row.on_twilio,
             rx.cond(
                 row.stream_url,

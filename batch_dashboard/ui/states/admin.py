@@ -46,6 +46,17 @@ class AgentRow:
     platform: str = ""
     on_twilio: bool = False
     stream_url: str = ""
+    # On a hosted platform: the agent's id there, and the platform's console to open it in.
+    external_agent_id: str = ""
+    platform_console: str = ""
+
+
+# Where each hosted platform's own console lists its agents (find the agent there by its id).
+PLATFORM_CONSOLES = {
+    "elevenlabs": "https://elevenlabs.io/app/agents",
+    "vapi": "https://dashboard.vapi.ai",
+    "retell": "https://dashboard.retellai.com",
+}
 
 
 @dataclasses.dataclass
@@ -155,6 +166,8 @@ def load_agents(session: Session, *, workspace_id: str) -> tuple[list[AgentRow],
                 platform=_platform(name, provider),
                 on_twilio=provider == "twilio",
                 stream_url=public["stream_url"] or "",
+                external_agent_id=public["external_agent_id"] or "",
+                platform_console=PLATFORM_CONSOLES.get(provider, ""),
             )
         )
     return rows, numbers
