@@ -36,7 +36,6 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from batch_dashboard.clock import Clock, system_clock
 from batch_dashboard.providers.base import (
     CallRequest,
     CallResult,
@@ -45,9 +44,9 @@ from batch_dashboard.providers.base import (
     ImportedAgent,
     NotPlaced,
     PlatformEvent,
-    Provider,
     ProviderError,
 )
+from batch_dashboard.providers.hosted import HostedPlatform
 from batch_dashboard.retry_after import retry_after_seconds
 from batch_dashboard.services.outcomes import Outcome
 
@@ -601,41 +600,19 @@ class _Loop:
     routes: dict[str, asyncio.Lock] = field(default_factory=dict)
 
 
-class ElevenLabsProvider(Provider):
+class ElevenLabsProvider(HostedPlatform):
     name = "elevenlabs"
-    # Webhooks record each call's end; polling is the fallback for a webhook that never comes.
-    poll_interval = 10.0
+    default_base_url = DEFAULT_BASE_URL
 
-    def __init__(
-        self,
-        *,
-        connection_id: str,
-        credentials: dict[str, str],
-        base_url: str | None,
-        public_url: str,
-        clock: Clock = system_clock,
-        timeout: float = TIMEOUT_SECONDS,
-    ) -> None:
-        super().__init__(clock=clock)
-        self.connection_id = connection_id
-        self._api_key = credentials.get("api_key", "")
-        self._webhook_secret = credentials.get("webhook_secret", "")
-        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.public_url = public_url.rstrip("/")
-        self.timeout = timeout
+    def __init__(self, **connection: Any) -> None:
+        super().__init__(**connection)
+        self._api_key = self._credential("api_key")
+        self._webhook_secret = self._credential("webhook_secret")
         self.read_tries = READ_TRIES
         self.read_backoff = READ_BACKOFF_SECONDS
         # phone number id → "twilio" | "sip_trunk" | …, read once from ElevenLabs.
         self._providers: dict[str, str] = {}
         self._loop: _Loop | None = None
-
-    def __repr__(self) -> str:  # never a credential
-        return f"ElevenLabsProvider({self.connection_id}, {self.base_url})"
-
-    @property
-    def events_url(self) -> str:
-        """Where ElevenLabs must send its post-call webhooks (set once, in the workspace)."""
-        return f"{self.public_url}{events_path(self.connection_id)}"
 
     # --- the wire ------------------------------------------------------------------------------
 
@@ -660,22 +637,9 @@ class ElevenLabsProvider(Provider):
         another loop (tests, a CLI) gets a new client there, the old one is left to the GC."""
         loop = asyncio.get_running_loop()
         if self._loop is None or self._loop.loop is not loop:
-            client = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=self._headers(),
-                timeout=httpx.Timeout(self.timeout),
-                follow_redirects=False,
-            )
+            client = httpx.AsyncClient(**self._client_options())  # type: ignore[arg-type]
             self._loop = _Loop(loop, client, asyncio.Semaphore(PLACE_CONCURRENCY))
         return self._loop
-
-    def _sync_client(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base_url,
-            headers=self._headers(),
-            timeout=httpx.Timeout(self.timeout),
-            follow_redirects=False,
-        )
 
     def _backoff(self, tried: int) -> float:
         return self.read_backoff * 2 ** (tried - 1) * random.uniform(0.5, 1.0)

@@ -12,7 +12,6 @@ one that cannot be found ends `outcome_unknown`, never dialed twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -25,7 +24,6 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from batch_dashboard.clock import Clock, system_clock
 from batch_dashboard.providers.base import (
     CallRequest,
     CallResult,
@@ -34,17 +32,16 @@ from batch_dashboard.providers.base import (
     ImportedAgent,
     NotPlaced,
     PlatformEvent,
-    Provider,
     ProviderError,
     render,
 )
+from batch_dashboard.providers.hosted import HostedPlatform
 from batch_dashboard.retry_after import retry_after_seconds
 from batch_dashboard.services.outcomes import Outcome
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.retellai.com"
-TIMEOUT_SECONDS = 15.0
 # Calls created at once by one `place_calls` (the claim already paces them per second).
 MAX_PARALLEL_CREATES = 8
 # `agent_override.agent.ring_duration_ms`: "Default to 30000 (30 s). Valid range is
@@ -369,10 +366,6 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == name), None)
 
 
-def events_path(connection_id: str) -> str:
-    return f"/v1/provider-events/retell/{connection_id}"
-
-
 def _variable(value: Any) -> str:
     """A dynamic variable as the string Retell requires ({str: str}), written as `render`
     writes it into our own prompts."""
@@ -396,40 +389,12 @@ class RetellRefused(ProviderError):
         self.status = status
 
 
-class RetellProvider(Provider):
+class RetellProvider(HostedPlatform):
+    default_base_url = DEFAULT_BASE_URL
     name = "retell"
-    # Webhooks record each call's end at once; polling is only the fallback for a webhook that
-    # never comes, so it stays well inside Retell's API limits.
-    poll_interval = 10.0
     # call_ended records the end; call_analyzed brings the evaluations and collected data a
     # little later, so the conversation.completed webhook waits this long for them.
     webhook_delay = timedelta(seconds=60)
-
-    def __init__(
-        self,
-        *,
-        connection_id: str,
-        credentials: dict[str, str],
-        base_url: str | None,
-        public_url: str,
-        clock: Clock = system_clock,
-        timeout: float = TIMEOUT_SECONDS,
-    ) -> None:
-        super().__init__(clock=clock)
-        self.connection_id = connection_id
-        self._api_key = (credentials or {}).get("api_key") or ""
-        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.public_url = public_url.rstrip("/")
-        self.timeout = timeout
-        self._client: httpx.AsyncClient | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
-
-    def __repr__(self) -> str:  # never the key
-        return f"RetellProvider({self.connection_id})"
-
-    @property
-    def events_url(self) -> str:
-        return f"{self.public_url}{events_path(self.connection_id)}"
 
     def _headers(self) -> dict[str, str]:
         return {
@@ -438,24 +403,9 @@ class RetellProvider(Provider):
             "User-Agent": "batch-calls",
         }
 
-    def _async_client(self) -> httpx.AsyncClient:
-        """One client per event loop (a client cannot outlive the loop it was opened in)."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop or self._client.is_closed:
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url, headers=self._headers(), timeout=self.timeout
-            )
-            self._client_loop = loop
-        return self._client
-
-    def _sync_client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, headers=self._headers(), timeout=self.timeout)
-
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and not client.is_closed:
-            with contextlib.suppress(RuntimeError):  # its loop is gone already
-                await client.aclose()
+    @property
+    def _api_key(self) -> str:
+        return self._credential("api_key")
 
     # --- errors -----------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from batch_dashboard.clock import Clock, system_clock, to_rfc3339, to_utc
+from batch_dashboard.clock import to_rfc3339, to_utc
 from batch_dashboard.providers.base import (
     CallRequest,
     CallResult,
@@ -39,10 +39,10 @@ from batch_dashboard.providers.base import (
     ImportedAgent,
     NotPlaced,
     PlatformEvent,
-    Provider,
     ProviderError,
     render,
 )
+from batch_dashboard.providers.hosted import HostedPlatform
 from batch_dashboard.retry_after import retry_after_seconds
 from batch_dashboard.services.outcomes import Outcome
 
@@ -442,44 +442,19 @@ def _mentions_concurrency(response: httpx.Response) -> bool:
     return "concurrency" in _message_of(response).lower()
 
 
-class VapiProvider(Provider):
+class VapiProvider(HostedPlatform):
     name = "vapi"
-    # Server messages record each call's end at once; polling is the fallback for a message
-    # that never comes (no server URL set, a message lost).
-    poll_interval = 10.0
+    default_base_url = DEFAULT_BASE_URL
 
-    def __init__(
-        self,
-        *,
-        connection_id: str,
-        credentials: Mapping[str, str],
-        base_url: str | None,
-        public_url: str,
-        clock: Clock = system_clock,
-        timeout: float = TIMEOUT_SECONDS,
-    ) -> None:
-        super().__init__(clock=clock)
-        self.connection_id = connection_id
-        self._api_key = credentials.get("api_key") or ""
-        self._webhook_secret = credentials.get("webhook_secret") or ""
-        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.public_url = public_url.rstrip("/")
-        self.timeout = timeout
+    def __init__(self, **connection: Any) -> None:
+        super().__init__(**connection)
+        self._api_key = self._credential("api_key")
+        self._webhook_secret = self._credential("webhook_secret")
         # Instance attributes so tests (and a patient operator) can change them.
         self.page_size = PAGE_SIZE
         self.read_tries = READ_TRIES
         self.backoff_start = BACKOFF_START_SECONDS
         self.analysis_grace = ANALYSIS_GRACE_SECONDS
-        self._client: httpx.AsyncClient | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
-
-    def __repr__(self) -> str:  # never a credential
-        return f"VapiProvider({self.connection_id}, {self.base_url})"
-
-    @property
-    def events_url(self) -> str:
-        """Where the assistant's (or the organization's) Server URL must point."""
-        return f"{self.public_url}{events_path(self.connection_id)}"
 
     # --- the wire ------------------------------------------------------------------------------
 
@@ -489,28 +464,6 @@ class VapiProvider(Provider):
             "Accept": "application/json",
             "User-Agent": "batch-dashboard",
         }
-
-    def _http(self) -> httpx.AsyncClient:
-        """One client per event loop (a client's connections belong to the loop that made
-        them)."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=self._headers(),
-                timeout=httpx.Timeout(self.timeout),
-                follow_redirects=False,
-            )
-            self._client_loop = loop
-        return self._client
-
-    def _sync(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base_url,
-            headers=self._headers(),
-            timeout=httpx.Timeout(self.timeout),
-            follow_redirects=False,
-        )
 
     def _refusal(self, response: httpx.Response, doing: str) -> ProviderError:
         """A non-2xx answer: what it means for the call, with Vapi's words (never a key)."""
@@ -542,7 +495,7 @@ class VapiProvider(Provider):
 
     async def _read(self, path: str, doing: str, params: dict[str, Any] | None = None) -> Any:
         """A GET answered 2xx, as JSON; retries a 429, a 5xx or no answer a few times."""
-        client = self._http()
+        client = self._async_client()
         failure: ProviderError | None = None
         for tried in range(1, self.read_tries + 1):
             wait = self._backoff(tried)
@@ -593,7 +546,7 @@ class VapiProvider(Provider):
             )
         doing = "creating a call"
         try:
-            response = await self._http().post("/call", json=create_call(request).body())
+            response = await self._async_client().post("/call", json=create_call(request).body())
         except httpx.TransportError as error:
             return self._no_answer(error, doing)
         if not response.is_success:
@@ -708,21 +661,15 @@ class VapiProvider(Provider):
         if not response.is_success:
             raise self._refusal(response, doing)
 
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        self._client_loop = None
-        if client is not None:
-            await client.aclose()
-
     # --- the account (sync) ----------------------------------------------------------------------
 
     def check(self) -> None:
         """One harmless authenticated read: one assistant of the account."""
-        with self._sync() as client:
+        with self._sync_client() as client:
             self._read_sync(client, "/assistant", "reading the account's assistants", limit=1)
 
     def _list(self, path: str, doing: str) -> Iterator[dict[str, Any]]:
-        with self._sync() as client:
+        with self._sync_client() as client:
             yield from _keyset_pages_sync(
                 lambda params: self._read_sync(client, path, doing, **params),
                 self.page_size,
