@@ -67,13 +67,19 @@ PROVIDERS: dict[str, ProviderSpec] = {
         can_import_numbers=True,
         can_import_agents=True,
     ),
+    # Vapi: voicemailDetection / voicemailMessage; Retell: the agent override's voicemail_option
+    # (docs/providers.md). ElevenLabs sets voicemail on the agent itself.
     "vapi": ProviderSpec(
         credentials=("api_key", "webhook_secret"),
+        voicemail=("hang_up", "leave_message"),
         can_import_numbers=True,
         can_import_agents=True,
     ),
     "retell": ProviderSpec(
-        credentials=("api_key",), can_import_numbers=True, can_import_agents=True
+        credentials=("api_key",),
+        voicemail=("hang_up", "leave_message"),
+        can_import_numbers=True,
+        can_import_agents=True,
     ),
 }
 NAME_LENGTH = 200

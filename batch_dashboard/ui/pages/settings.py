@@ -201,10 +201,14 @@ def _events_url_line(row: ConnectionRow) -> rx.Component:
 
 
 def _platform_badge(row: ConnectionRow) -> rx.Component:
-    """Its name, and its platform unless it is named just that."""
-    return rx.cond(
-        row.name != row.provider_name,
-        rx.badge(row.provider_name, variant="soft", color_scheme="gray", radius="full"),
+    """Its platform unless it is named just that, and what a batch may ask of it when a
+    machine answers (the New batch page's "When a machine answers")."""
+    return rx.fragment(
+        rx.cond(
+            row.name != row.provider_name,
+            rx.badge(row.provider_name, variant="soft", color_scheme="gray", radius="full"),
+        ),
+        rx.text(row.voicemail, size="1", color_scheme="gray"),
     )
 
 

@@ -116,6 +116,8 @@ class ConnectionRow:
     setup: str = ""
     can_import: bool = False
     can_import_agents: bool = False
+    # What a batch may ask it to do when a machine answers, in words.
+    voicemail: str = ""
     # What the last Test / Import numbers / Delete of this row said.
     note: str = ""
     note_ok: bool = True
@@ -127,6 +129,15 @@ def provider_name(provider: str) -> str:
 
 def _rate(value: float) -> str:
     return f"{value:g}" if value > 0 else "No limit"
+
+
+VOICEMAIL_WORDS = {"hang_up": "hang up", "leave_message": "leave a message"}
+
+
+def _voicemail_words(actions: list[str]) -> str:
+    if not actions:
+        return "Machines: the platform's own setting"
+    return "Machines: " + " or ".join(VOICEMAIL_WORDS.get(a, a) for a in actions)
 
 
 def connection_row(public: dict[str, Any]) -> ConnectionRow:
@@ -145,6 +156,7 @@ def connection_row(public: dict[str, Any]) -> ConnectionRow:
         setup=SETUP_LINES.get(public["provider"], ""),
         can_import=bool(public["supports"]["import_numbers"]),
         can_import_agents=bool(public["supports"]["import_agents"]),
+        voicemail=_voicemail_words(public["supports"]["voicemail"]),
     )
 
 
