@@ -112,6 +112,22 @@ def page_header(
     )
 
 
+def section_header(title: str, description: str, *actions: rx.Component) -> rx.Component:
+    """A section of a page: its heading, one line on what it is for, and its actions."""
+    return rx.hstack(
+        rx.vstack(
+            rx.heading(title, size="4"),
+            rx.text(description, size="2", color_scheme="gray"),
+            spacing="1",
+        ),
+        rx.spacer(),
+        *actions,
+        width="100%",
+        align="center",
+        flex_wrap="wrap",
+    )
+
+
 def empty_state(
     icon: str, title: str, body: rx.Component | str, *actions: rx.Component
 ) -> rx.Component:

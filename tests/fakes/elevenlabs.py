@@ -41,17 +41,13 @@ The fake only ever sends to loopback addresses.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import heapq
 import hmac
-import ipaddress
 import json
 import queue
 import re
 import secrets
-import socket
-import struct
 import threading
 import time
 import urllib.error
@@ -75,6 +71,7 @@ __all__ = [
     "sign",
     "signature_header",
 ]
+from tests.fakes.loopback import is_loopback, reset, send_json
 
 SIGNATURE_HEADER = "ElevenLabs-Signature"
 API_KEY_HEADER = "xi-api-key"
@@ -115,7 +112,6 @@ _CLIENT_DATA_KEYS = frozenset(
 )
 _TELEPHONY_KEYS = frozenset({"ringing_timeout_secs", "twilio_call_recording_enabled"})
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
-_LOOPBACK_NAMES = {"localhost"}
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -128,16 +124,6 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
 def signature_header(secret: str, body: bytes, timestamp: int) -> str:
     """`ElevenLabs-Signature`: `t=<unix seconds>,v0=<hex>`."""
     return f"t={timestamp},v0={sign(secret, body, timestamp)}"
-
-
-def is_loopback(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def new_id(prefix: str, size: int = 26) -> str:
@@ -1420,26 +1406,11 @@ def _make_handler(fake: ElevenLabsFake) -> type[BaseHTTPRequestHandler]:
             payload: Any,
             headers: dict[str, str] | None = None,
         ) -> None:
-            data = json.dumps(payload).encode()
             request.status = status
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:
-                self.close_connection = True
+            send_json(self, status, payload, headers, content_type="application/json")
 
         def _drop(self) -> None:
-            """Reset the connection with no answer at all."""
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                )
+            reset(self)
 
     return Handler
 

@@ -38,15 +38,11 @@ only ever sends to loopback addresses; `callback_target` maps a public URL to a 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
-import ipaddress
 import json
 import re
 import secrets
-import socket
-import struct
 import threading
 import time
 import urllib.error
@@ -73,6 +69,7 @@ __all__ = [
     "compact_json",
     "retell_sign",
 ]
+from tests.fakes.loopback import is_loopback, reset, send_json
 
 RETELL_API_BASE = "https://api.retellai.com"
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -172,16 +169,6 @@ def retell_sign(body: bytes, api_key: str, timestamp_ms: int | None = None) -> s
     stamp = _now_ms() if timestamp_ms is None else timestamp_ms
     digest = hmac.new(api_key.encode(), body + str(stamp).encode(), hashlib.sha256).hexdigest()
     return f"v={stamp},d={digest}"
-
-
-def is_loopback(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def new_id(length: int = 32) -> str:
@@ -1154,27 +1141,13 @@ def _make_handler(fake: RetellFake) -> type[BaseHTTPRequestHandler]:
             payload: Any,
             headers: dict[str, str] | None = None,
         ) -> None:
-            data = b"" if payload is None else json.dumps(payload).encode()
             request.status = status
-            try:
-                self.send_response(status)
-                if payload is not None:
-                    self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:
-                self.close_connection = True
+            send_json(
+                self, status, payload, headers, content_type="application/json; charset=utf-8"
+            )
 
         def _drop(self) -> None:
-            """Close with no answer at all (RST, so the client sees it at once)."""
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                )
+            reset(self)
 
     return Handler
 

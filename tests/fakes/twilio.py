@@ -38,19 +38,14 @@ still the URL that gets signed, as Twilio signs the URL it was given) to a local
 from __future__ import annotations
 
 import base64
-import contextlib
 import email.utils
 import hashlib
 import heapq
 import hmac
-import ipaddress
-import json
 import os
 import queue
 import re
 import secrets
-import socket
-import struct
 import threading
 import time
 import urllib.error
@@ -84,6 +79,7 @@ __all__ = [
     "TwilioFake",
     "twilio_signature",
 ]
+from tests.fakes.loopback import is_loopback, reset, send_json
 
 API_VERSION = "2010-04-01"
 TWILIO_API_BASE = "https://api.twilio.com"
@@ -135,7 +131,6 @@ _ERROR_MESSAGES = {
 }
 _STATUS_TO_CODE = {429: ERROR_TOO_MANY_REQUESTS, 500: ERROR_INTERNAL, 503: ERROR_UNAVAILABLE}
 
-_LOOPBACK_NAMES = {"localhost"}
 _TERMINAL = frozenset(OUTCOMES)
 
 
@@ -153,16 +148,6 @@ def rfc2822(moment: datetime | None) -> str | None:
 def new_sid(prefix: str) -> str:
     """A SID: two letters and 32 hexadecimal digits."""
     return prefix + secrets.token_hex(16)
-
-
-def is_loopback(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def twilio_signature(auth_token: str, url: str, params: Iterable[tuple[str, str]] = ()) -> str:
@@ -1518,26 +1503,13 @@ def _make_handler(fake: TwilioFake) -> type[BaseHTTPRequestHandler]:
             payload: Any,
             headers: dict[str, str] | None = None,
         ) -> None:
-            data = json.dumps(payload).encode()
             request.status = status
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:
-                self.close_connection = True
+            send_json(
+                self, status, payload, headers, content_type="application/json; charset=utf-8"
+            )
 
         def _drop(self) -> None:
-            """Close the connection with no answer at all (RST, so the client sees it at once)."""
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                )
+            reset(self)
 
     return Handler
 

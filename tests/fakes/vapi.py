@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import json
 import queue
 import re
@@ -54,6 +53,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
 import httpx
+
+from tests.fakes.loopback import is_loopback, send_json
 
 __all__ = [
     "CONNECTED_REASONS",
@@ -132,7 +133,6 @@ CUSTOMER_KEYS = frozenset(
     }
 )  # fmt: skip
 VOICEMAIL_PROVIDERS = frozenset({"vapi", "google", "openai", "twilio"})
-_LOOPBACK_NAMES = {"localhost"}
 
 
 def _now() -> datetime:
@@ -146,16 +146,6 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
         f"{moment.microsecond // 1000:03d}Z"
     )
-
-
-def is_loopback(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def vapi_hmac_signature(secret: str, timestamp: str, body: bytes, algorithm: str = "sha256") -> str:
@@ -1112,14 +1102,7 @@ def _make_handler(fake: VapiFake) -> type[BaseHTTPRequestHandler]:
             self._serve()
 
         def _answer(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
-            payload = json.dumps(data).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
+            send_json(self, status, data, headers, content_type="application/json; charset=utf-8")
 
         def _serve(self) -> None:
             parts = urllib.parse.urlsplit(self.path)

@@ -295,17 +295,16 @@ def _twilio_connection(connection_id: str) -> tuple[Any, str]:
         return platform_adapter(connection, settings=get_settings()), bot_secret
 
 
-def _record_bot_result(connection_id: str, attempt_id: str, result: CallResult) -> bool:
-    """The bot's result ends a call still live, or completes one that already ended."""
-    now = system_clock.now()
+def _record_platform(
+    connection_id: str, events: list[Any], delay: timedelta | None
+) -> tuple[int, list[Any]]:
     with session_scope(write=True) as session:
-        live, _stored = platform_calls.live_call_id(
-            session, attempt_id=attempt_id, connection_id=connection_id
-        )
-        if live:
-            return bool(dialing.record_outcomes(session, outcomes=[(attempt_id, result)], now=now))
-        return platform_calls.attach_result(
-            session, attempt_id=attempt_id, connection_id=connection_id, result=result, now=now
+        return platform_calls.record_platform_events(
+            session,
+            connection_id=connection_id,
+            events=events,
+            now=system_clock.now(),
+            webhook_delay=delay,
         )
 
 
@@ -322,15 +321,8 @@ def _record_twilio(
     failed = params.get("CallStatus") == "failed" and call_id
     result = result_from(params, error_code=adapter.error_code(call_id) if failed else None)
     event = PlatformEvent(attempt_id=attempt_id, call_id=call_id, result=result)
-    with session_scope(write=True) as session:
-        recorded, _unknown = platform_calls.record_platform_events(
-            session,
-            connection_id=connection_id,
-            events=[event],
-            now=system_clock.now(),
-            webhook_delay=webhook_delay,
-        )
-        return bool(recorded)
+    recorded, _unknown = _record_platform(connection_id, [event], webhook_delay)
+    return bool(recorded)
 
 
 @router.post(
@@ -409,9 +401,11 @@ async def _bot_result(
     if ended is None:
         return JSONResponse({"recorded": False}, status_code=202)
     attempt_id, result = ended
-    recorded = await run_in_threadpool(_record_bot_result, connection_id, attempt_id, result)
+    # It ends a call still live, or fills in one whose end Twilio reported first.
+    event = PlatformEvent(attempt_id=attempt_id, call_id=None, result=result)
+    recorded, _unknown = await run_in_threadpool(_record_platform, connection_id, [event], None)
     log.info("bot result: %s %s (recorded: %s)", attempt_id, result.status, recorded)
-    return JSONResponse({"recorded": recorded}, status_code=200)
+    return JSONResponse({"recorded": bool(recorded)}, status_code=200)
 
 
 # --- hosted voice-agent platforms (ElevenLabs, Vapi, Retell) ------------------------------------
@@ -441,19 +435,6 @@ def _platform_connection(provider: str, connection_id: str) -> Any:
         if connection is None or connection.provider != provider:
             raise NotFound(f"no {provider} connection {connection_id}")
         return platform_adapter(connection, settings=get_settings())
-
-
-def _record_platform(
-    connection_id: str, events: list[Any], delay: timedelta | None
-) -> tuple[int, list[Any]]:
-    with session_scope(write=True) as session:
-        return platform_calls.record_platform_events(
-            session,
-            connection_id=connection_id,
-            events=events,
-            now=system_clock.now(),
-            webhook_delay=delay,
-        )
 
 
 @router.post(

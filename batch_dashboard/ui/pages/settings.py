@@ -14,6 +14,7 @@ from batch_dashboard.ui.components import (
     local_time,
     page_header,
     row_action,
+    section_header,
     shown_on,
     shown_once,
 )
@@ -468,22 +469,11 @@ def _telephony_section() -> rx.Component:
         rx.icon("plus", size=16), "Add connection", on_click=ConnectionsState.start_add
     )
     return rx.vstack(
-        rx.hstack(
-            rx.vstack(
-                rx.heading("Telephony", size="4"),
-                rx.text(
-                    "Your accounts at telephony platforms: each number and agent calls through "
-                    "one of them.",
-                    size="2",
-                    color_scheme="gray",
-                ),
-                spacing="1",
-            ),
-            rx.spacer(),
+        section_header(
+            "Telephony",
+            "Your accounts at telephony platforms: each number and agent calls through one "
+            "of them.",
             add_button,
-            width="100%",
-            align="center",
-            flex_wrap="wrap",
         ),
         rx.cond(
             ConnectionsState.loaded,
@@ -538,12 +528,10 @@ def _wall_row(row: WallTokenRow) -> rx.Component:
 
 def _wall_section() -> rx.Component:
     return rx.vstack(
-        rx.heading("Wall screens", size="4"),
-        rx.text(
-            "A read-only link for an office TV: live batches, today's totals and calls per minute. "
-            "No login needed, so treat the link like a key.",
-            size="2",
-            color_scheme="gray",
+        section_header(
+            "Wall screens",
+            "A read-only link for an office TV: live batches, today's totals and calls per "
+            "minute. No login needed, so treat the link like a key.",
         ),
         rx.form(
             rx.hstack(
@@ -605,21 +593,10 @@ def settings_page() -> rx.Component:
         page_header("Settings"),
         _telephony_section(),
         rx.vstack(
-            rx.hstack(
-                rx.vstack(
-                    rx.heading("API keys", size="4"),
-                    rx.text(
-                        "For your own systems calling /v1. A key is shown once, when it is created.",
-                        size="2",
-                        color_scheme="gray",
-                    ),
-                    spacing="1",
-                ),
-                rx.spacer(),
+            section_header(
+                "API keys",
+                "For your own systems calling /v1. A key is shown once, when it is created.",
                 create_button,
-                width="100%",
-                align="center",
-                flex_wrap="wrap",
             ),
             rx.cond(
                 SettingsState.loaded,
