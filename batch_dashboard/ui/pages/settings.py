@@ -265,7 +265,10 @@ def _actions(row: ConnectionRow, *, in_table: bool) -> rx.Component:
             color_scheme="red",
         ),
         spacing="2",
-        **({"justify": "end"} if in_table else {"flex_wrap": "wrap"}),
+        # In the table they wrap inside their cell (four actions on a Retell row) rather than
+        # spill over the events URL; on a phone's card they wrap under the details.
+        flex_wrap="wrap",
+        **({"justify": "end"} if in_table else {}),
     )
 
 
