@@ -1,6 +1,6 @@
-"""What every platform fake (Twilio, ElevenLabs, Vapi, Retell) does the same way: serve HTTP on
-an ephemeral loopback port in a thread, answer JSON, reset a connection without an answer (a
-lost answer), and never send anything beyond loopback."""
+"""What every platform fake (Twilio, ElevenLabs, Vapi, Retell) does the same way: answer JSON,
+reset a connection without an answer (a lost answer), and never send anything beyond
+loopback."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import ipaddress
 import json
 import socket
 import struct
-import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
@@ -25,19 +24,6 @@ def is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def serve(
-    handler: type[BaseHTTPRequestHandler], name: str
-) -> tuple[ThreadingHTTPServer, threading.Thread]:
-    """A server for `handler` on 127.0.0.1 and an ephemeral port, and the (not yet started)
-    thread that serves it."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
-    )
-    return server, thread
 
 
 def send_json(
