@@ -211,6 +211,20 @@ def decode_csv(data: bytes) -> str:
         ) from None
 
 
+# What our export (and spreadsheets) put a `'` before so that the cell is not run as a formula:
+# the ASCII and full-width formula signs, and whitespace (which some spreadsheets skip).
+_NEUTRALISED_STARTS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+
+
+def _cell(raw: str) -> str:
+    """A cell trimmed, without the `'` an export put before a formula-like value, so that an
+    exported file uploads again unchanged. A `'` before anything else is the user's own."""
+    cell = raw.strip()
+    if len(cell) > 1 and cell[0] == "'" and (cell[1] in _NEUTRALISED_STARTS or cell[1].isspace()):
+        return cell[1:]
+    return cell
+
+
 def _normalised_header(cell: str) -> str:
     return cell.strip().lower()
 
@@ -341,7 +355,7 @@ def _add_csv_row(
                 index, rows.loc(index), f"has {len(cells)} cells but the header has {width} columns"
             )
         cells = (cells + [""] * width)[:width]
-    raw_phone = cells[phone_column].strip()
+    raw_phone = _cell(cells[phone_column])
     number, reason = phones.normalize(raw_phone)
     if reason is not None:
         rows.flag(index, rows.phone_loc(index), reason)
@@ -350,7 +364,7 @@ def _add_csv_row(
     for position, name in enumerate(names):
         if position == phone_column:
             continue
-        value = cells[position].strip()
+        value = _cell(cells[position])
         if name:
             variables[name] = value
         elif value:

@@ -332,7 +332,7 @@ def shown_once(label: str, control_id: str, value: rx.Var, copied: str) -> rx.Co
 def confirm_dialog(
     *,
     title: str | Sequence[rx.Var | str],
-    description: str,
+    description: str | Sequence[rx.Var | str],
     keep: str,
     on_keep: Any,
     confirm: str,
@@ -341,9 +341,11 @@ def confirm_dialog(
     open: rx.Var,
     on_open_change: Any = None,
     trigger: rx.Component | None = None,
+    body: rx.Component | None = None,
 ) -> rx.Component:
-    """A destructive action asked once more: keep it as it is, or confirm in red. `title` is
-    text, or parts of it (strings and state vars)."""
+    """A destructive action asked once more: keep it as it is, or confirm in red. `title` and
+    `description` are text, or parts of it (strings and state vars); `body` (an option to
+    choose, say) goes between the description and the buttons."""
     buttons = rx.hstack(
         rx.alert_dialog.cancel(
             rx.button(keep, variant="soft", color_scheme="gray", on_click=on_keep)
@@ -355,7 +357,10 @@ def confirm_dialog(
     )
     content = rx.alert_dialog.content(
         rx.alert_dialog.title(*([title] if isinstance(title, str) else title)),
-        rx.alert_dialog.description(description),
+        rx.alert_dialog.description(
+            *([description] if isinstance(description, str) else description)
+        ),
+        *([] if body is None else [body]),
         buttons,
     )
     parts = [content] if trigger is None else [rx.alert_dialog.trigger(trigger), content]

@@ -483,6 +483,45 @@ def test_stop_cancels_what_is_not_dialed_and_refuses_a_finished_batch(client, te
     assert missing.status_code == 404
 
 
+def test_export_is_the_consoles_csv_and_uploads_again_as_a_new_batch(client, tenant, other_tenant):
+    from batch_dashboard.db import session_scope
+    from batch_dashboard.services import batches
+
+    batch = _create(client, tenant)
+    response = client.get(f"/v1/batch-calls/{batch['id']}/export", headers=tenant.headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert f'filename="{batch["id"]}-results.csv"' in response.headers["content-disposition"]
+    with session_scope() as session:
+        assert response.text == batches.export_results_csv(
+            session, workspace_id=tenant.workspace_id, batch_id=batch["id"]
+        )
+    assert _rows(response.text)[1][0].startswith("'+")  # neutralised, and accepted again
+    again = _post_csv(client, tenant, response.text)
+    assert again.status_code == 202, again.text
+    assert again.json()["total_recipients"] == batch["total_recipients"]
+    hidden = client.get(f"/v1/batch-calls/{batch['id']}/export", headers=other_tenant.headers)
+    assert hidden.status_code == 404
+
+
+def test_retry_takes_the_failure_reasons_to_redial(client, tenant):
+    from tests.worker.helpers import claim
+    from tests.worker.test_stop import BUSY, end
+
+    batch = _create(client, tenant)
+    end(claim(cap=10), BUSY)
+    url = f"/v1/batch-calls/{batch['id']}/retry"
+    for bad in ({"failure_reasons": "busy"}, {"failure_reasons": ["do_not_call"]}, {"x": 1}):
+        refused = client.post(url, json=bad, headers=tenant.headers)
+        assert refused.status_code == 422, bad
+        assert refused.json()["error"]["details"]
+    nothing = client.post(url, json={"failure_reasons": ["no_answer"]}, headers=tenant.headers)
+    assert nothing.status_code == 200 and nothing.json()["status"] == "completed"
+    retried = client.post(url, json={"failure_reasons": ["busy"]}, headers=tenant.headers)
+    assert retried.status_code == 200
+    assert retried.json()["counts"]["pending"] == batch["total_recipients"]
+
+
 # --- sample, agents, numbers, health -------------------------------------------------------
 
 

@@ -280,18 +280,87 @@ async def resume_batch_call(batch_id: str, caller: CallerDep) -> Response:
     return FastJSONResponse(await caller.write(partial(batches.resume_batch, batch_id=batch_id)))
 
 
+RETRY_BODY = {
+    "required": False,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "failure_reasons": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": (
+                            "Only recipients that failed for these reasons (default: every "
+                            "reason a retry redials: no_answer, busy, voicemail, declined, "
+                            "provider_error, call_failed, hung_up, outcome_unknown)"
+                        ),
+                    }
+                },
+                "additionalProperties": False,
+            },
+            "example": {"failure_reasons": ["no_answer", "busy"]},
+        }
+    },
+}
+
+
 @router.post(
     "/{batch_id}/retry",
     summary="Dial a completed batch's failed and unanswered recipients again",
     description=(
         "Recipients that failed for a reason worth another try (no answer, busy, voicemail, a "
         "telephony error, an unknown outcome) go back to `pending` as new attempts of the same "
-        "batch, which is `running` again. Numbers on the do-not-call list, invalid numbers and "
-        "`batch_failed` recipients are not redialled. `409 conflict` unless the batch is "
-        "`completed`."
+        "batch, which is `running` again; `failure_reasons` narrows them to some of those. "
+        "Numbers on the do-not-call list, invalid numbers and `batch_failed` recipients are "
+        "not redialled. `409 conflict` unless the batch is `completed`."
     ),
     response_model=BatchPublic,
     responses=ERRORS,
+    openapi_extra={"requestBody": RETRY_BODY},
 )
-async def retry_batch_call(batch_id: str, caller: CallerDep) -> Response:
-    return FastJSONResponse(await caller.write(partial(batches.retry_batch, batch_id=batch_id)))
+async def retry_batch_call(batch_id: str, request: Request, caller: CallerDep) -> Response:
+    body = await bodies.read_limited(request, bodies.SMALL_BODY)
+    options = bodies.parse_json_object(body) if body.strip() else {}
+    reasons = options.pop("failure_reasons", None)
+    if options:
+        raise ValidationFailed.at([next(iter(options))], "is not a field of this request")
+    if reasons is not None and (
+        not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons)
+    ):
+        raise ValidationFailed.at(["failure_reasons"], "must be a list of failure reasons")
+    return FastJSONResponse(
+        await caller.write(partial(batches.retry_batch, batch_id=batch_id, failure_reasons=reasons))
+    )
+
+
+@router.get(
+    "/{batch_id}/export",
+    summary="The batch's results as CSV (the console's Export results)",
+    description=(
+        "The input columns, then status, failure reason, outcome, attempts, times, and one "
+        "column per evaluation (`evaluation_<name>`, `evaluation_<name>_rationale`) and "
+        "collected-data field (`collected_<name>`), written as the console shows them. Cells "
+        "a spreadsheet would run as a formula start with `'`; the file uploads again as a new "
+        "batch unchanged (the prefix is removed on import)."
+    ),
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                "text/csv": {
+                    "example": "phone,first_name,status,failure_reason,outcome,attempts\r\n"
+                    "'+14155552671,Ada,completed,,Connected,1\r\n"
+                }
+            }
+        },
+        **ERRORS,
+    },
+)
+async def export_batch_call(batch_id: str, caller: CallerDep) -> Response:
+    text = await caller.read(partial(batches.export_results_csv, batch_id=batch_id))
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{batch_id}-results.csv"'},
+    )

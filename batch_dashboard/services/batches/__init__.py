@@ -9,9 +9,16 @@ from batch_dashboard.services.batches.commands import (
     pause_batch,
     resume_batch,
     retry_batch,
+    retry_choices,
     stop_batch,
 )
-from batch_dashboard.services.batches.exports import export_results_csv, get_conversation
+from batch_dashboard.services.batches.exports import (
+    export_results_csv,
+    get_conversation,
+    main_evaluations,
+    outcome_words,
+    shown_value,
+)
 from batch_dashboard.services.batches.reads import (
     BATCH_STATUSES,
     LIST_LIMIT_DEFAULT,
@@ -25,6 +32,7 @@ from batch_dashboard.services.batches.reads import (
     list_batches,
     list_batches_from_memory,
     recipients_page,
+    seconds_left,
     versions,
     workspace_marker,
 )
@@ -40,6 +48,7 @@ from batch_dashboard.services.batches.rules import (
     caller_problem,
     check_caller,
     parse_fields,
+    rules_in_force,
 )
 
 __all__ = [
@@ -68,11 +77,17 @@ __all__ = [
     "get_conversation",
     "list_batches",
     "list_batches_from_memory",
+    "main_evaluations",
+    "outcome_words",
     "parse_fields",
     "pause_batch",
     "recipients_page",
     "resume_batch",
     "retry_batch",
+    "retry_choices",
+    "rules_in_force",
+    "seconds_left",
+    "shown_value",
     "stop_batch",
     "versions",
     "workspace_marker",

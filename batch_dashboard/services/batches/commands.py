@@ -5,11 +5,11 @@ Status changes go through `services.transitions`; this module checks who asks an
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from batch_dashboard.clock import system_clock
@@ -224,16 +224,52 @@ def stop_batch(
 
 
 def retry_batch(
-    session: Session, *, workspace_id: str, batch_id: str, now: datetime | None = None
+    session: Session,
+    *,
+    workspace_id: str,
+    batch_id: str,
+    failure_reasons: Sequence[str] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Dial a completed batch's failed and unanswered recipients again, as new attempts."""
+    """Dial a completed batch's failed and unanswered recipients again, as new attempts:
+    those whose failure reason is in `failure_reasons` (default: every reason worth a retry)."""
+    reasons = REDIALLED_BY_RETRY if failure_reasons is None else list(failure_reasons)
+    problems = Problems()
+    if not reasons:
+        problems.add(["failure_reasons"], "choose at least one outcome to retry")
+    for index, reason in enumerate(reasons):
+        if reason not in REDIALLED_BY_RETRY:
+            problems.add(
+                ["failure_reasons", index],
+                f"{reason!r} is not retried; choose among {', '.join(REDIALLED_BY_RETRY)}",
+            )
+    problems.raise_if_any()
     reopened = transitions.reopen_for_retry(
-        session, workspace_id=workspace_id, batch_id=_known(batch_id), reasons=REDIALLED_BY_RETRY
+        session, workspace_id=workspace_id, batch_id=_known(batch_id), reasons=reasons
     )
     batch = _fresh(session, workspace_id, batch_id)
     if not reopened and batch.status != BatchStatus.completed.value:
         raise Conflict(f"batch {batch_id} is {batch.status}; only completed batches can be retried")
     return batch_public(batch)
+
+
+def retry_choices(session: Session, *, workspace_id: str, batch_id: str) -> dict[str, int]:
+    """How many of the batch's failed recipients a retry would call again, by failure reason
+    (only the reasons a retry redials, in the vocabulary's order)."""
+    get_batch(session, workspace_id=workspace_id, batch_id=_known(batch_id))
+    table = Recipient.__table__
+    found = dict(
+        session.execute(
+            select(table.c.failure_reason, func.count())
+            .where(
+                table.c.batch_id == batch_id,
+                table.c.status == RecipientStatus.failed.value,
+                table.c.failure_reason.in_(REDIALLED_BY_RETRY),
+            )
+            .group_by(table.c.failure_reason)
+        ).all()
+    )
+    return {reason: found[reason] for reason in REDIALLED_BY_RETRY if found.get(reason)}
 
 
 def pause_batch(

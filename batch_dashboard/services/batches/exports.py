@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 import orjson
@@ -38,13 +39,56 @@ def get_conversation(
     }
 
 
-def _outcome_words(status: str, reason: str | None) -> str:
-    """What happened, for people: the vocabulary's words for an ended call."""
+def outcome_words(status: str, reason: str | None, evaluations: dict[str, Any] | None) -> str:
+    """What happened, for people: for a connected call the agent's main evaluation (its first
+    criterion, as the side panel shows it) or "Connected"; else the vocabulary's words."""
     if status == RecipientStatus.completed.value:
-        return Outcome.completed.words
+        main = next(iter((evaluations or {}).items()), None)
+        if main is None:
+            return Outcome.completed.words
+        name, value = main
+        result = (value or {}).get("result", "") if isinstance(value, dict) else value
+        return f"{name}: {result}" if result else name
     if status == RecipientStatus.cancelled.value:
         return "Cancelled"
     return outcomes.words(reason)
+
+
+def shown_value(value: object) -> str:
+    """A collected value as the side panel shows it (Yes/No for booleans)."""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    return "" if value is None else str(value)
+
+
+def main_evaluations(
+    session: Session, *, workspace_id: str, conversation_ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The evaluations of a page of conversations (a page: the console shows 50 rows)."""
+    if not conversation_ids:
+        return {}
+    rows = session.execute(
+        select(Conversation.id, Conversation.evaluations).where(
+            Conversation.id.in_(conversation_ids), Conversation.workspace_id == workspace_id
+        )
+    )
+    return {row.id: row.evaluations or {} for row in rows}
+
+
+_NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def _column(prefix: str, name: str, taken: set[str]) -> str:
+    """A column name the import accepts as a variable name (letters, digits, `_`, at most
+    64), so the exported file uploads again unchanged; criteria may be named freely."""
+    slug = _NOT_IN_A_NAME.sub("_", name).strip("_").lower() or "field"
+    column = f"{prefix}_{slug}"[:64]
+    base, n = column, 2
+    while column in taken:
+        suffix = f"_{n}"
+        column, n = base[: 64 - len(suffix)] + suffix, n + 1
+    taken.add(column)
+    return column
 
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -57,10 +101,11 @@ def _neutralise(value: object) -> str:
 
 
 def export_results_csv(session: Session, *, workspace_id: str, batch_id: str) -> str:
-    """The batch's input columns, each recipient's outcome and its collected data, as CSV.
+    """The batch's input columns, each recipient's outcome, evaluations and collected data,
+    as CSV (the console's Export results and `GET /v1/batch-calls/{id}/export`).
 
     Phone numbers are exported in E.164 (so `+…` is written as `'+…` like every other cell
-    that a spreadsheet would take for a formula).
+    that a spreadsheet would take for a formula; the import removes that prefix).
     """
     get_batch(session, workspace_id=workspace_id, batch_id=batch_id)
     table = Recipient.__table__
@@ -75,6 +120,7 @@ def export_results_csv(session: Session, *, workspace_id: str, batch_id: str) ->
             table.c.ended_at,
             table.c.duration_seconds,
             table.c.conversation_id,
+            Conversation.evaluations,
             Conversation.data_collection,
         )
         .select_from(table)
@@ -83,14 +129,17 @@ def export_results_csv(session: Session, *, workspace_id: str, batch_id: str) ->
         .order_by(table.c.position)
     ).all()
     variables: dict[str, None] = {}
+    evaluated: dict[str, None] = {}
     collected: dict[str, None] = {}
     decoded = []
     for row in rows:
         values = orjson.loads(row.dynamic_vars)
         variables.update(dict.fromkeys(values))
+        evaluations = row.evaluations or {}
+        evaluated.update(dict.fromkeys(evaluations))
         data = row.data_collection or {}
         collected.update(dict.fromkeys(data))
-        decoded.append((row, values, data))
+        decoded.append((row, values, evaluations, data))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     outcome = [
@@ -103,21 +152,37 @@ def export_results_csv(session: Session, *, workspace_id: str, batch_id: str) ->
         "duration_seconds",
         "conversation_id",
     ]
-    writer.writerow(["phone", *variables, *outcome, *(f"collected_{name}" for name in collected)])
-    for row, values, data in decoded:
+    taken = {"phone", *variables, *outcome}
+    evaluation_columns = []
+    for name in evaluated:
+        evaluation_columns += [
+            _column("evaluation", name, taken),
+            _column("evaluation", f"{name}_rationale", taken),
+        ]
+    collected_columns = [_column("collected", name, taken) for name in collected]
+    writer.writerow(["phone", *variables, *outcome, *evaluation_columns, *collected_columns])
+    for row, values, evaluations, data in decoded:
+        judged: list[str] = []
+        for name in evaluated:
+            verdict = evaluations.get(name) or {}
+            judged += [verdict.get("result", ""), verdict.get("rationale", "")]
         writer.writerow(
             [
                 _neutralise(row.phone),
                 *(_neutralise(values.get(name, "")) for name in variables),
                 row.status,
                 row.failure_reason or "",
-                _outcome_words(row.status, row.failure_reason),
+                _neutralise(outcome_words(row.status, row.failure_reason, evaluations)),
                 row.attempts,
                 to_rfc3339(row.started_at) or "",
                 to_rfc3339(row.ended_at) or "",
                 "" if row.duration_seconds is None else row.duration_seconds,
                 row.conversation_id or "",
-                *(_neutralise((data.get(name) or {}).get("value", "")) for name in collected),
+                *(_neutralise(cell) for cell in judged),
+                *(
+                    _neutralise(shown_value((data.get(name) or {}).get("value")))
+                    for name in collected
+                ),
             ]
         )
     return buffer.getvalue()

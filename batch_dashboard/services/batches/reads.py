@@ -12,7 +12,7 @@ import base64
 import binascii
 import functools
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -393,3 +393,42 @@ def calls_per_minute(session: Session, *, batch_id: str, now: datetime) -> int:
         .where(table.c.batch_id == batch_id, table.c.ended_at > now - timedelta(minutes=1))
         .where(table.c.status.in_((RecipientStatus.completed.value, RecipientStatus.failed.value)))
     ).scalar_one()
+
+
+# The estimate of time left follows the calls that ended lately, so a batch that slows down
+# (a calling window closing, a platform throttling) says so within minutes.
+RATE_WINDOW = timedelta(minutes=5)
+
+
+def seconds_left(session: Session, *, batch: Batch, now: datetime) -> int | None:
+    """How long the batch's remaining calls will take at the rate its calls ended over the
+    last RATE_WINDOW (or since it started, if later); None while that says nothing: not
+    running, paused, stopping, or no call ended yet."""
+    if (
+        batch.status != BatchStatus.running.value
+        or batch.paused_at is not None
+        or batch.stopped_at is not None
+    ):
+        return None
+    left = batch.pending_count + batch.dialing_count
+    since = now - RATE_WINDOW
+    if batch.started_at is not None and _aware(batch.started_at) > since:
+        since = _aware(batch.started_at)
+    span = (now - since).total_seconds()
+    if left == 0 or span <= 0:
+        return None
+    table = Recipient.__table__
+    ended = session.execute(
+        select(func.count())
+        .select_from(table)
+        .where(table.c.batch_id == batch.id, table.c.ended_at > since)
+        .where(table.c.status.in_((RecipientStatus.completed.value, RecipientStatus.failed.value)))
+    ).scalar_one()
+    if ended == 0:
+        return None
+    return max(1, round(left * span / ended))
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -15,7 +15,7 @@ from batch_dashboard.clock import to_rfc3339, to_utc
 from batch_dashboard.models import Agent, Batch, PhoneNumber
 from batch_dashboard.services import agents, windows
 from batch_dashboard.services.errors import NotFound, Problems, is_clean_id, json_object_field
-from batch_dashboard.services.outcomes import RETRY_ON
+from batch_dashboard.services.outcomes import RETRY_ON, RETRY_ON_WORDS, RetryOn
 
 MAX_SCHEDULE_AHEAD = timedelta(days=30)
 RINGING_TIMEOUT_RANGE = (1_000, 80_000)
@@ -321,3 +321,59 @@ def check_caller(
             f"{number.phone_number} ({number.id}) is on connection {number.connection_id}: "
             "a batch calls through one connection",
         )
+
+
+_DAY_WORDS = {
+    "mon": "Mon",
+    "tue": "Tue",
+    "wed": "Wed",
+    "thu": "Thu",
+    "fri": "Fri",
+    "sat": "Sat",
+    "sun": "Sun",
+}
+_ALL_DAYS = list(_DAY_WORDS)
+
+
+def rules_in_force(public: dict[str, Any], *, workspace_limit: int) -> list[str]:
+    """A batch's calling rules in words, as its page lists them (from the public Batch)."""
+    concurrency = public.get("max_concurrency") or workspace_limit
+    said = [f"Up to {concurrency} calls at once", f"Rings {public['ringing_timeout_ms'] // 1000} s"]
+    window = public.get("calling_window")
+    if window:
+        days = window.get("days") or _ALL_DAYS
+        if days == _ALL_DAYS:
+            day_words = "every day"
+        elif days == _ALL_DAYS[:5]:
+            day_words = "Mon–Fri"
+        else:
+            day_words = ", ".join(_DAY_WORDS[d] for d in days)
+        zone = window.get("timezone", "recipient")
+        where = "the recipient's time zone" if zone == "recipient" else zone
+        said.append(f"Calls {window['start']}–{window['end']}, {day_words}, in {where}")
+        if zone == "recipient":
+            said.append(
+                "Numbers without a known time zone are called anyway"
+                if window.get("unknown_timezone") == "call"
+                else "Numbers without a known time zone are not called"
+            )
+    else:
+        said.append("Calls at any time of day")
+    policy = public.get("retry_policy")
+    if policy and policy.get("max_attempts", 1) > 1:
+        reasons = ", ".join(RETRY_ON_WORDS[RetryOn(r)].lower() for r in policy["retry_on"])
+        minutes = policy["delay_seconds"] // 60
+        said.append(
+            f"Up to {policy['max_attempts']} attempts on {reasons or 'no outcome'}, "
+            f"{minutes} min apart"
+        )
+    else:
+        said.append("One attempt per number")
+    voicemail = public.get("voicemail")
+    if voicemail:
+        said.append(
+            "On voicemail: leave a message"
+            if voicemail.get("action") == "leave_message"
+            else "On voicemail: hang up"
+        )
+    return said

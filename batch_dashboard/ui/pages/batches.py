@@ -34,7 +34,18 @@ def _batch_line(row: BatchRow) -> rx.Component:
         rx.table.cell(
             rx.link(row.name, href=f"/batches/{row.id}", weight="medium"),
         ),
-        rx.table.cell(status_badge(row.status)),
+        rx.table.cell(
+            rx.hstack(
+                status_badge(row.status),
+                rx.cond(
+                    row.stopping,
+                    rx.badge("Stopping", color_scheme="amber", radius="full"),
+                    rx.cond(row.paused, rx.badge("Paused", color_scheme="amber", radius="full")),
+                ),
+                spacing="1",
+                wrap="wrap",
+            )
+        ),
         rx.table.cell(rx.text(row.agent_name, size="2")),
         rx.table.cell(progress(row.done, row.total, row.status), min_width="180px"),
         rx.table.cell(
@@ -45,9 +56,16 @@ def _batch_line(row: BatchRow) -> rx.Component:
                 rx.text("·", color_scheme="gray"),
                 rx.tooltip(rx.text(row.failed, color=rx.color("red", 11)), content="Failed"),
                 rx.text("·", color_scheme="gray"),
-                rx.tooltip(
-                    rx.text(row.pending + row.dialing, color_scheme="gray"),
-                    content="Waiting or dialing",
+                rx.cond(
+                    row.status == "cancelled",
+                    rx.tooltip(
+                        rx.text(row.cancelled, " cancelled", color_scheme="gray"),
+                        content="Never called: the batch was cancelled or stopped",
+                    ),
+                    rx.tooltip(
+                        rx.text(row.pending + row.dialing, color_scheme="gray"),
+                        content="Waiting or dialing",
+                    ),
                 ),
                 spacing="1",
                 style=NUMERIC,
@@ -164,8 +182,27 @@ def _recipient_line(row: RecipientRow) -> rx.Component:
                 aria_label=f"Open recipient {row.phone}",
             )
         ),
-        rx.table.cell(status_badge(row.status)),
-        rx.table.cell(rx.text(row.failure, size="2", color_scheme="red")),
+        rx.table.cell(
+            rx.hstack(
+                status_badge(row.status),
+                rx.cond(
+                    row.attempts > 1,
+                    rx.text("Attempt ", row.attempts, size="1", color_scheme="gray"),
+                ),
+                spacing="2",
+                align="center",
+                white_space="nowrap",
+            )
+        ),
+        rx.table.cell(
+            rx.text(
+                row.outcome,
+                size="2",
+                color_scheme=rx.match(
+                    row.status, ("failed", "red"), ("completed", "green"), "gray"
+                ),
+            )
+        ),
         rx.table.cell(
             rx.text(row.variables, size="1", color_scheme="gray", max_width="260px", truncate=True)
         ),
@@ -314,6 +351,138 @@ def _cancel_dialog() -> rx.Component:
     )
 
 
+def _stop_dialog() -> rx.Component:
+    batch = BatchLive.batch
+    return confirm_dialog(
+        trigger=rx.button(
+            rx.icon("octagon-x", size=16),
+            "Stop batch",
+            color_scheme="red",
+            variant="soft",
+            on_click=BatchDetailState.ask_stop(True),
+        ),
+        title="Stop this batch?",
+        # The shared counts, so the numbers stay true while the dialog is open.
+        description=[
+            rx.text.strong(batch.dialing),
+            rx.cond(batch.dialing == 1, " call is live; ", " calls are live; "),
+            rx.text.strong(batch.pending),
+            rx.cond(
+                batch.pending == 1,
+                " call will not be made. ",
+                " calls will not be made. ",
+            ),
+            "The batch ends cancelled once the live calls have ended.",
+        ],
+        body=rx.el.label(
+            rx.checkbox(
+                checked=BatchDetailState.hang_up,
+                on_change=BatchDetailState.set_hang_up,
+                id="hang-up-live",
+            ),
+            rx.text("Hang up the live calls now", size="2"),
+            html_for="hang-up-live",
+            style={"display": "flex", "gap": "8px", "align_items": "center", "margin_top": "12px"},
+        ),
+        keep="Keep calling",
+        on_keep=BatchDetailState.ask_stop(False),
+        confirm="Stop batch",
+        on_confirm=BatchDetailState.stop,
+        busy=BatchDetailState.stopping_now,
+        open=BatchDetailState.confirm_stop,
+    )
+
+
+def _retry_dialog() -> rx.Component:
+    count = BatchDetailState.retry_count
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Retry failed calls"),
+            rx.dialog.description(
+                "Choose which outcomes to call again. The recipients are dialed as new "
+                "attempts of this batch.",
+                size="2",
+                color_scheme="gray",
+            ),
+            rx.cond(
+                BatchDetailState.retry_options.length() > 0,
+                rx.vstack(
+                    rx.foreach(
+                        BatchDetailState.retry_options,
+                        lambda option: rx.el.label(
+                            rx.checkbox(
+                                checked=BatchDetailState.retry_chosen.contains(option.reason),
+                                on_change=lambda _v: BatchDetailState.toggle_retry(option.reason),
+                            ),
+                            rx.text(option.words, size="2", weight="medium"),
+                            rx.spacer(),
+                            rx.text(option.count, size="2", color_scheme="gray", style=NUMERIC),
+                            style={
+                                "display": "flex",
+                                "gap": "8px",
+                                "align_items": "center",
+                                "width": "100%",
+                            },
+                        ),
+                    ),
+                    spacing="2",
+                    width="100%",
+                    padding="12px",
+                    margin_y="12px",
+                    border_radius="8px",
+                    background=rx.color("gray", 2),
+                ),
+                rx.callout(
+                    "No failed call can be retried: do-not-call, invalid numbers and calls "
+                    "never placed are not redialled.",
+                    icon="info",
+                    color_scheme="gray",
+                    margin_y="12px",
+                ),
+            ),
+            rx.text(
+                "Will call ",
+                rx.text.strong(count, id="retry-count"),
+                rx.cond(count == 1, " recipient.", " recipients."),
+                size="2",
+            ),
+            rx.hstack(
+                rx.dialog.close(rx.button("Not now", variant="soft", color_scheme="gray")),
+                rx.button(
+                    rx.icon("rotate-ccw", size=16),
+                    "Call them again",
+                    on_click=BatchDetailState.retry,
+                    loading=BatchDetailState.retrying,
+                    disabled=count == 0,
+                ),
+                justify="end",
+                spacing="3",
+                margin_top="16px",
+            ),
+            max_width="460px",
+        ),
+        open=BatchDetailState.retry_open,
+        on_open_change=BatchDetailState.close_retry,
+    )
+
+
+def _rules(batch: rx.Var) -> rx.Component:
+    return rx.vstack(
+        rx.text("Calling rules", size="1", color_scheme="gray"),
+        rx.flex(
+            rx.foreach(
+                batch.rules,
+                lambda rule: rx.badge(rule, variant="surface", color_scheme="gray", size="2"),
+            ),
+            gap="6px",
+            wrap="wrap",
+        ),
+        spacing="1",
+        width="100%",
+        id="calling-rules",
+    )
+
+
 def batch_detail_page() -> rx.Component:
     batch = BatchLive.batch
     rows = rx.cond(BatchDetailState.default_view, BatchLive.first_page, BatchDetailState.own_rows)
@@ -345,8 +514,18 @@ def batch_detail_page() -> rx.Component:
                     page_header(
                         "",
                         rx.cond(cancellable, _cancel_dialog()),
+                        rx.cond((batch.status == "running") & ~batch.stopping, _stop_dialog()),
                         rx.cond(
-                            batch.status == "running",
+                            (batch.status == "completed") & (batch.failed > 0),
+                            rx.button(
+                                rx.icon("rotate-ccw", size=16),
+                                "Retry failed calls",
+                                variant="soft",
+                                on_click=BatchDetailState.open_retry,
+                            ),
+                        ),
+                        rx.cond(
+                            (batch.status == "running") & ~batch.stopping,
                             rx.cond(
                                 batch.paused,
                                 rx.button(
@@ -372,8 +551,12 @@ def batch_detail_page() -> rx.Component:
                             rx.heading(batch.name, size="6"),
                             status_badge(batch.status),
                             rx.cond(
-                                batch.paused,
-                                rx.badge("Paused", color_scheme="amber", radius="full"),
+                                batch.stopping,
+                                rx.badge("Stopping", color_scheme="amber", radius="full"),
+                                rx.cond(
+                                    batch.paused,
+                                    rx.badge("Paused", color_scheme="amber", radius="full"),
+                                ),
                             ),
                             align="center",
                             spacing="3",
@@ -396,6 +579,22 @@ def batch_detail_page() -> rx.Component:
                         _fact("Started", local_time(batch.started_at)),
                         _fact("Finished", local_time(batch.finished_at)),
                         _fact("Ringing timeout", rx.text(batch.ringing_timeout_s, " s", size="2")),
+                        rx.cond(
+                            batch.status == "running",
+                            _fact(
+                                "Time left",
+                                rx.text(
+                                    rx.cond(
+                                        batch.time_left,
+                                        batch.time_left,
+                                        rx.cond(batch.paused, "Paused", "Estimating…"),
+                                    ),
+                                    size="2",
+                                    weight="medium",
+                                    id="time-left",
+                                ),
+                            ),
+                        ),
                         _fact(
                             "Calls per minute",
                             rx.text(
@@ -410,6 +609,7 @@ def batch_detail_page() -> rx.Component:
                         wrap="wrap",
                         width="100%",
                     ),
+                    _rules(batch),
                     rx.box(
                         progress(batch.done, batch.total, batch.status),
                         width="100%",
@@ -478,6 +678,7 @@ def batch_detail_page() -> rx.Component:
                         what="recipients",
                     ),
                     _panel(),
+                    _retry_dialog(),
                     spacing="3",
                     width="100%",
                     align="start",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from functools import partial
 from typing import Any
 
 import reflex as rx
 
-from batch_dashboard.services import batches
+from batch_dashboard.services import batches, outcomes
 from batch_dashboard.services.errors import DomainError, NotFound
 from batch_dashboard.ui.states import live
 from batch_dashboard.ui.states.base import error_text, read, signed_in, workspace_of, write
@@ -27,10 +28,11 @@ PAGE_SIZE = 50
 FOLLOW_SECONDS = 0.5
 
 
-def _shown(value: object) -> str:
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    return "" if value is None else str(value)
+@dataclasses.dataclass
+class RetryOption:
+    reason: str = ""
+    words: str = ""
+    count: int = 0
 
 
 def _path(state: rx.State) -> str:
@@ -115,7 +117,7 @@ def _conversation_lists(conversation: dict[str, Any]) -> tuple[list[dict[str, st
     collected = [
         {
             "name": name,
-            "value": _shown(value.get("value")),
+            "value": batches.shown_value(value.get("value")),
             "rationale": value.get("rationale", ""),
         }
         for name, value in conversation["data_collection"].items()
@@ -134,6 +136,15 @@ class BatchDetailState(rx.State):
     not_found: bool = False
     confirm_cancel: bool = False
     cancelling: bool = False
+    # Stop batch: the confirmation, whether to hang up the live calls, the request in flight.
+    confirm_stop: bool = False
+    hang_up: bool = False
+    stopping_now: bool = False
+    # Retry failed calls: the outcomes a retry can redial with their counts, those chosen.
+    retry_open: bool = False
+    retry_options: list[RetryOption] = []
+    retry_chosen: list[str] = []
+    retrying: bool = False
     # The recipient in the side panel.
     panel_open: bool = False
     panel_recipient: RecipientRow = RecipientRow()
@@ -155,6 +166,11 @@ class BatchDetailState(rx.State):
         return self.recipient_filter == "all" and not self.search and self.page == 0
 
     @rx.var
+    def retry_count(self) -> int:
+        """How many recipients the retry as chosen will call."""
+        return sum(o.count for o in self.retry_options if o.reason in self.retry_chosen)
+
+    @rx.var
     def page_count(self) -> int:
         return max(1, -(-self.total_matching // PAGE_SIZE))
 
@@ -162,7 +178,7 @@ class BatchDetailState(rx.State):
     @signed_in
     async def open(self):
         self.recipient_filter, self.search, self.page, self.panel_open = "all", "", 0, False
-        self.confirm_cancel = False
+        self.confirm_cancel, self.confirm_stop, self.retry_open = False, False, False
         batch_id = self.viewing_id
         try:
             snapshot = await read(self, partial(batch_snapshot, batch_id=batch_id))
@@ -280,6 +296,85 @@ class BatchDetailState(rx.State):
             self.cancelling, self.confirm_cancel = False, False
         await self._show_now()
         yield rx.toast.success("Batch cancelled")
+
+    @rx.event
+    def ask_stop(self, value: bool = True) -> None:
+        self.confirm_stop, self.hang_up = value, False
+
+    @rx.event
+    def set_hang_up(self, value: bool) -> None:
+        self.hang_up = bool(value)
+
+    @rx.event
+    @signed_in
+    async def stop(self):
+        self.stopping_now = True
+        yield
+        try:
+            await write(
+                self, partial(batches.stop_batch, batch_id=self.viewing_id, hang_up=self.hang_up)
+            )
+        except DomainError as error:
+            yield rx.toast.error(error_text(error))
+            return
+        finally:
+            self.stopping_now, self.confirm_stop = False, False
+        await self._show_now()
+        yield rx.toast.success(
+            "Batch stopped: live calls are being hung up"
+            if self.hang_up
+            else "Batch stopped: no new calls; live calls finish"
+        )
+
+    @rx.event
+    @signed_in
+    async def open_retry(self):
+        try:
+            found = await read(self, partial(batches.retry_choices, batch_id=self.viewing_id))
+        except DomainError as error:
+            yield rx.toast.error(error_text(error))
+            return
+        self.retry_options = [
+            RetryOption(reason=reason, words=outcomes.words(reason), count=count)
+            for reason, count in found.items()
+        ]
+        self.retry_chosen = list(found)
+        self.retry_open = True
+
+    @rx.event
+    def close_retry(self, _open: bool = False) -> None:
+        self.retry_open = False
+
+    @rx.event
+    def toggle_retry(self, reason: str) -> None:
+        if reason in self.retry_chosen:
+            self.retry_chosen = [r for r in self.retry_chosen if r != reason]
+        elif any(o.reason == reason for o in self.retry_options):
+            self.retry_chosen = [*self.retry_chosen, reason]
+
+    @rx.event
+    @signed_in
+    async def retry(self):
+        self.retrying = True
+        yield
+        count = self.retry_count
+        try:
+            await write(
+                self,
+                partial(
+                    batches.retry_batch,
+                    batch_id=self.viewing_id,
+                    failure_reasons=list(self.retry_chosen),
+                ),
+            )
+        except DomainError as error:
+            yield rx.toast.error(error_text(error))
+            return
+        finally:
+            self.retrying = False
+        self.retry_open = False
+        await self._show_now()
+        yield rx.toast.success(f"Calling {count} recipient{'' if count == 1 else 's'} again")
 
     @rx.event
     @signed_in

@@ -6,6 +6,7 @@ linked to them. Ten people watching a batch cost one poll a second, not ten.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -52,6 +53,9 @@ def apply_snapshot(shared: BatchLive, snapshot: Snapshot) -> None:
     back. Versions only grow; calls per minute move with time at the same version."""
     if snapshot.version > shared.version:
         shared.batch, shared.first_page = snapshot.batch, snapshot.first_page
+    elif snapshot.version == shared.version and snapshot.batch.time_left != shared.batch.time_left:
+        # The estimate moves with time, like calls per minute.
+        shared.batch = dataclasses.replace(shared.batch, time_left=snapshot.batch.time_left)
     if snapshot.version >= shared.version:
         shared.version, shared.calls_per_minute = snapshot.version, snapshot.calls_per_minute
 
@@ -191,7 +195,12 @@ async def _push_batches(app: rx.App, known: dict[str, Any]) -> None:
         if version is None or (previous and previous[0] == version and not running):
             continue
         snapshot = await asyncio.to_thread(_batch_snapshot, workspace_id, batch_id)
-        state = (snapshot.version, snapshot.batch.status, snapshot.calls_per_minute)
+        state = (
+            snapshot.version,
+            snapshot.batch.status,
+            snapshot.calls_per_minute,
+            snapshot.batch.time_left,
+        )
         if previous == state:
             continue
         async with app.modify_state(rx.BaseStateToken(ident=token, cls=BatchLive)) as root:

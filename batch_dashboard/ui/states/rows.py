@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from batch_dashboard.clock import system_clock
 from batch_dashboard.services import agents, batches, phones
+from batch_dashboard.settings import get_settings
 from batch_dashboard.ui.styles import failure_words
 
 FIRST_PAGE = 50
@@ -36,7 +37,13 @@ class BatchRow:
     caller_number: str = ""
     ringing_timeout_s: int = 0
     paused: bool = False
+    # Stopped while calls were live: no new calls, ends cancelled when the last one ends.
+    stopping: bool = False
     max_concurrency: int = 0
+    # "About 12 min left" at the recent rate of ended calls; empty when that says nothing.
+    time_left: str = ""
+    # The calling rules in force, in words.
+    rules: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -46,6 +53,8 @@ class RecipientRow:
     phone_e164: str = ""
     status: str = ""
     failure: str = ""
+    # What happened, for every ended call: the main evaluation or "Connected", or the failure.
+    outcome: str = ""
     attempts: int = 0
     started_at: str = ""
     ended_at: str = ""
@@ -84,18 +93,23 @@ def batch_row(public: dict[str, Any], agent_name: str = "", caller: str = "") ->
         caller_number=caller,
         ringing_timeout_s=public["ringing_timeout_ms"] // 1000,
         paused=public["paused"],
+        stopping=public["stopping"],
         max_concurrency=public["max_concurrency"] or 0,
     )
 
 
-def recipient_row(item: dict[str, Any]) -> RecipientRow:
+def recipient_row(item: dict[str, Any], evaluations: dict[str, Any] | None = None) -> RecipientRow:
     variables = item["dynamic_vars"]
+    ended = item["status"] in ("completed", "failed", "cancelled")
     return RecipientRow(
         id=item["id"],
         phone=phones.for_people(item["phone"]),
         phone_e164=item["phone"],
         status=item["status"],
         failure=failure_words(item["failure_reason"]),
+        outcome=batches.outcome_words(item["status"], item["failure_reason"], evaluations)
+        if ended
+        else "",
         attempts=item["attempts"],
         started_at=item["started_at"] or "",
         ended_at=item["ended_at"] or "",
@@ -136,7 +150,31 @@ def recipient_rows(
         offset=offset,
         limit=limit,
     )
-    return [recipient_row(item) for item in items], total
+    return _with_outcomes(session, workspace_id, items), total
+
+
+def _with_outcomes(
+    session: Session, workspace_id: str, items: list[dict[str, Any]]
+) -> list[RecipientRow]:
+    """A page of recipients with the main evaluation of each connected call."""
+    evaluations = batches.main_evaluations(
+        session,
+        workspace_id=workspace_id,
+        conversation_ids=[item["conversation_id"] for item in items if item["conversation_id"]],
+    )
+    return [recipient_row(item, evaluations.get(item["conversation_id"] or "")) for item in items]
+
+
+def time_left_words(seconds: int | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return "Less than a minute left"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"About {minutes} min left"
+    hours, minutes = divmod(minutes, 60)
+    return f"About {hours} h {minutes:02d} min left"
 
 
 def batch_snapshot(session: Session, *, workspace_id: str, batch_id: str) -> Snapshot:
@@ -148,10 +186,13 @@ def batch_snapshot(session: Session, *, workspace_id: str, batch_id: str) -> Sna
     page, _total = batches.recipients_page(
         session, workspace_id=workspace_id, batch_id=batch_id, limit=FIRST_PAGE
     )
-    per_minute = batches.calls_per_minute(session, batch_id=batch_id, now=system_clock.now())
+    now = system_clock.now()
+    per_minute = batches.calls_per_minute(session, batch_id=batch_id, now=now)
     row = batch_row(
         public,
         agent.name if agent else "Deleted agent",
         phones.for_people(number.phone_number) if number else "—",
     )
-    return Snapshot(row, [recipient_row(item) for item in page], per_minute, version)
+    row.time_left = time_left_words(batches.seconds_left(session, batch=batch, now=now))
+    row.rules = batches.rules_in_force(public, workspace_limit=get_settings().max_concurrent_calls)
+    return Snapshot(row, _with_outcomes(session, workspace_id, page), per_minute, version)
