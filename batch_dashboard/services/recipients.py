@@ -53,6 +53,9 @@ class RecipientRows:
     problems: Problems = field(default_factory=Problems)
     # Rows that have a problem (by index), so a preview can mark them and "drop invalid rows".
     invalid_rows: set[int] = field(default_factory=set)
+    # The number as it was written, for rows whose number was refused: a preview shows what
+    # the person typed next to why, not an empty cell.
+    as_written: dict[int, str] = field(default_factory=dict)
     # Numbers already sent for checking while the file was still being read.
     check: phones.ValidityCheck | None = None
     checked_upto: int = 0
@@ -116,6 +119,7 @@ def _add_phone(rows: RecipientRows, index: int, raw: object, loc: Loc) -> None:
     number, reason = phones.normalize(raw)
     if reason is not None:
         rows.flag(index, loc, reason)
+        rows.as_written[index] = "" if raw is None else str(raw)[:100]
         number = ""
     rows.phones.append(number or "")
 
@@ -359,6 +363,7 @@ def _add_csv_row(
     number, reason = phones.normalize(raw_phone)
     if reason is not None:
         rows.flag(index, rows.phone_loc(index), reason)
+        rows.as_written[index] = raw_phone[:100]
     rows.phones.append(number or "")
     variables: dict[str, Scalar] = {}
     for position, name in enumerate(names):

@@ -86,8 +86,11 @@ def test_rows_by_hand_use_the_agents_placeholders(tenant):
     assert set(state.manual_rows[0]) == {"phone", "first_name", "appointment_time"}
     run(state.set_cell(0, "phone", "+1 415 555 2671"))
     run(state.set_cell(0, "first_name", "Ada"))
+    run(state.set_cell(0, "appointment_time", "3pm"))
     run(state.add_row())
     run(state.set_cell(1, "phone", "+14155552672"))
+    run(state.set_cell(1, "first_name", "Bob"))
+    run(state.set_cell(1, "appointment_time", "4pm"))
     state.name = "By hand"
     run(state.submit())
     assert state.form_error == ""
@@ -195,10 +198,14 @@ def test_do_not_call_page_adds_imports_and_removes(tenant):
     state = signed_in(DoNotCallState, tenant.workspace_id)
     run(state.open())
     assert state.rows == [] and state.loaded
-    run(state.add({"dnc_phone": "4155552671", "dnc_reason": ""}))
-    assert "country code" in state.error and state.rows == []
+    run(state.add({"dnc_phone": "4155552671", "dnc_reason": "asked twice"}))
+    assert state.add_error.startswith("This number is missing the country code")
+    assert state.rows == [] and "phone" not in state.add_error
+    # What was typed stays, to be corrected.
+    assert (state.phone_typed, state.reason_typed) == ("4155552671", "asked twice")
     run(state.add({"dnc_phone": "+1 415 555 2671", "dnc_reason": "asked"}))
     assert [r.phone for r in state.rows] == ["+14155552671"] and state.rows[0].source == "console"
+    assert (state.add_error, state.phone_typed, state.reason_typed) == ("", "", "")
     run(state.import_csv(upload("phone\n+14155552672\nnot a number\n+14155552671\n")))
     assert [r.phone for r in state.rows] == ["+14155552671", "+14155552672"]
     run(state.remove("+14155552671"))

@@ -300,12 +300,79 @@ def _csv_recipients() -> rx.Component:
     )
 
 
+def _manual_row(row: rx.Var, i: rx.Var, columns: rx.Var) -> rx.Component:
+    problem = NewBatchState.manual_errors[i]
+    return rx.fragment(
+        rx.table.row(
+            rx.table.cell(
+                rx.text((i + 1).to_string(), size="1", color_scheme="gray"),
+                vertical_align="middle",
+            ),
+            rx.foreach(
+                columns,
+                lambda column: rx.table.cell(
+                    rx.input(
+                        value=row[column],
+                        on_change=lambda v: NewBatchState.set_cell(i, column, v),
+                        placeholder=rx.cond(column == "phone", "+14155552671", column),
+                        aria_label=column + " of row " + (i + 1).to_string(),
+                        aria_invalid=rx.cond(
+                            NewBatchState.manual_bad_cells.contains(i.to_string() + ":" + column),
+                            "true",
+                            "false",
+                        ),
+                        color_scheme=rx.cond(
+                            NewBatchState.manual_bad_cells.contains(i.to_string() + ":" + column),
+                            "red",
+                            "gray",
+                        ),
+                        variant=rx.cond(
+                            NewBatchState.manual_bad_cells.contains(i.to_string() + ":" + column),
+                            "soft",
+                            "surface",
+                        ),
+                        size="1",
+                    ),
+                ),
+            ),
+            rx.table.cell(
+                rx.icon_button(
+                    rx.icon("x", size=14),
+                    variant="ghost",
+                    color_scheme="gray",
+                    on_click=NewBatchState.remove_row(i),
+                    aria_label="Remove row " + (i + 1).to_string(),
+                )
+            ),
+            background=rx.cond(problem, rx.color("red", 2), "transparent"),
+        ),
+        rx.cond(
+            problem,
+            rx.table.row(
+                rx.table.cell(
+                    rx.hstack(
+                        rx.icon("circle-alert", size=14, color=rx.color("red", 10)),
+                        rx.text("Row ", (i + 1).to_string(), ": ", problem, size="1"),
+                        spacing="1",
+                        align="center",
+                    ),
+                    col_span=columns.length() + 2,
+                    color=rx.color("red", 11),
+                    padding_top="0",
+                ),
+                background=rx.color("red", 2),
+            ),
+        ),
+    )
+
+
 def _manual_recipients() -> rx.Component:
     columns = rx.Var.create(["phone"]).to(list[str]) + NewBatchState.placeholders
     return rx.vstack(
         rx.table.root(
             rx.table.header(
                 rx.table.row(
+                    rx.table.column_header_cell("#", width="32px"),
                     rx.foreach(columns, lambda c: rx.table.column_header_cell(c)),
                     rx.table.column_header_cell(""),
                 )
@@ -313,29 +380,7 @@ def _manual_recipients() -> rx.Component:
             rx.table.body(
                 rx.foreach(
                     NewBatchState.manual_rows,
-                    lambda row, i: rx.table.row(
-                        rx.foreach(
-                            columns,
-                            lambda column: rx.table.cell(
-                                rx.input(
-                                    value=row[column],
-                                    on_change=lambda v: NewBatchState.set_cell(i, column, v),
-                                    placeholder=rx.cond(column == "phone", "+14155552671", column),
-                                    aria_label=column + " of row " + (i + 1).to_string(),
-                                    size="1",
-                                ),
-                            ),
-                        ),
-                        rx.table.cell(
-                            rx.icon_button(
-                                rx.icon("x", size=14),
-                                variant="ghost",
-                                color_scheme="gray",
-                                on_click=NewBatchState.remove_row(i),
-                                aria_label="Remove row",
-                            )
-                        ),
-                    ),
+                    lambda row, i: _manual_row(row, i, columns),
                 )
             ),
             size="1",

@@ -56,16 +56,40 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'s' if count != 1 else ''}"
 
 
+def _in_words(error: DomainError) -> str:
+    """The form has one number field: its message without the API's field path."""
+    details = getattr(error, "details", None) or []
+    if details:
+        return "; ".join(
+            ("Reason " if d["loc"][-1:] == ["reason"] else "This number ") + d["message"]
+            for d in details[:3]
+        )
+    return error_text(error)
+
+
 class DoNotCallState(rx.State):
     rows: list[DoNotCallRow] = []
     loaded: bool = False
     error: str = ""
     importing: bool = False
+    # The add form's fields, kept through an error, and its error (next to the number).
+    add_error: str = ""
+    phone_typed: str = ""
+    reason_typed: str = ""
+
+    @rx.event
+    def set_phone_typed(self, value: str) -> None:
+        self.phone_typed = value[:100]
+
+    @rx.event
+    def set_reason_typed(self, value: str) -> None:
+        self.reason_typed = value[:500]
 
     @rx.event
     @signed_in
     async def open(self):
         self.rows, self.loaded, self.error = await read(self, load_entries), True, ""
+        self.add_error = ""
 
     @rx.event
     @signed_in
@@ -74,9 +98,10 @@ class DoNotCallState(rx.State):
         try:
             await write(self, partial(dnc.add, phone=phone, reason=reason, source="console"))
         except DomainError as error:
-            self.error = error_text(error)
+            self.phone_typed, self.reason_typed = phone, reason
+            self.add_error = _in_words(error)
             return
-        self.error = ""
+        self.add_error, self.phone_typed, self.reason_typed = "", "", ""
         self.rows = await read(self, load_entries)
         yield rx.toast.success("Added to the do-not-call list")
 

@@ -153,6 +153,9 @@ class UploadedRecipients(rx.State):
 
 
 class NewBatchState(rx.State):
+    # Which rows typed by hand were sent, by their position on the page (blank rows are not).
+    _kept: list[int] = []
+
     name: str = ""
     agent_id: str = ""
     caller_id: str = "agent"
@@ -185,6 +188,10 @@ class NewBatchState(rx.State):
     more_problems: int = 0
     # Rows typed by hand: phone plus the agent's placeholders.
     manual_rows: list[dict[str, str]] = [{"phone": ""}]
+    # What is wrong with each row typed by hand ("" for none), in step with manual_rows, and
+    # the cells to mark ("<row index>:<column>").
+    manual_errors: list[str] = [""]
+    manual_bad_cells: list[str] = []
     field_errors: dict[str, str] = {}
     form_error: str = ""
     submitting: bool = False
@@ -228,6 +235,7 @@ class NewBatchState(rx.State):
         self.file_name, self.total_rows, self.invalid_count = "", 0, 0
         self.preview, self.problems, self.more_problems, self.preview_page = [], [], 0, 0
         self.manual_rows = [self._blank_row()]
+        self.manual_errors, self.manual_bad_cells = [""], []
 
     def _blank_row(self) -> dict[str, str]:
         return {"phone": "", **dict.fromkeys(self.placeholders, "")}
@@ -372,7 +380,9 @@ class NewBatchState(rx.State):
             page.append(
                 PreviewRow(
                     row=label,
-                    phone=phones.for_people(rows.phones[index]) if rows.phones[index] else "",
+                    phone=phones.for_people(rows.phones[index])
+                    if rows.phones[index]
+                    else rows.as_written.get(index, ""),
                     variables=", ".join(f"{k}: {v}" for k, v in rows.variables[index].items()),
                     problem="; ".join(by_row.get(label, [])),
                 )
@@ -407,11 +417,14 @@ class NewBatchState(rx.State):
     @rx.event
     def add_row(self) -> None:
         self.manual_rows = [*self.manual_rows, self._blank_row()]
+        self.manual_errors = [*self.manual_errors, ""]
 
     @rx.event
     def remove_row(self, index: int) -> None:
         rows = [row for i, row in enumerate(self.manual_rows) if i != index]
         self.manual_rows = rows or [self._blank_row()]
+        # Marks are by position: after a removal they would point at the wrong rows.
+        self.manual_errors, self.manual_bad_cells = [""] * len(self.manual_rows), []
 
     @rx.event
     def set_cell(self, index: int, column: str, value: str) -> None:
@@ -419,15 +432,62 @@ class NewBatchState(rx.State):
         if 0 <= index < len(rows):
             rows[index][column] = value
         self.manual_rows = rows
+        cell = f"{index}:{column}"
+        if cell in self.manual_bad_cells:
+            self.manual_bad_cells = [c for c in self.manual_bad_cells if c != cell]
 
-    def _manual_recipients(self) -> RecipientRows:
+    def _manual_recipients(self) -> tuple[RecipientRows, list[int]]:
+        """The rows typed by hand (blank ones skipped), checked as the API checks them, and the
+        position on the page of each."""
+        kept = [i for i, row in enumerate(self.manual_rows) if any(v.strip() for v in row.values())]
         items = [
-            {**{k: v for k, v in row.items() if k != "phone"}, "phone": row.get("phone", "")}
-            for row in self.manual_rows
-            if any(value.strip() for value in row.values())
+            {
+                **{k: v for k, v in self.manual_rows[i].items() if k != "phone"},
+                "phone": self.manual_rows[i].get("phone", ""),
+            }
+            for i in kept
         ]
         rows = recipients.from_json(items, max_recipients=get_settings().max_recipients_per_batch)
-        return recipients.validate(rows)
+        return recipients.validate(rows), kept
+
+    def _mark_manual(self, problems: list[dict[str, Any]], kept: list[int]) -> str:
+        """Each problem on the row and cell people see (rows counted from 1, by the page's
+        own order); returns the form's message."""
+        errors = [""] * len(self.manual_rows)
+        cells: list[str] = []
+        lines: list[str] = []
+        for item in problems:
+            loc, message = item["loc"], item["message"]
+            if loc[:1] != ["recipients"] or len(loc) < 2 or not isinstance(loc[1], int):
+                lines.append(message)
+                continue
+            position = kept[loc[1]] if loc[1] < len(kept) else loc[1]
+            column = "phone" if len(loc) < 3 or loc[2] in ("phone", "phone_number") else loc[-1]
+            typed = (
+                self.manual_rows[position].get(str(column), "") if position < len(errors) else ""
+            )
+            said = f'{column} "{typed}" {message}' if typed else f"{column} {message}"
+            if position < len(errors):
+                errors[position] = f"{errors[position]}; {said}" if errors[position] else said
+            cells.append(f"{position}:{column}")
+            lines.append(f"Row {position + 1}: {said}")
+        self.manual_errors, self.manual_bad_cells = errors, cells
+        shown = "; ".join(lines[:3])
+        more = f" (and {len(lines) - 3} more)" if len(lines) > 3 else ""
+        return f"Fix the marked rows: {shown}{more}"
+
+    def _unfilled_placeholders(self, kept: list[int]) -> list[dict[str, Any]]:
+        """A row typed by hand with an empty variable the agent's prompt uses would be called
+        with a hole in what the agent says: flagged before anything starts."""
+        return [
+            {
+                "loc": ["recipients", k, "dynamic_vars", name],
+                "message": f"is empty; the agent says {{{{{name}}}}}",
+            }
+            for k, i in enumerate(kept)
+            for name in self.placeholders
+            if not self.manual_rows[i].get(name, "").strip()
+        ]
 
     # --- submit ----------------------------------------------------------------------------
 
@@ -501,10 +561,17 @@ class NewBatchState(rx.State):
         """The rows to call (the file's, or those typed by hand); None, with the form's error
         saying why, when there are none or some are invalid."""
         if self.mode == "manual":
-            rows = await in_thread(self._manual_recipients)
-            if rows.problems:
-                self.form_error = error_text(ValidationFailed(rows.problems.items))
+            rows, kept = await in_thread(self._manual_recipients)
+            problems = [*rows.problems.items, *self._unfilled_placeholders(kept)]
+            if problems:
+                problems.sort(key=lambda item: item["loc"][1] if len(item["loc"]) > 1 else 0)
+                self.form_error = self._mark_manual(problems, kept)
                 return None
+            if not len(rows):
+                self.form_error = "Add recipients: type a phone number in the first row."
+                return None
+            self.manual_errors, self.manual_bad_cells = [""] * len(self.manual_rows), []
+            self._kept = kept
             return rows
         rows = (await self._uploaded())._rows
         if rows is None or not len(rows):
@@ -529,12 +596,24 @@ class NewBatchState(rx.State):
         try:
             batch, _created = await call(self, create)
         except ValidationFailed as error:
+            details = error.details or []
             self.field_errors = {
                 str(d["loc"][0]): d["message"]
-                for d in error.details or []
-                if d["loc"] and d["loc"][0] != "recipients"
+                for d in details
+                if d["loc"] and d["loc"][0] not in ("recipients", "csv_file")
             }
-            self.form_error = error_text(error)
+            rows_said = [d for d in details if d["loc"][:1] in (["recipients"], ["csv_file"])]
+            if self.mode == "manual" and rows_said:
+                self.form_error = self._mark_manual(rows_said, self._kept)
+            elif rows_said:
+                self.form_error = "; ".join(
+                    " · ".join(p for p in _problem_parts(rows, d["loc"]) if p) + f": {d['message']}"
+                    for d in rows_said[:3]
+                )
+            elif not self.field_errors:
+                self.form_error = error_text(error)
+            else:
+                self.form_error = "Some fields need a change: see the messages next to them."
             return
         except DomainError as error:
             self.form_error = error_text(error)
