@@ -29,6 +29,7 @@ from batch_dashboard.ui.states.batches import BatchDetailState, BatchesState
 from batch_dashboard.ui.states.connections import ConnectionsState
 from batch_dashboard.ui.states.dnc import DoNotCallState
 from batch_dashboard.ui.states.live import live_updates
+from batch_dashboard.ui.states.members import MembersState
 from batch_dashboard.ui.states.new_batch import NewBatchState
 from batch_dashboard.ui.states.wall import WallState
 from batch_dashboard.ui.states.wall_tokens import WallTokensState
@@ -123,6 +124,7 @@ app.add_page(
         AuthState.require_login,
         ConnectionsState.open,
         SettingsState.open,
+        MembersState.open,
         WallTokensState.open,
     ],
 )

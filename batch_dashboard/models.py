@@ -42,6 +42,9 @@ class Workspace(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     name: str = Field(max_length=200)
     created_at: datetime
+    # The IANA zone the console shows times in (and the wall's "today"); None until the first
+    # sign-in sets it from the browser.
+    time_zone: str | None = Field(default=None, max_length=64)
 
 
 class User(SQLModel, table=True):
@@ -108,6 +111,8 @@ class ApiKey(SQLModel, table=True):
     label: str = Field(default="", max_length=200)
     created_at: datetime
     revoked_at: datetime | None = None
+    # Written at most once a minute per key (see auth.authenticate_api_key).
+    last_used_at: datetime | None = None
 
 
 class Connection(SQLModel, table=True):

@@ -6,15 +6,17 @@ prefix are stored. Passwords are hashed with argon2.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, delete
+from sqlalchemy import bindparam, delete, update
 from sqlmodel import Session, select
 
 from batch_dashboard.clock import system_clock
@@ -62,6 +64,54 @@ def get_workspace(session: Session, *, workspace_id: str) -> Workspace:
     return workspace
 
 
+def time_zone_of(session: Session, *, workspace_id: str) -> str | None:
+    """The workspace's IANA time zone, None until someone signed in (or chose one)."""
+    return get_workspace(session, workspace_id=workspace_id).time_zone
+
+
+def zone_info(zone: str | None) -> ZoneInfo:
+    """A stored zone as a tzinfo; UTC for none (a workspace nobody has signed in to)."""
+    try:
+        return ZoneInfo(zone) if zone else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def workspace_today(
+    session: Session, *, workspace_id: str, now: datetime | None = None
+) -> tuple[datetime, str]:
+    """When "today" began in the workspace's time zone (as UTC), and that zone's name: what
+    the wall's totals and chart count from."""
+    zone = time_zone_of(session, workspace_id=workspace_id) or "UTC"
+    local = (now or system_clock.now()).astimezone(zone_info(zone))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight.astimezone(UTC), zone
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())  # reads the zone database from disk: once
+
+
+def set_time_zone(
+    session: Session, *, workspace_id: str, zone: str, only_if_unset: bool = False
+) -> str | None:
+    """Set the workspace's time zone (an IANA name); with `only_if_unset`, only the first time
+    (the browser's zone at the first sign-in). Returns the zone in force."""
+    workspace = get_workspace(session, workspace_id=workspace_id)
+    if only_if_unset and workspace.time_zone:
+        return workspace.time_zone
+    zone = zone.strip() if isinstance(zone, str) else ""
+    if zone not in _zones():
+        if only_if_unset:
+            return workspace.time_zone  # a browser that names no known zone changes nothing
+        raise ValidationFailed.at(["time_zone"], "must be an IANA time zone like Europe/Berlin")
+    workspace.time_zone = zone
+    session.add(workspace)
+    session.flush()
+    return zone
+
+
 def find_workspace_by_name(session: Session, *, name: str) -> Workspace | None:
     return session.exec(
         select(Workspace).where(Workspace.name == name).order_by(Workspace.id).limit(1)
@@ -88,8 +138,14 @@ def create_api_key(
 
 
 _KEY_LOOKUP = select(
-    ApiKey.__table__.c.key_hash, ApiKey.__table__.c.revoked_at, ApiKey.__table__.c.workspace_id
+    ApiKey.__table__.c.key_hash,
+    ApiKey.__table__.c.revoked_at,
+    ApiKey.__table__.c.workspace_id,
+    ApiKey.__table__.c.last_used_at,
 ).where(ApiKey.__table__.c.key_hash == bindparam("digest"))
+# "Last used" is for people (which key is still in use?): to the minute is enough, and spares
+# a write on every request.
+LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 def authenticate_api_key(api_key: str | None, *, database_url: str | None = None) -> str:
@@ -105,7 +161,27 @@ def authenticate_api_key(api_key: str | None, *, database_url: str | None = None
         raise Unauthorized("unknown API key")
     if record[1] is not None:
         raise Unauthorized("this API key has been revoked")
+    _note_use(digest, record[3], database_url)
     return record[2]
+
+
+def _note_use(digest: str, last_used_at: datetime | None, database_url: str | None) -> None:
+    now = system_clock.now()
+    if last_used_at is not None:
+        last = last_used_at if last_used_at.tzinfo else last_used_at.replace(tzinfo=now.tzinfo)
+        if now - last < LAST_USED_PRECISION:
+            return
+    table = ApiKey.__table__
+    with get_engine(database_url).begin() as connection:
+        connection.execute(
+            update(table)
+            .where(table.c.key_hash == digest)
+            .where(
+                (table.c.last_used_at.is_(None))
+                | (table.c.last_used_at < now - LAST_USED_PRECISION)
+            )
+            .values(last_used_at=now)
+        )
 
 
 def list_api_keys(session: Session, *, workspace_id: str) -> list[ApiKey]:
@@ -152,6 +228,65 @@ def create_user(
     return user
 
 
+def list_users(session: Session, *, workspace_id: str) -> list[User]:
+    return list(
+        session.exec(select(User).where(User.workspace_id == workspace_id).order_by(User.email))
+    )
+
+
+INITIAL_PASSWORD_BYTES = 12
+
+
+def add_user(
+    session: Session, *, workspace_id: str, email: str, now: datetime | None = None
+) -> tuple[User, str]:
+    """A new member of the workspace with a random initial password, returned this once (it is
+    stored hashed) for the person who adds them to pass on."""
+    password = secrets.token_urlsafe(INITIAL_PASSWORD_BYTES)
+    user = create_user(session, workspace_id=workspace_id, email=email, password=password, now=now)
+    return user, password
+
+
+def remove_user(session: Session, *, workspace_id: str, user_id: str, acting_user_id: str) -> None:
+    """The member loses access at once: their sessions end with them."""
+    user = session.get(User, user_id) if isinstance(user_id, str) else None
+    if user is None or user.workspace_id != workspace_id:
+        raise NotFound(f"no user {user_id}")
+    if user.id == acting_user_id:
+        raise Conflict("you cannot remove yourself; another member can")
+    session.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user.id))
+    session.delete(user)
+    session.flush()
+
+
+def change_password(
+    session: Session,
+    *,
+    workspace_id: str,
+    user_id: str,
+    current: str,
+    new: str,
+    keep_token: str | None = None,
+) -> None:
+    """The signed-in user's own password; their other sessions end (the one asking stays)."""
+    user = session.get(User, user_id)
+    if user is None or user.workspace_id != workspace_id:
+        raise NotFound(f"no user {user_id}")
+    if not verify_password(user, current):
+        raise ValidationFailed.at(["current_password"], "is not your current password")
+    if len(new) < 8:
+        raise ValidationFailed.at(["new_password"], "must be at least 8 characters")
+    if new == current:
+        raise ValidationFailed.at(["new_password"], "must differ from the current one")
+    user.password_hash = _password_hasher.hash(new)
+    session.add(user)
+    others = delete(ConsoleSession).where(ConsoleSession.user_id == user.id)
+    if keep_token:
+        others = others.where(ConsoleSession.token_hash != hash_key(keep_token))
+    session.execute(others)
+    session.flush()
+
+
 def find_user(session: Session, *, email: str) -> User | None:
     return session.exec(select(User).where(User.email == email.strip().lower())).first()
 
@@ -176,6 +311,8 @@ class Viewer:
     email: str
     workspace_id: str
     workspace_name: str
+    # The workspace's time zone; None until the first sign-in sets it from the browser.
+    time_zone: str | None = None
 
 
 def sign_in(session: Session, *, email: str, password: str, now: datetime | None = None) -> str:
@@ -220,7 +357,7 @@ def viewer_for(
     console_session, user, workspace = row
     if console_session.expires_at <= now:
         return None
-    return Viewer(user.id, user.email, workspace.id, workspace.name)
+    return Viewer(user.id, user.email, workspace.id, workspace.name, workspace.time_zone)
 
 
 def sign_out(session: Session, *, token: str | None) -> None:

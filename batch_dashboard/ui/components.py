@@ -7,6 +7,7 @@ from typing import Any
 
 import reflex as rx
 
+from batch_dashboard.ui.states.base import AuthState
 from batch_dashboard.ui.styles import STATUS_COLORS
 
 
@@ -296,10 +297,21 @@ def pager(
 
 
 def local_time(value: rx.Var, *, empty: str = "—") -> rx.Component:
-    """An RFC 3339 time shown in the viewer's own time zone."""
+    """An RFC 3339 time in the workspace's time zone, the zone named ("Dec 2, 09:15 CET"); in
+    the browser's own zone until the workspace has one."""
+    zone = AuthState.timezone
     return rx.cond(
         value,
-        rx.moment(value, format="MMM D, HH:mm", local=True),
+        rx.text(
+            rx.cond(
+                zone,
+                rx.moment(value, format="MMM D, HH:mm z", tz=zone),
+                rx.moment(value, format="MMM D, HH:mm", local=True),
+            ),
+            as_="span",
+            size="2",
+            white_space="nowrap",
+        ),
         rx.text(empty, as_="span", color_scheme="gray"),
     )
 

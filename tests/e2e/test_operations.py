@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from batch_dashboard.db import session_scope
 from batch_dashboard.providers.base import CallResult, CallStatus
@@ -116,7 +117,8 @@ def test_stop_says_what_is_live_and_what_will_not_be_made(page, quiet_server):
     dialog = page.get_by_role("alertdialog")
     dialog.get_by_text("2 calls are live; 4 calls will not be made.").wait_for()
     page.screenshot(path=SHOTS / "stop-batch-1440.png")
-    dialog.get_by_label("Hang up the live calls now").check()
+    dialog.get_by_label("Hang up the live calls now").click()
+    expect(dialog.get_by_label("Hang up the live calls now")).to_be_checked()
     dialog.get_by_role("button", name="Stop batch").click()
     page.get_by_text("Stopping", exact=True).first.wait_for()
     stopped = _batch(server, batch_id)
@@ -170,7 +172,7 @@ def test_retry_by_outcome_and_results_people_can_use(page, quiet_server, tmp_pat
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("Will call 3 recipients.").wait_for()
     page.screenshot(path=SHOTS / "retry-failed-1440.png")
-    dialog.get_by_label(re.compile("No answer")).uncheck()
+    dialog.get_by_label(re.compile("No answer")).click()  # controlled: the state answers
     dialog.get_by_text("Will call 2 recipients.").wait_for()
     dialog.get_by_role("button", name="Call them again").click()
     page.locator("#count-tiles").get_by_text("Pending").wait_for()

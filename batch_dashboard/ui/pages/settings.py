@@ -1,5 +1,6 @@
-"""/settings: telephony connections, API keys (created and shown once, listed by prefix,
-revoked) and wall screens."""
+"""/settings: telephony connections, API keys (created and shown once, listed by prefix and
+when last used, revoked), members, your password, the workspace's time zone and wall
+screens."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from batch_dashboard.ui.components import (
     shown_once,
 )
 from batch_dashboard.ui.layout import frame
+from batch_dashboard.ui.pages.members import members_section, password_section, workspace_section
 from batch_dashboard.ui.states.admin import KeyRow, SettingsState
 from batch_dashboard.ui.states.connections import (
     ADDABLE,
@@ -39,6 +41,7 @@ def _key_line(row: KeyRow) -> rx.Component:
             rx.cond(row.label, rx.text(row.label, size="2"), rx.text("—", color_scheme="gray"))
         ),
         rx.table.cell(local_time(row.created_at), white_space="nowrap"),
+        rx.table.cell(local_time(row.last_used_at, empty="Never"), white_space="nowrap"),
         rx.table.cell(
             rx.cond(
                 revoked,
@@ -71,7 +74,9 @@ def _key_line(row: KeyRow) -> rx.Component:
 
 
 def _key_table() -> rx.Component:
-    return data_table(("Key", "Label", "Created", "Status", ""), SettingsState.keys, _key_line)
+    return data_table(
+        ("Key", "Label", "Created", "Last used", "Status", ""), SettingsState.keys, _key_line
+    )
 
 
 def _create_dialog() -> rx.Component:
@@ -625,6 +630,9 @@ def settings_page() -> rx.Component:
             align="start",
             margin_top="32px",
         ),
+        members_section(),
+        password_section(),
+        workspace_section(),
         _wall_section(),
         _create_dialog(),
         _revoke_dialog(),

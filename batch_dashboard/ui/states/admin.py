@@ -98,6 +98,7 @@ class KeyRow:
     label: str = ""
     created_at: str = ""
     revoked_at: str = ""
+    last_used_at: str = ""
 
 
 # --- units of work, shaped like the services' own: `read`/`write` give the session and workspace
@@ -288,6 +289,7 @@ def load_keys(session: Session, *, workspace_id: str) -> list[KeyRow]:
             label=key.label,
             created_at=to_rfc3339(key.created_at) or "",
             revoked_at=to_rfc3339(key.revoked_at) or "",
+            last_used_at=to_rfc3339(key.last_used_at) or "",
         )
         for key in auth.list_api_keys(session, workspace_id=workspace_id)
     ]

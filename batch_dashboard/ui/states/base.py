@@ -63,6 +63,12 @@ async def write(state: rx.State, work: Work[T]) -> T:
     return await _as_viewer(state, work, write=True)
 
 
+async def write_as_user(state: rx.State, work: Work[T]) -> T:
+    """`write`, with the signed-in user's id as keyword `user_id` too (their own password,
+    a member removing another)."""
+    return await _as_viewer(state, work, write=True, with_user=True)
+
+
 async def workspace_of(state: rx.State) -> str:
     """The tab's workspace, checked against its session now (for linking shared states)."""
     return await read(state, lambda _session, *, workspace_id: workspace_id)
@@ -74,7 +80,7 @@ async def call(state: rx.State, work: Callable[..., T]) -> T:
     return await in_thread(functools.partial(work, workspace_id=await workspace_of(state)))
 
 
-async def _as_viewer(state: rx.State, work: Work[T], *, write: bool) -> T:
+async def _as_viewer(state: rx.State, work: Work[T], *, write: bool, with_user: bool = False) -> T:
     token = (await state.get_state(AuthState)).session_token
     if not token:
         raise SignedOut
@@ -84,6 +90,8 @@ async def _as_viewer(state: rx.State, work: Work[T], *, write: bool) -> T:
         viewer = auth.viewer_for(session, token=token)
         if viewer is None:
             raise SignedOut
+        if with_user:
+            return work(session, workspace_id=viewer.workspace_id, user_id=viewer.user_id)
         return work(session, workspace_id=viewer.workspace_id)
 
     return await anonymous(checked, write=write)
@@ -140,8 +148,11 @@ class AuthState(rx.State):
     # Shown in the sidebar.
     email: str = ""
     workspace_name: str = ""
-    # The browser's IANA time zone, so times can be named and schedules converted.
+    # The workspace's IANA time zone (set from the first signed-in browser's, changed in
+    # Settings): every console time is shown in it, named, and schedules are read in it.
     timezone: str = ""
+    # Whose tab this is: Settings marks "you" among the members.
+    user_id: str = ""
     login_error: str = ""
     signing_in: bool = False
 
@@ -153,16 +164,31 @@ class AuthState(rx.State):
         """on_load of every page but /login: signed-out visitors go to the sign-in page."""
         viewer = await self._viewer()
         if viewer is None:
-            self.email, self.workspace_name = "", ""
+            self.email, self.workspace_name, self.user_id = "", "", ""
             return rx.redirect("/login")
         self.email, self.workspace_name = viewer.email, viewer.workspace_name
+        self.user_id = viewer.user_id
+        if viewer.time_zone:
+            self.timezone = viewer.time_zone
+            return None
+        # The workspace has no zone yet: the first signed-in browser's becomes its default.
         return rx.call_script(
             "Intl.DateTimeFormat().resolvedOptions().timeZone", callback=AuthState.set_timezone
         )
 
     @rx.event
-    def set_timezone(self, zone: str) -> None:
-        self.timezone = zone if isinstance(zone, str) and len(zone) < 64 else ""
+    async def set_timezone(self, zone: str) -> None:
+        """The browser's zone, adopted by the workspace if it has none yet."""
+        if not isinstance(zone, str) or len(zone) > 64:
+            return
+        try:
+            adopted = await write(
+                self,
+                functools.partial(auth.set_time_zone, zone=zone, only_if_unset=True),
+            )
+        except (SignedOut, DomainError):
+            return
+        self.timezone = adopted or ""
 
     @rx.event
     async def redirect_if_signed_in(self):
