@@ -33,8 +33,9 @@ def page(browser, quiet_server, request, tmp_path) -> Iterator:
     page.set_default_timeout(30_000)
     yield page
     if getattr(request.node, "rep_call", None) and request.node.rep_call.failed:
-        page.screenshot(path=tmp_path / "failure.png", full_page=True)
-        print(f"\nfailure screenshot: {tmp_path / 'failure.png'} at {page.url}")
+        shot = SHOTS / f"failure-{request.node.name[:40]}.png"
+        page.screenshot(path=shot, full_page=True)
+        print(f"\nfailure screenshot: {shot} at {page.url}")
         print(quiet_server.log.read_text()[-3000:])
     context.close()
 
@@ -181,7 +182,9 @@ def test_retry_by_outcome_and_results_people_can_use(page, quiet_server, tmp_pat
     again = _claim(2)
     _end(again[:1], _connected())
     table.get_by_text("Attempt 2").first.wait_for()  # each row's attempt during retries
-    page.locator("#time-left").get_by_text(re.compile(r"left")).wait_for()
+    page.locator("#time-left").get_by_text(
+        re.compile(r"^(Under a minute|About \d+ min)$")
+    ).wait_for()
     page.set_viewport_size({"width": 390, "height": 844})
     page.screenshot(path=SHOTS / "batch-retrying-390.png", full_page=True)
     _end(again[1:], _busy())
@@ -227,7 +230,9 @@ def test_form_errors_point_at_the_row_and_cell_people_see(page, quiet_server):
     assert page.get_by_label("phone of row 2").input_value() == "4155552672"
     assert page.get_by_label("phone of row 2").get_attribute("aria-invalid") == "true"
     assert page.get_by_label("phone of row 1").get_attribute("aria-invalid") == "false"
-    page.get_by_text('Row 2: phone "4155552672" is missing the country code').wait_for()
+    page.locator("table").get_by_text(
+        'Row 2: phone "4155552672" is missing the country code'
+    ).wait_for()
     page.screenshot(path=SHOTS / "manual-rows-error-1440.png", full_page=True)
 
     page.goto(f"{server.url}/do-not-call")
@@ -241,3 +246,90 @@ def test_form_errors_point_at_the_row_and_cell_people_see(page, quiet_server):
     page.get_by_role("button", name="Add to list").click()
     page.get_by_text("+1 415-555-0000").first.wait_for()
     assert page.get_by_label("Number").input_value() == ""
+
+
+def _new_workspace(name: str, email: str, password: str) -> str:
+    """A workspace nobody has signed in to yet (its time zone unset), with an API key."""
+    from batch_dashboard.services import auth
+
+    with session_scope(write=True) as session:
+        workspace = auth.create_workspace(session, name=name)
+        auth.create_user(session, workspace_id=workspace.id, email=email, password=password)
+        return auth.create_api_key(session, workspace_id=workspace.id).api_key
+
+
+def test_the_workspace_time_zone_comes_from_the_first_browser_and_is_named(browser, quiet_server):
+    server = quiet_server
+    key = _new_workspace("Tokyo office", "tokyo@example.com", "tokyo-password")
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, timezone_id="Asia/Tokyo")
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        sign_in(page, server.url, "tokyo@example.com", "tokyo-password")
+        page.get_by_text("Times in Asia/Tokyo").wait_for()
+        assert httpx.get(f"{server.url}/v1/agents", headers={"X-API-Key": key}).status_code == 200
+        page.goto(f"{server.url}/settings")
+        expect(page.get_by_label("Time zone")).to_have_value("Asia/Tokyo")
+        # The API key's last use, in the workspace's zone and named.
+        keys = page.get_by_role("row").filter(has_text=key[:10])
+        keys.get_by_text("JST").first.wait_for()
+        page.get_by_label("Time zone").select_option("Europe/Berlin")
+        page.get_by_role("button", name="Save time zone").click()
+        page.get_by_text("Times are shown in Europe/Berlin").wait_for()
+        keys.get_by_text("CET").first.wait_for()
+        page.goto(f"{server.url}/batches")
+        page.get_by_text("Times in Europe/Berlin").wait_for()
+    finally:
+        context.close()
+
+
+def test_members_are_added_removed_and_change_their_password(page, browser, quiet_server):
+    server = quiet_server
+    sign_in(page, server.url)
+    page.goto(f"{server.url}/settings")
+    members = page.locator("table").filter(has_text="demo@example.com")
+    members.get_by_text("You", exact=True).wait_for()
+    assert members.get_by_role("button", name="Remove demo@example.com").count() == 0
+    demo_key = page.get_by_role("row").filter(has_text=server.demo["api_key"][:10])
+    assert "Never" not in demo_key.inner_text()  # used by the API calls above
+
+    page.get_by_role("button", name="Add member").click()
+    page.get_by_label("Email").fill("grace@example.com")
+    page.get_by_role("button", name="Add member").last.click()
+    initial = page.get_by_label("Initial password")
+    initial.wait_for()
+    password = initial.input_value()
+    assert len(password) >= 16
+    page.screenshot(path=SHOTS / "member-added-1440.png")
+    page.get_by_role("button", name="Done").click()
+    page.get_by_text("grace@example.com").wait_for()
+    assert password not in page.content()  # shown once
+
+    other = browser.new_context(viewport={"width": 390, "height": 844})
+    phone = other.new_page()
+    phone.set_default_timeout(30_000)
+    try:
+        sign_in(phone, server.url, "grace@example.com", password)
+        phone.goto(f"{server.url}/settings")
+        phone.get_by_label("Current password").fill("not it at all")
+        phone.get_by_label("New password", exact=True).fill("grace-new-password")
+        phone.get_by_label("Repeat new password").fill("grace-new-password")
+        phone.get_by_role("button", name="Change password").click()
+        phone.get_by_text("Is not your current password.").wait_for()
+        phone.get_by_label("Current password").fill(password)
+        phone.get_by_role("button", name="Change password").click()
+        phone.get_by_text("Password changed").wait_for()
+        phone.screenshot(path=SHOTS / "settings-members-390.png", full_page=True)
+
+        page.get_by_role("button", name="Remove grace@example.com").click()
+        page.get_by_role("alertdialog").get_by_role("button", name="Remove member").click()
+        page.get_by_text("grace@example.com can no longer sign in").wait_for()
+        phone.goto(f"{server.url}/batches")
+        phone.wait_for_url("**/login**")  # signed out at once
+        phone.get_by_label("Email").fill("grace@example.com")
+        phone.get_by_label("Password").fill("grace-new-password")
+        phone.get_by_role("button", name="Sign in").click()
+        phone.get_by_text("Wrong email or password").wait_for()
+    finally:
+        other.close()
+    page.screenshot(path=SHOTS / "settings-1440.png", full_page=True)

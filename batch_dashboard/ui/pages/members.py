@@ -28,41 +28,48 @@ ZONES = [
 
 
 def workspace_section() -> rx.Component:
+    # Until the form is touched it shows the zone in force (which the first sign-in may have
+    # set after the page loaded).
+    chosen = rx.cond(MembersState.zone_choice, MembersState.zone_choice, AuthState.timezone)
     return rx.vstack(
         section_header(
             "Workspace",
             "Every time in the console, and the wall screen's today, are in this time zone.",
         ),
         rx.hstack(
-            field(
-                "Time zone",
-                rx.el.select(
-                    *[rx.el.option(zone, value=zone) for zone in ZONES],
-                    id="workspace-zone",
-                    value=MembersState.zone_choice,
-                    on_change=MembersState.set_zone_choice,
-                    style={
-                        "height": "32px",
-                        "padding": "0 8px",
-                        "border_radius": "6px",
-                        "border": f"1px solid {rx.color('gray', 7)}",
-                        "background": rx.color("gray", 1),
-                        "font_size": "14px",
-                        "min_width": "260px",
-                    },
+            rx.box(
+                field(
+                    "Time zone",
+                    rx.el.select(
+                        *[rx.el.option(zone, value=zone) for zone in ZONES],
+                        id="workspace-zone",
+                        value=chosen,
+                        on_change=MembersState.set_zone_choice,
+                        style={
+                            "height": "32px",
+                            "padding": "0 8px",
+                            "border_radius": "6px",
+                            "border": f"1px solid {rx.color('gray', 7)}",
+                            "background": rx.color("gray", 1),
+                            "font_size": "14px",
+                            "width": "100%",
+                        },
+                    ),
+                    hint=rx.text(
+                        "Now showing times in ",
+                        rx.text.strong(rx.cond(AuthState.timezone, AuthState.timezone, "UTC")),
+                        ". Set from the first browser that signed in.",
+                    ),
+                    html_for="workspace-zone",
                 ),
-                hint=rx.text(
-                    "Now showing times in ",
-                    rx.text.strong(rx.cond(AuthState.timezone, AuthState.timezone, "UTC")),
-                    ". Set from the first browser that signed in.",
-                ),
-                html_for="workspace-zone",
+                width="320px",
+                max_width="100%",
             ),
             rx.button(
                 "Save time zone",
                 on_click=MembersState.save_zone,
                 loading=MembersState.saving_zone,
-                disabled=MembersState.zone_choice == AuthState.timezone,
+                disabled=chosen == AuthState.timezone,
                 margin_top="22px",
             ),
             align="start",
@@ -212,19 +219,18 @@ def password_section() -> rx.Component:
             "At least 8 characters. Changing it signs you out everywhere else.",
         ),
         rx.form(
-            rx.hstack(
-                _password_input("Current password", "current-password", "current_password"),
-                _password_input("New password", "new-password", "new_password"),
-                _password_input("Repeat new password", "repeat-password", "repeat_password"),
-                rx.button(
-                    "Change password",
-                    type="submit",
-                    loading=MembersState.saving_password,
-                    margin_top="22px",
+            rx.vstack(
+                rx.grid(
+                    _password_input("Current password", "current-password", "current_password"),
+                    _password_input("New password", "new-password", "new_password"),
+                    _password_input("Repeat new password", "repeat-password", "repeat_password"),
+                    columns=rx.breakpoints(initial="1", md="3"),
+                    spacing="3",
+                    width="100%",
                 ),
+                rx.button("Change password", type="submit", loading=MembersState.saving_password),
                 spacing="3",
                 align="start",
-                wrap="wrap",
                 width="100%",
             ),
             on_submit=MembersState.change_password,

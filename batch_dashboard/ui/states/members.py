@@ -18,6 +18,7 @@ from batch_dashboard.ui.states.base import (
     error_text,
     read,
     signed_in,
+    workspace_of,
     write,
     write_as_user,
 )
@@ -121,6 +122,7 @@ class MembersState(rx.State):
     @rx.event
     @signed_in
     async def remove(self):
+        await workspace_of(self)  # a tab whose session ended goes to sign in, whatever it asks
         if not self.remove_id:
             return
         self.removing = True

@@ -40,7 +40,7 @@ class BatchRow:
     # Stopped while calls were live: no new calls, ends cancelled when the last one ends.
     stopping: bool = False
     max_concurrency: int = 0
-    # "About 12 min left" at the recent rate of ended calls; empty when that says nothing.
+    # "About 12 min" at the recent rate of ended calls; empty when that says nothing.
     time_left: str = ""
     # The calling rules in force, in words.
     rules: list[str] = dataclasses.field(default_factory=list)
@@ -166,15 +166,16 @@ def _with_outcomes(
 
 
 def time_left_words(seconds: int | None) -> str:
+    """Under its label "Time left": "About 12 min"."""
     if seconds is None:
         return ""
     if seconds < 60:
-        return "Less than a minute left"
+        return "Under a minute"
     minutes = round(seconds / 60)
     if minutes < 90:
-        return f"About {minutes} min left"
+        return f"About {minutes} min"
     hours, minutes = divmod(minutes, 60)
-    return f"About {hours} h {minutes:02d} min left"
+    return f"About {hours} h {minutes:02d} min"
 
 
 def batch_snapshot(session: Session, *, workspace_id: str, batch_id: str) -> Snapshot:
