@@ -123,9 +123,9 @@ def _details_card() -> rx.Component:
                     on_change=NewBatchState.set_schedule_local,
                 ),
                 hint=rx.text(
-                    "Leave empty to start at once. Your time zone: ",
+                    "Leave empty to start at once. In the workspace's time zone, ",
                     rx.cond(AuthState.timezone, AuthState.timezone, "UTC"),
-                    f" (sent as UTC; at most {SCHEDULE_DAYS_AHEAD} days ahead).",
+                    f" (Settings); at most {SCHEDULE_DAYS_AHEAD} days ahead.",
                 ),
                 error=NewBatchState.field_errors.get("scheduled_at", ""),
                 html_for="schedule",
