@@ -201,6 +201,7 @@ def test_the_export_uploads_again_as_a_new_batch(page, quiet_server, tmp_path):
     path.write_text(exported)
     sign_in(page, server.url)
     page.goto(f"{server.url}/batches/new")
+    page.get_by_text("Appointment reminders").first.wait_for()  # loaded: typing now stays
     page.get_by_label("Name").fill("Exported again")
     page.set_input_files("input[type=file]", str(path))
     page.get_by_text("2 valid").wait_for()
@@ -213,6 +214,7 @@ def test_form_errors_point_at_the_row_and_cell_people_see(page, quiet_server):
     server = quiet_server
     sign_in(page, server.url)
     page.goto(f"{server.url}/batches/new")
+    page.get_by_text("Appointment reminders").first.wait_for()  # loaded: typing now stays
     page.get_by_label("Name").fill("Typed by hand")
     page.get_by_role("radio", name=re.compile("by hand", re.I)).click()
     page.get_by_label("phone of row 1").fill("+14155552671")
@@ -302,7 +304,7 @@ def test_members_are_added_removed_and_change_their_password(page, browser, quie
     assert len(password) >= 16
     page.screenshot(path=SHOTS / "member-added-1440.png")
     page.get_by_role("button", name="Done").click()
-    page.get_by_text("grace@example.com").wait_for()
+    page.locator("table").get_by_text("grace@example.com").wait_for()
     assert password not in page.content()  # shown once
 
     other = browser.new_context(viewport={"width": 390, "height": 844})
