@@ -287,13 +287,14 @@ def test_the_workspace_time_zone_comes_from_the_first_browser_and_is_named(brows
 
 def test_members_are_added_removed_and_change_their_password(page, browser, quiet_server):
     server = quiet_server
+    assert httpx.get(f"{server.url}/v1/agents", headers=server.headers).status_code == 200
     sign_in(page, server.url)
     page.goto(f"{server.url}/settings")
     members = page.locator("table").filter(has_text="demo@example.com")
     members.get_by_text("You", exact=True).wait_for()
     assert members.get_by_role("button", name="Remove demo@example.com").count() == 0
     demo_key = page.get_by_role("row").filter(has_text=server.demo["api_key"][:10])
-    assert "Never" not in demo_key.inner_text()  # used by the API calls above
+    assert "Never" not in demo_key.inner_text()  # used just now
 
     page.get_by_role("button", name="Add member").click()
     page.get_by_label("Email").fill("grace@example.com")
@@ -313,6 +314,7 @@ def test_members_are_added_removed_and_change_their_password(page, browser, quie
     try:
         sign_in(phone, server.url, "grace@example.com", password)
         phone.goto(f"{server.url}/settings")
+        phone.get_by_text("You", exact=True).wait_for()  # loaded: typing now stays
         phone.get_by_label("Current password").fill("not it at all")
         phone.get_by_label("New password", exact=True).fill("grace-new-password")
         phone.get_by_label("Repeat new password").fill("grace-new-password")
@@ -332,6 +334,9 @@ def test_members_are_added_removed_and_change_their_password(page, browser, quie
         phone.get_by_label("Password").fill("grace-new-password")
         phone.get_by_role("button", name="Sign in").click()
         phone.get_by_text("Wrong email or password").wait_for()
+    except Exception:
+        phone.screenshot(path=SHOTS / "failure-phone.png", full_page=True)
+        raise
     finally:
         other.close()
     page.screenshot(path=SHOTS / "settings-1440.png", full_page=True)
