@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import logging
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -30,6 +32,8 @@ from batch_dashboard.services.errors import (
     ValidationFailed,
     checked_label,
 )
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "bc_"
 DISPLAY_PREFIX_LENGTH = 10
@@ -165,23 +169,50 @@ def authenticate_api_key(api_key: str | None, *, database_url: str | None = None
     return record[2]
 
 
+# Keys whose use this process has just noted (digest → when), so that requests arriving
+# before the write lands do not queue more writes.
+_noted: dict[str, datetime] = {}
+# One writer thread: the key check runs on the event loop (see api/deps.py), where waiting
+# for SQLite's write lock behind the dialer would stall every request and websocket.
+_use_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-key-last-used")
+
+
 def _note_use(digest: str, last_used_at: datetime | None, database_url: str | None) -> None:
     now = system_clock.now()
-    if last_used_at is not None:
-        last = last_used_at if last_used_at.tzinfo else last_used_at.replace(tzinfo=now.tzinfo)
-        if now - last < LAST_USED_PRECISION:
-            return
+    if last_used_at is not None and now - _aware(last_used_at) < LAST_USED_PRECISION:
+        return
+    noted = _noted.get(digest)
+    if noted is not None and now - noted < LAST_USED_PRECISION:
+        return
+    _noted[digest] = now
+    _use_writer.submit(_write_use, digest, now, database_url)
+
+
+def _write_use(digest: str, now: datetime, database_url: str | None) -> None:
     table = ApiKey.__table__
-    with get_engine(database_url).begin() as connection:
-        connection.execute(
-            update(table)
-            .where(table.c.key_hash == digest)
-            .where(
-                (table.c.last_used_at.is_(None))
-                | (table.c.last_used_at < now - LAST_USED_PRECISION)
+    try:
+        with get_engine(database_url).begin() as connection:
+            connection.execute(
+                update(table)
+                .where(table.c.key_hash == digest)
+                .where(
+                    (table.c.last_used_at.is_(None))
+                    | (table.c.last_used_at < now - LAST_USED_PRECISION)
+                )
+                .values(last_used_at=now)
             )
-            .values(last_used_at=now)
-        )
+    except Exception:  # "last used" is a courtesy: never worth failing or retrying over
+        log.warning("could not record an API key's last use", exc_info=True)
+
+
+def wait_for_key_uses() -> None:
+    """Until the last uses noted so far are written (tests; a clean shutdown)."""
+    _use_writer.submit(lambda: None).result()
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def list_api_keys(session: Session, *, workspace_id: str) -> list[ApiKey]:

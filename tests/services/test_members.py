@@ -118,6 +118,7 @@ def test_the_workspace_time_zone_is_set_once_from_a_browser_and_then_chosen(tena
 
 def test_an_api_key_says_when_it_was_last_used_to_the_minute(tenant: Tenant, monkeypatch):
     def last_used() -> datetime | None:
+        auth.wait_for_key_uses()
         with session_scope() as session:
             [key] = [
                 k
