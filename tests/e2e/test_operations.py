@@ -133,6 +133,9 @@ def test_stop_says_what_is_live_and_what_will_not_be_made(page, quiet_server):
     row = page.get_by_role("row").filter(has_text="Renewals to stop")
     row.get_by_text("4 cancelled").wait_for()  # its counts, not 0 · 0 · 0
     assert re.search(r"0\s*·\s*2\s*·\s*4 cancelled", row.inner_text())
+    page.screenshot(path=SHOTS / "batches-1440.png")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=SHOTS / "batches-390.png", full_page=True)
 
 
 def test_retry_by_outcome_and_results_people_can_use(page, quiet_server, tmp_path):
