@@ -112,11 +112,14 @@ class CallResult:
 
 
 class ProviderError(Exception):
-    """The provider could not be reached or refused; `retryable` when trying again may work."""
+    """The provider could not be reached or refused; `retryable` when trying again may work.
+    `account` says the platform refused the account itself, not this call
+    ("authentication_refused", "account_suspended"): every batch on it pauses."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, account: str | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.account = account
 
 
 @dataclass(frozen=True)
