@@ -301,3 +301,34 @@ def trips_by_reason(session: Session) -> dict[str, int]:
     ).all():
         counts[reason] = count
     return counts
+
+
+def describe(paused_reason: str | None, trip: dict[str, Any] | None) -> dict[str, str]:
+    """A breaker's pause in words for people (the batch page, its Resume, the wall): empty
+    when the batch is not paused by its breaker."""
+    if paused_reason not in TRIP_REASONS or not trip:
+        return {"title": "", "detail": "", "last_error": ""}
+    if paused_reason == TripReason.failure_rate:
+        by_outcome = ", ".join(
+            f"{Outcome(reason).words.lower()} {count}"
+            for reason, count in sorted(trip["by_outcome"].items(), key=lambda item: -item[1])
+        )
+        minutes = trip["window_seconds"] / 60
+        window = f"{minutes:g} minute{'s' if minutes != 1 else ''}"
+        detail = (
+            f"{trip['failures']} of the last {trip['attempts']} calls failed within {window}"
+            f" ({by_outcome})."
+        )
+    else:
+        detail = "The platform refused the connection's account: every batch on it is paused."
+    given_back = trip.get("given_back") or 0
+    if given_back:
+        detail += (
+            f" {given_back} recipient{'s' if given_back != 1 else ''} went back in line"
+            " without spending an attempt."
+        )
+    return {
+        "title": REASON_WORDS[TripReason(paused_reason)],
+        "detail": detail,
+        "last_error": trip.get("last_error") or "",
+    }

@@ -342,3 +342,27 @@ def test_two_worker_processes_trip_it_once_and_log_it(postgres_url, tmp_path: Pa
     [line] = lines
     assert line["level"] == "WARNING" and line["batch_id"] == batch["id"]
     assert line["paused_reason"] == "failure_rate" and line["failures"] >= 10
+
+
+def test_a_trip_in_words():
+    from batch_dashboard.services import breaker
+
+    trip = {
+        "reason": "failure_rate",
+        "window_seconds": 120,
+        "attempts": 10,
+        "failures": 7,
+        "by_outcome": {"invalid_number": 2, "provider_error": 5},
+        "last_error": "Carrier down",
+        "given_back": 5,
+    }
+    words = breaker.describe("failure_rate", trip)
+    assert words["title"] == "Too many calls failed"
+    assert words["detail"] == (
+        "7 of the last 10 calls failed within 2 minutes (telephony error 5, invalid number 2)."
+        " 5 recipients went back in line without spending an attempt."
+    )
+    assert words["last_error"] == "Carrier down"
+    refused = breaker.describe("account_suspended", {**trip, "given_back": 0})
+    assert refused["title"] == "The platform account is suspended"
+    assert breaker.describe("manual", None)["title"] == ""
