@@ -134,7 +134,8 @@ def snapshot(session: Session, *, workspace_id: str, now: datetime) -> dict[str,
     for row in live[:SHOWN_BATCHES]:
         done = row.completed_count + row.failed_count
         eta = None
-        if row.status == BatchStatus.running.value:
+        # A paused batch has no end in sight until someone resumes it.
+        if row.status == BatchStatus.running.value and row.paused_at is None:
             recent = session.execute(
                 select(func.count())
                 .select_from(Recipient)

@@ -92,6 +92,7 @@ def test_a_tripped_batch_shows_why_and_resumes_after_confirmation(
     wall = browser.new_page(viewport={"width": 1920, "height": 1080})
     wall.goto(_wall_link(quiet_server))
     wall.get_by_text("Paused: Too many calls failed").wait_for(timeout=30_000)
+    assert wall.get_by_text("min left").count() == 0  # no end in sight while paused
     wall.screenshot(path=tmp_path / "wall-paused.png")
     wall.close()
 
@@ -106,7 +107,7 @@ def test_a_tripped_batch_shows_why_and_resumes_after_confirmation(
         assert "7 of the last 10 calls failed within 2 minutes (telephony error 7)" in text
         assert "7 recipients went back in line" in text
         assert PLATFORM_SAYS in text
-        page.screenshot(path=tmp_path / f"batch-paused-{width}x{height}.png", full_page=True)
+        page.screenshot(path=tmp_path / f"batch-paused-{width}x{height}.png")
         if width == 1440:
             break
         page.close()
