@@ -366,3 +366,26 @@ def test_a_trip_in_words():
     refused = breaker.describe("account_suspended", {**trip, "given_back": 0})
     assert refused["title"] == "The platform account is suspended"
     assert breaker.describe("manual", None)["title"] == ""
+
+
+def test_the_paused_event_is_signed_and_delivered_like_the_others(tenant, monkeypatch):
+    from standardwebhooks import Webhook
+
+    from batch_dashboard.clock import FrozenClock
+    from batch_dashboard.settings import reload_settings
+    from tests.worker.receiver import Receiver
+    from tests.worker.test_webhooks import hook_agent, send_due
+
+    monkeypatch.setenv("BATCH_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
+    reload_settings()
+    now = datetime.now(START.tzinfo).replace(microsecond=0)
+    with Receiver() as receiver:
+        secret = hook_agent(tenant, f"{receiver.url}/hooks")
+        batch = make_batch(tenant, 12, now=now)
+        record(claim(cap=10, now=now), failed("provider_error"), now=now)
+        assert send_due(FrozenClock(now)) == ["delivered"]  # the trip's event, no call.failed
+        [request] = receiver.received("/hooks")
+        event = Webhook(secret).verify(request.body, request.headers)
+    assert request.headers["webhook-id"].startswith("msg_")
+    assert event["type"] == "batch.paused" and event["data"]["batch_id"] == batch["id"]
+    assert event["data"]["circuit_breaker_trip"]["given_back"] == 10
