@@ -243,9 +243,11 @@ class Batch(SQLModel, table=True):
     paused_reason: str | None = Field(default=None, max_length=40)
     # While paused by the breaker: the counts that tripped it and the platform's last words.
     breaker_trip: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    # The breaker's window starts no earlier than this (its last resume): what tripped it
-    # before must not trip it again.
-    breaker_window_from: datetime | None = None
+    # The breaker's sliding window: attempts recorded, and failures by reason, per slice of
+    # time (services/breaker.py). Emptied by a trip and a resume.
+    breaker_buckets: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON, nullable=True)
+    )
 
 
 class BreakerTrip(SQLModel, table=True):

@@ -24,9 +24,7 @@ def upgrade() -> None:
             sa.Column('paused_reason', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True)
         )
         batch_op.add_column(sa.Column('breaker_trip', sa.JSON(), nullable=True))
-        batch_op.add_column(
-            sa.Column('breaker_window_from', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
-        )
+        batch_op.add_column(sa.Column('breaker_buckets', sa.JSON(), nullable=True))
     op.create_table(
         'breaker_trip',
         sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
@@ -53,7 +51,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_breaker_trip_batch_id'))
     op.drop_table('breaker_trip')
     with op.batch_alter_table('batch', schema=None) as batch_op:
-        batch_op.drop_column('breaker_window_from')
+        batch_op.drop_column('breaker_buckets')
         batch_op.drop_column('breaker_trip')
         batch_op.drop_column('paused_reason')
         batch_op.drop_column('circuit_breaker')

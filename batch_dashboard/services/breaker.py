@@ -2,7 +2,7 @@
 must not burn a calling list.
 
 Per batch, over its recent attempts: when at least `failure_rate` of at least `min_attempts`
-attempts that ended within `window_seconds` ended with a reason in `TRIPPING`, the batch pauses
+attempts recorded within `window_seconds` ended with a reason in `TRIPPING`, the batch pauses
 itself (`transitions.trip_batch`): no new dials, live calls finish, and the recipients whose
 attempts the platform failed (`GIVEN_BACK`) go back in line without spending an attempt. An
 account the platform refuses (authentication, suspension) pauses every running batch on its
@@ -10,6 +10,10 @@ connection at once. Each trip writes one `breaker_trip` row (what /metrics count
 `batch.paused` webhook event and one log line, in the transaction that pauses the batch: of
 any number of workers seeing the same failures, the one whose compare-and-set wins does all
 three, and only it.
+
+The window is counted as attempts end (a few slices of counts on the batch row, written with
+the counters in the same locked row), never by counting recipients: a batch recording a thousand
+calls a second pays a row's read and write per group of endings, not a scan of its window.
 
 Busy, no answer and voicemail are the callee's answer, never a fault of the platform: they
 count as attempts and never trip it.
@@ -23,13 +27,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlmodel import Session
 
 from batch_dashboard.clock import to_rfc3339
 from batch_dashboard.ids import new_id
-from batch_dashboard.models import Agent, Batch, BatchStatus, BreakerTrip, Recipient
-from batch_dashboard.models import RecipientStatus as Status
+from batch_dashboard.models import Agent, Batch, BatchStatus, BreakerTrip
 from batch_dashboard.services import transitions, webhooks
 from batch_dashboard.services.batches.rules import breaker_settings, calling_through
 from batch_dashboard.services.outcomes import Outcome
@@ -37,7 +40,6 @@ from batch_dashboard.services.transitions import Ending
 
 log = logging.getLogger(__name__)
 batches_t = Batch.__table__
-recipients_t = Recipient.__table__
 
 # What trips it. `call_failed` is the simulator's and the HTTP runtime's word for a failure
 # they cannot name, which the vocabulary treats as a provider error.
@@ -56,9 +58,6 @@ GIVEN_BACK = (
     Outcome.call_failed.value,
     Outcome.outcome_unknown.value,
 )
-# Attempts whose ending the window counts (a recipient being dialed again is counted once,
-# by its new attempt, when that ends).
-_ENDED = (Status.completed.value, Status.failed.value, Status.pending.value)
 
 
 class TripReason(StrEnum):
@@ -83,13 +82,11 @@ REASON_WORDS = {
 
 def observe(session: Session, endings: Sequence[Ending], now: datetime) -> None:
     """The breaker's look at attempts that just ended (`transitions.end_attempts` calls it
-    with their batch rows locked). Only batches with a failure among them are looked at."""
-    failing: dict[str, list[Ending]] = {}
+    with their batch rows locked, so one worker at a time reads and writes a batch's window):
+    each running batch's window takes them, and trips when it holds too many failures."""
+    ended: dict[str, list[Ending]] = {}
     for ending in endings:
-        if ending.reason in TRIPPING:
-            failing.setdefault(ending.batch_id, []).append(ending)
-    if not failing:
-        return
+        ended.setdefault(ending.batch_id, []).append(ending)
     rows = session.execute(
         select(
             batches_t.c.id,
@@ -101,67 +98,100 @@ def observe(session: Session, endings: Sequence[Ending], now: datetime) -> None:
             batches_t.c.paused_reason,
             batches_t.c.stopped_at,
             batches_t.c.circuit_breaker,
-            batches_t.c.breaker_window_from,
+            batches_t.c.breaker_buckets,
         )
-        .where(batches_t.c.id.in_(sorted(failing)))
+        .where(batches_t.c.id.in_(sorted(ended)))
         .order_by(batches_t.c.id)
     ).all()
     for batch in rows:
         if batch.status != BatchStatus.running.value or batch.stopped_at is not None:
             continue
-        ended = failing[batch.id]
+        mine = ended[batch.id]
         if batch.paused_reason in TRIP_REASONS:
             # Calls live at the trip that the same outage fails: back in line with the others.
             back = transitions.give_back_attempts(
                 session,
                 batch_id=batch.id,
                 reasons=GIVEN_BACK,
-                recipient_ids=[e.recipient_id for e in ended if e.reason in GIVEN_BACK],
+                recipient_ids=[e.recipient_id for e in mine if e.reason in GIVEN_BACK],
             )
             webhooks.withdraw_unsent(session, recipient_ids=back)
             continue
-        if batch.paused_at is not None:
-            continue
         settings = breaker_settings(batch.circuit_breaker)
-        if not settings["enabled"]:
+        if batch.paused_at is not None or not settings["enabled"]:
+            continue  # a resume empties the window anyway
+        window = _Window(batch.breaker_buckets, settings["window_seconds"], now)
+        window.add(mine, now)
+        attempts, failures = window.totals()
+        failed = sum(failures.values())
+        if attempts < settings["min_attempts"] or failed < settings["failure_rate"] * attempts:
+            # Not a status change nor anything a reader sees: `version` stays.
+            session.execute(
+                update(batches_t)
+                .where(batches_t.c.id == batch.id)
+                .values(breaker_buckets=window.stored())
+            )
             continue
-        since = now - timedelta(seconds=settings["window_seconds"])
-        if batch.breaker_window_from is not None:
-            since = max(since, batch.breaker_window_from)
-        tally = _window(session, batch.id, since)
-        attempts = sum(tally.values())
-        failures = {reason: count for reason, count in tally.items() if reason in TRIPPING}
-        if attempts < settings["min_attempts"] or sum(failures.values()) < (
-            settings["failure_rate"] * attempts
-        ):
-            continue
-        last = next((e.message for e in reversed(ended) if e.message), None)
+        failing = [e for e in mine if e.reason in TRIPPING]
+        last = next((e.message for e in reversed(failing) if e.message), None)
         trip = {
             "reason": TripReason.failure_rate.value,
             "tripped_at": to_rfc3339(now),
             "window_seconds": settings["window_seconds"],
             "attempts": attempts,
-            "failures": sum(failures.values()),
-            "failure_rate": round(sum(failures.values()) / attempts, 4),
+            "failures": failed,
+            "failure_rate": round(failed / attempts, 4),
             "by_outcome": dict(sorted(failures.items())),
-            "last_error": last or ended[-1].reason.words,  # type: ignore[union-attr]
+            "last_error": last
+            or (failing[-1].reason.words if failing and failing[-1].reason else None),
             "connection_id": None,
         }
-        _trip(session, batch, trip, since, now)
+        _trip(session, batch, trip, now - timedelta(seconds=settings["window_seconds"]), now)
 
 
-def _window(session: Session, batch_id: str, since: datetime) -> dict[str, int]:
-    """Attempts of the batch that ended since `since`, by reason ("completed" for none)."""
-    rows = session.execute(
-        select(recipients_t.c.failure_reason, func.count())
-        .where(
-            recipients_t.c.batch_id == batch_id,
-            recipients_t.c.ended_at >= since,
-            recipients_t.c.status.in_(_ENDED),
-        )
-        .group_by(recipients_t.c.failure_reason)
-    ).all()
-    return {reason or Outcome.completed.value: count for reason, count in rows}
+# The window is kept in this many slices at most, whatever its length: reading and writing it
+# costs the same for 10 s or a day, and it slides by a slice at a time (5 s for 2 minutes).
+_SLICES = 24
+
+
+class _Window:
+    """A batch's recent attempts: per slice of time (its start, in Unix seconds), how many
+    attempts were recorded and how many of them failed by each tripping reason. Kept on the
+    batch row as {"slice": seconds, "counts": {"<start>": {"attempts": n, "<reason>": n}}}."""
+
+    def __init__(self, stored: dict[str, Any] | None, window_seconds: int, now: datetime) -> None:
+        self.slice = max(1, window_seconds // _SLICES)
+        oldest = now.timestamp() - window_seconds
+        counts = (stored or {}).get("counts", {})
+        if (stored or {}).get("slice") != self.slice:
+            counts = {}  # another window length: nothing comparable
+        self.counts: dict[str, dict[str, int]] = {
+            start: dict(tally)
+            for start, tally in counts.items()
+            if int(start) + self.slice > oldest
+        }
+
+    def add(self, endings: Sequence[Ending], now: datetime) -> None:
+        start = str(int(now.timestamp()) // self.slice * self.slice)
+        tally = self.counts.setdefault(start, {"attempts": 0})
+        tally["attempts"] += len(endings)
+        for ending in endings:
+            if ending.reason in TRIPPING:
+                reason = ending.reason.value  # type: ignore[union-attr]
+                tally[reason] = tally.get(reason, 0) + 1
+
+    def totals(self) -> tuple[int, dict[str, int]]:
+        attempts, failures = 0, dict[str, int]()
+        for tally in self.counts.values():
+            for key, count in tally.items():
+                if key == "attempts":
+                    attempts += count
+                else:
+                    failures[key] = failures.get(key, 0) + count
+        return attempts, failures
+
+    def stored(self) -> dict[str, Any]:
+        return {"slice": self.slice, "counts": self.counts}
 
 
 def _trip(

@@ -234,12 +234,11 @@ def set_paused(
     workspace_id: str,
     batch_id: str,
     paused_at: datetime | None,
-    now: datetime | None = None,
 ) -> None:
     """Pause (a time) or resume (None) a running batch; nothing happens in any other state.
     A compare-and-set on the batch row: a claim already holding it finishes first, every claim
-    after it sees the pause. A resume forgets why it was paused, and starts its breaker's
-    window afresh: what tripped it must not trip it again."""
+    after it sees the pause. A resume forgets why it was paused, and empties its breaker's
+    window: what tripped it must not trip it again."""
     values: dict[str, Any] = (
         {"paused_at": paused_at, "paused_reason": MANUAL_PAUSE}
         if paused_at is not None
@@ -247,7 +246,7 @@ def set_paused(
             "paused_at": None,
             "paused_reason": None,
             "breaker_trip": None,
-            "breaker_window_from": now,
+            "breaker_buckets": None,
         }
     )
     session.execute(
@@ -287,7 +286,7 @@ def trip_batch(
             batches_t.c.stopped_at.is_(None),
             batches_t.c.paused_at.is_(None),
         )
-        .values(**_changed(paused_at=now, paused_reason=reason))
+        .values(**_changed(paused_at=now, paused_reason=reason, breaker_buckets=None))
     ).rowcount
     if won != 1:
         return None

@@ -234,7 +234,7 @@ def test_resume_continues_where_it_stopped(tenant):
     resumed_at = START + timedelta(minutes=5)
     with session_scope(write=True) as session:
         answer = batches.resume_batch(
-            session, workspace_id=tenant.workspace_id, batch_id=batch["id"], now=resumed_at
+            session, workspace_id=tenant.workspace_id, batch_id=batch["id"]
         )
     assert answer["paused"] is False and answer["paused_reason"] is None
     assert answer["circuit_breaker_trip"] is None
@@ -256,9 +256,7 @@ def test_after_a_resume_only_new_failures_count(tenant):
     assert trips(batch["id"]) == 1
     resumed_at = START + timedelta(seconds=10)
     with session_scope(write=True) as session:
-        batches.resume_batch(
-            session, workspace_id=tenant.workspace_id, batch_id=batch["id"], now=resumed_at
-        )
+        batches.resume_batch(session, workspace_id=tenant.workspace_id, batch_id=batch["id"])
     claims = claim(cap=10, now=resumed_at)
     record(claims[:1], failed("provider_error"), now=resumed_at + timedelta(seconds=1))
     assert batch_row(batch["id"]).paused_at is None  # the ten before the resume are forgotten

@@ -244,27 +244,17 @@ def pause_batch(
     return _set_paused(session, workspace_id, batch_id, now or system_clock.now())
 
 
-def resume_batch(
-    session: Session, *, workspace_id: str, batch_id: str, now: datetime | None = None
-) -> dict[str, Any]:
+def resume_batch(session: Session, *, workspace_id: str, batch_id: str) -> dict[str, Any]:
     """Dialing goes on where it stopped, whatever paused it (a user or its breaker); the
-    breaker counts only what ends from now on."""
-    return _set_paused(session, workspace_id, batch_id, None, now or system_clock.now())
+    breaker's window starts afresh."""
+    return _set_paused(session, workspace_id, batch_id, None)
 
 
 def _set_paused(
-    session: Session,
-    workspace_id: str,
-    batch_id: str,
-    paused_at: datetime | None,
-    now: datetime | None = None,
+    session: Session, workspace_id: str, batch_id: str, paused_at: datetime | None
 ) -> dict[str, Any]:
     transitions.set_paused(
-        session,
-        workspace_id=workspace_id,
-        batch_id=_known(batch_id),
-        paused_at=paused_at,
-        now=now,
+        session, workspace_id=workspace_id, batch_id=_known(batch_id), paused_at=paused_at
     )
     batch = _fresh(session, workspace_id, batch_id)
     if batch.status != BatchStatus.running.value or batch.stopped_at is not None:
