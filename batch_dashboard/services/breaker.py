@@ -132,8 +132,6 @@ def observe(session: Session, endings: Sequence[Ending], now: datetime) -> None:
                 .values(breaker_buckets=window.stored())
             )
             continue
-        failing = [e for e in mine if e.reason in TRIPPING]
-        last = next((e.message for e in reversed(failing) if e.message), None)
         trip = {
             "reason": TripReason.failure_rate.value,
             "tripped_at": to_rfc3339(now),
@@ -142,8 +140,7 @@ def observe(session: Session, endings: Sequence[Ending], now: datetime) -> None:
             "failures": failed,
             "failure_rate": round(failed / attempts, 4),
             "by_outcome": dict(sorted(failures.items())),
-            "last_error": last
-            or (failing[-1].reason.words if failing and failing[-1].reason else None),
+            "last_error": window.last_error,
             "connection_id": None,
         }
         _trip(session, batch, trip, now - timedelta(seconds=settings["window_seconds"]), now)
@@ -157,7 +154,8 @@ _SLICES = 24
 class _Window:
     """A batch's recent attempts: per slice of time (its start, in Unix seconds), how many
     attempts were recorded and how many of them failed by each tripping reason. Kept on the
-    batch row as {"slice": seconds, "counts": {"<start>": {"attempts": n, "<reason>": n}}}."""
+    batch row as {"slice": seconds, "counts": {"<start>": {"attempts": n, "<reason>": n}},
+    "last_error": "…"}: the platform's last words about a failure (else the reason in words)."""
 
     def __init__(self, stored: dict[str, Any] | None, window_seconds: int, now: datetime) -> None:
         self.slice = max(1, window_seconds // _SLICES)
@@ -165,6 +163,7 @@ class _Window:
         counts = (stored or {}).get("counts", {})
         if (stored or {}).get("slice") != self.slice:
             counts = {}  # another window length: nothing comparable
+        self.last_error: str | None = (stored or {}).get("last_error")
         self.counts: dict[str, dict[str, int]] = {
             start: dict(tally)
             for start, tally in counts.items()
@@ -179,6 +178,7 @@ class _Window:
             if ending.reason in TRIPPING:
                 reason = ending.reason.value  # type: ignore[union-attr]
                 tally[reason] = tally.get(reason, 0) + 1
+                self.last_error = ending.message or ending.reason.words  # type: ignore[union-attr]
 
     def totals(self) -> tuple[int, dict[str, int]]:
         attempts, failures = 0, dict[str, int]()
@@ -191,7 +191,7 @@ class _Window:
         return attempts, failures
 
     def stored(self) -> dict[str, Any]:
-        return {"slice": self.slice, "counts": self.counts}
+        return {"slice": self.slice, "counts": self.counts, "last_error": self.last_error}
 
 
 def _trip(

@@ -317,30 +317,36 @@ def give_back_attempts(
         chosen &= recipients_t.c.ended_at >= since
     if recipient_ids is not None:
         chosen &= recipients_t.c.id.in_(list(recipient_ids))
-    back: list[str] = []
-    for status in (RecipientStatus.failed.value, _PENDING):
-        back += (
-            session.execute(
-                update(recipients_t)
-                .where(chosen, recipients_t.c.status == status)
-                .values(
-                    status=_PENDING,
-                    failure_reason=None,
-                    attempts=recipients_t.c.attempts - 1,
-                    attempt_id=None,
-                    next_attempt_at=None,
-                    started_at=None,
-                    ended_at=None,
-                    duration_seconds=None,
-                )
-                .returning(recipients_t.c.id)
-            )
-            .scalars()
-            .all()
-        )
-        if status == RecipientStatus.failed.value and back:
-            _move_batch(session, batch_id, failed=-len(back), pending=len(back))
-    return back
+    unspent = {
+        "status": _PENDING,
+        "failure_reason": None,
+        "attempts": recipients_t.c.attempts - 1,
+        "attempt_id": None,
+        "next_attempt_at": None,
+        "started_at": None,
+        "ended_at": None,
+        "duration_seconds": None,
+    }
+    failed = list(
+        session.execute(
+            update(recipients_t)
+            .where(chosen, recipients_t.c.status == RecipientStatus.failed.value)
+            .values(**unspent)
+            .returning(recipients_t.c.id)
+        ).scalars()
+    )
+    if failed:
+        _move_batch(session, batch_id, failed=-len(failed), pending=len(failed))
+    # Already back in line for a retry: only the attempt is given back, and the wait.
+    waiting = list(
+        session.execute(
+            update(recipients_t)
+            .where(chosen, recipients_t.c.status == _PENDING)
+            .values(**unspent)
+            .returning(recipients_t.c.id)
+        ).scalars()
+    )
+    return failed + waiting
 
 
 def reopen_for_retry(
