@@ -115,3 +115,15 @@ def test_a_manual_pause_says_so(client, tenant):
     claim(now=datetime.now(UTC), cap=1)
     paused = client.post(f"/v1/batch-calls/{batch['id']}/pause", headers=tenant.headers).json()
     assert paused["paused_reason"] == "manual" and paused["circuit_breaker_trip"] is None
+
+
+def test_the_openapi_schema_documents_the_fields(client, tenant):
+    schema = client.get("/v1/openapi.json").json()
+    create = schema["paths"]["/v1/batch-calls"]["post"]["requestBody"]["content"]
+    breaker = create["application/json"]["schema"]["properties"]["circuit_breaker"]
+    settings, off = breaker["oneOf"]
+    assert off == {"const": False}
+    assert settings["properties"]["failure_rate"]["exclusiveMinimum"] == 0
+    assert "circuit_breaker" in create["multipart/form-data"]["schema"]["properties"]
+    batch = schema["components"]["schemas"]["BatchPublic"]["properties"]
+    assert {"circuit_breaker", "paused_reason", "circuit_breaker_trip"} <= set(batch)
