@@ -30,9 +30,17 @@ def test_a_suspended_account_pauses_every_batch_on_its_connection(twilio: Setup)
     fake.fail_next(100, operation="create_call", **SUSPENDED)  # type: ignore[arg-type]
     first = create_batch(twilio, ["+14155552061", "+14155552062", "+14155552063"])
     second = create_batch(twilio, ["+14155552064", "+14155552065"])
-    run_dialer(_paused(twilio, first["id"], second["id"]))
+    off = create_batch(twilio, ["+14155552066"], circuit_breaker=False)
+    paused = _paused(twilio, first["id"], second["id"])
+    run_dialer(
+        lambda: paused() and batch_status(twilio, off["id"])["batch_call"]["status"] == "completed"
+    )
 
     assert fake.calls == []  # Twilio created nothing
+    # A batch whose breaker is off fails its calls as before instead of dialing into the
+    # refusal again and again.
+    [lone] = batch_status(twilio, off["id"])["recipients"]
+    assert (lone["status"], lone["failure_reason"]) == ("failed", "provider_error")
     for batch in (first, second):
         detail = batch_status(twilio, batch["id"])
         shown = detail["batch_call"]
