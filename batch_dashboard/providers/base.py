@@ -122,6 +122,13 @@ class ProviderError(Exception):
         self.account = account
 
 
+def account_refusal(status: int) -> str | None:
+    """What an HTTP platform's status says of the account itself, for the breaker: 401, the
+    credentials are refused; 402, the account must pay before it calls again (Retell's "Trial
+    has ended, please add payment method")."""
+    return {401: "authentication_refused", 402: "account_suspended"}.get(status)
+
+
 @dataclass(frozen=True)
 class PlatformEvent:
     """What one event of a platform's webhook says about one call: the attempt (where the
