@@ -40,6 +40,7 @@ bench: setup /usr/bin/wrk
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/dialer.py
 	$(BIN)/python bench/wall.py
+	$(BIN)/python bench/breaker.py
 	$(BIN)/python bench/fuzz.py
 	$(BIN)/python bench/load.py
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
@@ -239,6 +239,33 @@ class Batch(SQLModel, table=True):
     next_window_at: datetime | None = None
     # {"action": "hang_up" | "leave_message", "message": "..."}; None: the platform's default.
     voicemail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # {"enabled", "failure_rate", "min_attempts", "window_seconds"} (services/breaker.py);
+    # None: the defaults (batches made before the breaker existed).
+    circuit_breaker: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON, nullable=True)
+    )
+    # Why a paused batch is paused: "manual", or what tripped its breaker.
+    paused_reason: str | None = Field(default=None, max_length=40)
+    # While paused by the breaker: the counts that tripped it and the platform's last words.
+    breaker_trip: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # The breaker's sliding window: attempts recorded, and failures by reason, per slice of
+    # time (services/breaker.py). Emptied by a trip and a resume.
+    breaker_buckets: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON, nullable=True)
+    )
+
+
+class BreakerTrip(SQLModel, table=True):
+    """Each time a breaker paused a batch: what /metrics counts, and its history."""
+
+    __tablename__ = "breaker_trip"
+    id: str = Field(primary_key=True, max_length=40)
+    workspace_id: str = Field(foreign_key="workspace.id", index=True, max_length=40)
+    batch_id: str = Field(foreign_key="batch.id", index=True, max_length=40)
+    connection_id: str | None = Field(default=None, max_length=40)
+    reason: str = Field(max_length=40)
+    tripped_at: datetime
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 class Recipient(SQLModel, table=True):
@@ -360,6 +387,37 @@ class Counts(BaseModel):
     cancelled: int
 
 
+class CircuitBreakerSettings(BaseModel):
+    """A batch pauses itself when at least `failure_rate` of at least `min_attempts` attempts
+    that ended within `window_seconds` failed with provider_error, call_failed,
+    outcome_unknown, invalid_number or declined (busy, no answer and voicemail never count)."""
+
+    failure_rate: float = PydanticField(0.5, gt=0, le=1, description="Share of failed attempts")
+    min_attempts: int = PydanticField(10, ge=1, le=10_000)
+    window_seconds: int = PydanticField(120, ge=10, le=86_400)
+
+
+class BreakerTripPublic(BaseModel):
+    """What paused a batch by its circuit breaker."""
+
+    reason: str = PydanticField(
+        description="failure_rate, authentication_refused or account_suspended"
+    )
+    tripped_at: str
+    window_seconds: int
+    attempts: int | None = PydanticField(description="Attempts in the window (failure_rate)")
+    failures: int | None = PydanticField(description="Of them, failed (failure_rate)")
+    failure_rate: float | None
+    by_outcome: dict[str, int] = PydanticField(description="The failures by failure reason")
+    last_error: str | None = PydanticField(description="The platform's last words")
+    connection_id: str | None = PydanticField(
+        description="The connection the platform refused (account-wide trips)"
+    )
+    given_back: int = PydanticField(
+        description="Recipients put back in line, their attempt not spent (platform faults)"
+    )
+
+
 class BatchPublic(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -409,6 +467,18 @@ class BatchPublic(BaseModel):
     stopping: bool = PydanticField(
         False,
         description="Stopped while calls were live: no new calls; it ends cancelled with its last call",
+    )
+    circuit_breaker: CircuitBreakerSettings | Literal[False] = PydanticField(
+        default_factory=CircuitBreakerSettings,
+        description="The batch's circuit breaker, or false when it is off",
+    )
+    paused_reason: str | None = PydanticField(
+        None,
+        description="While paused: manual, failure_rate, authentication_refused or "
+        "account_suspended",
+    )
+    circuit_breaker_trip: BreakerTripPublic | None = PydanticField(
+        None, description="While paused by the circuit breaker: what tripped it"
     )
 
 

@@ -56,6 +56,14 @@ class DatabaseFigures(Collector):
         for status, value in figures["webhook_deliveries"].items():
             deliveries.add_metric([status], value)
         yield deliveries
+        trips = CounterMetricFamily(
+            "batch_breaker_trips",
+            "Batches paused by their circuit breaker, by what tripped it",
+            labels=["reason"],
+        )
+        for reason, value in figures["breaker_trips"].items():
+            trips.add_metric([reason], value)
+        yield trips
 
 
 registry.register(DatabaseFigures())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from batch_dashboard.models import ErrorResponse
+from batch_dashboard.models import CircuitBreakerSettings, ErrorResponse
 from batch_dashboard.services.outcomes import RETRY_ON
 
 _ERROR_EXAMPLES = {
@@ -49,6 +49,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 _SCALAR = {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}
+_CIRCUIT_BREAKER = {
+    "oneOf": [CircuitBreakerSettings.model_json_schema(), {"const": False}],
+    "description": "Pause the batch when its calls fail wholesale (defaults: 50 % of at least "
+    "10 attempts in 120 s); any field left out keeps its default; false turns it off. Out of "
+    "range: 422 naming the field.",
+}
 
 CREATE_BATCH_OPENAPI: dict[str, Any] = {
     "description": (
@@ -142,6 +148,7 @@ CREATE_BATCH_OPENAPI: dict[str, Any] = {
                                 },
                             },
                         },
+                        "circuit_breaker": _CIRCUIT_BREAKER,
                         "recipients": {
                             "type": "array",
                             "minItems": 1,
@@ -211,6 +218,10 @@ CREATE_BATCH_OPENAPI: dict[str, Any] = {
                         "retry_policy": {
                             "type": "string",
                             "description": "The retry policy as JSON",
+                        },
+                        "circuit_breaker": {
+                            "type": "string",
+                            "description": "The circuit breaker as JSON, or false",
                         },
                     },
                 }

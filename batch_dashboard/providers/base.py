@@ -112,11 +112,21 @@ class CallResult:
 
 
 class ProviderError(Exception):
-    """The provider could not be reached or refused; `retryable` when trying again may work."""
+    """The provider could not be reached or refused; `retryable` when trying again may work.
+    `account` says the platform refused the account itself, not this call
+    ("authentication_refused", "account_suspended"): every batch on it pauses."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, account: str | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.account = account
+
+
+def account_refusal(status: int) -> str | None:
+    """What an HTTP platform's status says of the account itself, for the breaker: 401, the
+    credentials are refused; 402, the account must pay before it calls again (Retell's "Trial
+    has ended, please add payment method")."""
+    return {401: "authentication_refused", 402: "account_suspended"}.get(status)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from batch_dashboard.providers.base import (
     NotPlaced,
     PlatformEvent,
     ProviderError,
+    account_refusal,
 )
 from batch_dashboard.providers.hosted import HostedPlatform
 from batch_dashboard.retry_after import retry_after_seconds
@@ -629,8 +630,10 @@ class ElevenLabsProvider(HostedPlatform):
                 text = text.replace(secret, "…")
         return text
 
-    def _error(self, message: str, *, retryable: bool) -> ProviderError:
-        return ProviderError(self._redact(message), retryable=retryable)
+    def _error(self, message: str, *, retryable: bool, status: int = 0) -> ProviderError:
+        return ProviderError(
+            self._redact(message), retryable=retryable, account=account_refusal(status)
+        )
 
     def _state(self) -> _Loop:
         """The async client of the running loop. The dialer keeps one loop; an adapter used from
@@ -653,7 +656,9 @@ class ElevenLabsProvider(HostedPlatform):
         code, words = _platform_words(response)
         if status != 429 and status < 500:
             raise self._error(
-                f"ElevenLabs refused {doing}: {_said(status, code, words)}", retryable=False
+                f"ElevenLabs refused {doing}: {_said(status, code, words)}",
+                retryable=False,
+                status=status,
             )
         return f"answered {_said(status, code, words)}"
 
@@ -858,7 +863,9 @@ class ElevenLabsProvider(HostedPlatform):
                 retryable=True,
             )
         return self._error(
-            f"ElevenLabs refused the call: {_said(status, code, words)}", retryable=False
+            f"ElevenLabs refused the call: {_said(status, code, words)}",
+            retryable=False,
+            status=status,
         )
 
     async def place_calls(

@@ -33,6 +33,7 @@ from batch_dashboard.providers.base import (
     NotPlaced,
     PlatformEvent,
     ProviderError,
+    account_refusal,
     render,
 )
 from batch_dashboard.providers.hosted import HostedPlatform
@@ -385,7 +386,7 @@ class RetellRefused(ProviderError):
     """Retell answered with an HTTP error (`status`)."""
 
     def __init__(self, message: str, *, status: int, retryable: bool) -> None:
-        super().__init__(message, retryable=retryable)
+        super().__init__(message, retryable=retryable, account=account_refusal(status))
         self.status = status
 
 

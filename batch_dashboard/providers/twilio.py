@@ -52,8 +52,16 @@ LIVE_STATUSES = frozenset({"queued", "initiated", "ringing", "in-progress"})
 # format, 13224 invalid number, 21211 invalid 'To', 21214 'To' cannot be reached, 21217 not a
 # valid number: docs/providers.md cites each page).
 INVALID_NUMBER_CODES = frozenset({13223, 13224, 21211, 21214, 21217})
-# Error codes of an account that cannot place calls at all (authentication, suspension).
-ACCOUNT_CODES = frozenset({20003, 20005, 20008, 20403})
+# Error codes of an account that cannot place calls at all, and what the breaker calls them:
+# 20003 permission denied (wrong credentials, or a suspended or closed account), 20008 test
+# credentials on a live resource, 20005 account not active (out of funds), 20403 forbidden
+# (suspended or closed). docs/providers.md cites each page.
+ACCOUNT_CODES = {
+    20003: "authentication_refused",
+    20008: "authentication_refused",
+    20005: "account_suspended",
+    20403: "account_suspended",
+}
 # Nothing was created, try again later: too many requests (20429), service unavailable (20503).
 NOT_PLACED_CODES = frozenset({20429, 20503})
 NOT_PLACED_STATUSES = frozenset({429, 503})
@@ -254,6 +262,7 @@ class TwilioProvider(Provider):
             return ProviderError(
                 f"Twilio refused {doing}: {error.status} {error.code or ''} {error.msg}".strip(),
                 retryable=retryable,
+                account=ACCOUNT_CODES.get(error.code) if isinstance(error.code, int) else None,
             )
         # A timeout or a broken connection: Twilio may have acted on it.
         return ProviderError(f"Twilio did not answer while {doing}: {type(error).__name__}")

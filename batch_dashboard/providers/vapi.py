@@ -40,6 +40,7 @@ from batch_dashboard.providers.base import (
     NotPlaced,
     PlatformEvent,
     ProviderError,
+    account_refusal,
     render,
 )
 from batch_dashboard.providers.hosted import HostedPlatform
@@ -476,7 +477,11 @@ class VapiProvider(HostedPlatform):
             )
         if status >= 500:
             return ProviderError(f"Vapi failed while {doing}: {status} {said}".strip())
-        return ProviderError(f"Vapi refused {doing}: {status} {said}".strip(), retryable=False)
+        return ProviderError(
+            f"Vapi refused {doing}: {status} {said}".strip(),
+            retryable=False,
+            account=account_refusal(status),
+        )
 
     def _retry_after(self, response: httpx.Response) -> float | None:
         seconds = retry_after_seconds(response.headers.get("retry-after"), self.clock.now())

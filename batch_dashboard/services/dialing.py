@@ -37,7 +37,7 @@ from batch_dashboard.models import (
     Workspace,
 )
 from batch_dashboard.providers.base import AgentSnapshot, CallRequest, CallResult, CallStatus
-from batch_dashboard.services import dnc, outcomes, transitions, webhooks, windows
+from batch_dashboard.services import breaker, dnc, outcomes, transitions, webhooks, windows
 from batch_dashboard.services.batches import caller_number, caller_problem
 from batch_dashboard.services.outcomes import Outcome
 from batch_dashboard.services.transitions import Ending, Screened
@@ -438,6 +438,7 @@ def decide(live: _Live, info: _BatchInfo, result: CallResult, now: datetime) -> 
                 reason=reason,
                 ended_at=ended,
                 retry_at=retry_at,
+                message=result.message,
             )
         )
     conversation = None
@@ -466,6 +467,7 @@ def decide(live: _Live, info: _BatchInfo, result: CallResult, now: datetime) -> 
         ended_at=ended,
         duration_seconds=duration,
         conversation_id=conversation["id"] if conversation else None,
+        message=None if result.connected else result.message,
     )
     webhook = None
     if info.webhook_url:
@@ -599,7 +601,9 @@ def _write(
         now=now,
         delay=webhook_delay,
     )
-    transitions.end_attempts(session, endings=[d.ending for d in decisions], now=now)
+    transitions.end_attempts(
+        session, endings=[d.ending for d in decisions], now=now, observe=breaker.observe
+    )
     per_workspace: dict[str, Counter[str]] = defaultdict(Counter)
     for decision in decisions:
         per_workspace[workspaces[decision.ending.batch_id]][decision.ending.status.value] += 1

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from batch_dashboard.models import Batch, CallMinute, Recipient, RecipientStatus, WebhookDelivery
+from batch_dashboard.services import breaker
 
 
 def snapshot(session: Session) -> dict[str, Any]:
@@ -47,4 +48,5 @@ def snapshot(session: Session) -> dict[str, Any]:
         "calls": {"placed": placed, "connected": connected, "failed": failed},
         "failed_by_reason": {str(reason or "unknown"): count for reason, count in reasons.items()},
         "webhook_deliveries": deliveries,
+        "breaker_trips": breaker.trips_by_reason(session),
     }

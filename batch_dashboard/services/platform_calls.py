@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlmodel import Session
 
-from batch_dashboard.models import Agent, Connection, Conversation, PhoneNumber, RecipientStatus
+from batch_dashboard.models import Agent, Connection, Conversation, RecipientStatus
 from batch_dashboard.providers.base import CallResult, PlatformEvent
 from batch_dashboard.services import dnc, webhooks
+from batch_dashboard.services.batches import calling_through
 from batch_dashboard.services.dialing import batches_t, recipients_t, record_outcomes, said_yes
 
 
@@ -44,18 +45,11 @@ def _attempt_on_connection(
 ) -> Any:
     """The attempt's row when its batch calls through this connection (a platform's event
     names the attempt; only its own account may touch it)."""
-    numbers_t, agents_t = PhoneNumber.__table__, Agent.__table__
-    query = (
+    query = calling_through(
         select(*columns)
         .select_from(recipients_t)
-        .join(batches_t, batches_t.c.id == recipients_t.c.batch_id)
-        .join(agents_t, agents_t.c.id == batches_t.c.agent_id)
-        .join(
-            numbers_t,
-            numbers_t.c.id
-            == func.coalesce(batches_t.c.phone_number_id, agents_t.c.phone_number_id),
-        )
-        .where(numbers_t.c.connection_id == connection_id)
+        .join(batches_t, batches_t.c.id == recipients_t.c.batch_id),
+        connection_id,
     )
     if attempt_id is not None:
         query = query.where(recipients_t.c.attempt_id == attempt_id)

@@ -23,7 +23,9 @@ Batches
     running ──stop──▶ running, stopping ──last live call ended──▶ cancelled
     scheduled | pending | running ──agent or number gone──▶ failed
     completed ──POST …/retry──▶ running
-    paused is a flag on a running batch: no new dials, live calls finish.
+    paused is a flag on a running batch: no new dials, live calls finish. Its breaker pauses
+    it too (`trip_batch`), putting the recipients whose attempts failed by the platform's fault
+    back in line, their attempts not spent.
 """
 
 from __future__ import annotations
@@ -223,12 +225,30 @@ def _end_pending(
     )
 
 
+MANUAL_PAUSE = "manual"
+
+
 def set_paused(
-    session: Session, *, workspace_id: str, batch_id: str, paused_at: datetime | None
+    session: Session,
+    *,
+    workspace_id: str,
+    batch_id: str,
+    paused_at: datetime | None,
 ) -> None:
     """Pause (a time) or resume (None) a running batch; nothing happens in any other state.
     A compare-and-set on the batch row: a claim already holding it finishes first, every claim
-    after it sees the pause."""
+    after it sees the pause. A resume forgets why it was paused, and empties its breaker's
+    window: what tripped it must not trip it again."""
+    values: dict[str, Any] = (
+        {"paused_at": paused_at, "paused_reason": MANUAL_PAUSE}
+        if paused_at is not None
+        else {
+            "paused_at": None,
+            "paused_reason": None,
+            "breaker_trip": None,
+            "breaker_buckets": None,
+        }
+    )
     session.execute(
         update(batches_t)
         .where(
@@ -239,8 +259,94 @@ def set_paused(
             if paused_at is not None
             else batches_t.c.paused_at.is_not(None),
         )
-        .values(**_changed(paused_at=paused_at))
+        .values(**_changed(**values))
     )
+
+
+def trip_batch(
+    session: Session,
+    *,
+    batch_id: str,
+    now: datetime,
+    reason: str,
+    trip: dict[str, Any],
+    give_back: Sequence[str],
+    since: datetime,
+) -> list[str] | None:
+    """A running, unpaused batch paused by its breaker, and its recipients whose attempts
+    ended since `since` with a reason in `give_back` back to `pending`, their attempts not
+    spent. A compare-and-set: of any number of workers tripping it at once, one wins; the
+    others (and a batch already paused, stopped or ended) get None. Returns the recipients
+    put back."""
+    won = session.execute(
+        update(batches_t)
+        .where(
+            batches_t.c.id == batch_id,
+            batches_t.c.status == BatchStatus.running.value,
+            batches_t.c.stopped_at.is_(None),
+            batches_t.c.paused_at.is_(None),
+        )
+        .values(**_changed(paused_at=now, paused_reason=reason, breaker_buckets=None))
+    ).rowcount
+    if won != 1:
+        return None
+    back = give_back_attempts(session, batch_id=batch_id, reasons=give_back, since=since)
+    session.execute(
+        update(batches_t)
+        .where(batches_t.c.id == batch_id)
+        .values(breaker_trip={**trip, "given_back": len(back)})
+    )
+    return back
+
+
+def give_back_attempts(
+    session: Session,
+    *,
+    batch_id: str,
+    reasons: Sequence[str],
+    since: datetime | None = None,
+    recipient_ids: Sequence[str] | None = None,
+) -> list[str]:
+    """`failed → pending` (and a pending retry made due at once) for the batch's recipients
+    whose last attempt ended with one of `reasons` (since `since`, or among `recipient_ids`):
+    the platform failed them, not the callee, so their attempt is not spent."""
+    chosen = (recipients_t.c.batch_id == batch_id) & recipients_t.c.failure_reason.in_(
+        list(reasons)
+    )
+    if since is not None:
+        chosen &= recipients_t.c.ended_at >= since
+    if recipient_ids is not None:
+        chosen &= recipients_t.c.id.in_(list(recipient_ids))
+    unspent = {
+        "status": _PENDING,
+        "failure_reason": None,
+        "attempts": recipients_t.c.attempts - 1,
+        "attempt_id": None,
+        "next_attempt_at": None,
+        "started_at": None,
+        "ended_at": None,
+        "duration_seconds": None,
+    }
+    failed = list(
+        session.execute(
+            update(recipients_t)
+            .where(chosen, recipients_t.c.status == RecipientStatus.failed.value)
+            .values(**unspent)
+            .returning(recipients_t.c.id)
+        ).scalars()
+    )
+    if failed:
+        _move_batch(session, batch_id, failed=-len(failed), pending=len(failed))
+    # Already back in line for a retry: only the attempt is given back, and the wait.
+    waiting = list(
+        session.execute(
+            update(recipients_t)
+            .where(chosen, recipients_t.c.status == _PENDING)
+            .values(**unspent)
+            .returning(recipients_t.c.id)
+        ).scalars()
+    )
+    return failed + waiting
 
 
 def reopen_for_retry(
@@ -439,11 +545,26 @@ class Ending:
     duration_seconds: float | None = None
     conversation_id: str | None = None
     retry_at: datetime | None = None
+    # The platform's own words when it failed the call (what a tripped breaker shows).
+    message: str | None = None
 
 
-def end_attempts(session: Session, *, endings: Sequence[Ending], now: datetime) -> None:
+Observer = Callable[[Session, Sequence[Ending], datetime], None]
+
+
+def end_attempts(
+    session: Session,
+    *,
+    endings: Sequence[Ending],
+    now: datetime,
+    observe: Observer | None = None,
+) -> None:
     """`dialing → completed | failed | pending` for attempts the caller found in flight (and
-    locked, on PostgreSQL), then the counters of their batches, and the batches that ended."""
+    locked, on PostgreSQL), then the counters of their batches, and the batches that ended.
+
+    `observe` (the breaker) sees the endings after the batch rows were updated (so locked,
+    one worker at a time) and before a batch whose every recipient ended completes: a breaker
+    tripped by a batch's last attempts still pauses it and puts them back in line."""
     if not endings:
         return
     session.execute(
@@ -489,6 +610,8 @@ def end_attempts(session: Session, *, endings: Sequence[Ending], now: datetime) 
             failed=moved[RecipientStatus.failed],
             pending=moved[RecipientStatus.pending],
         )
+    if observe is not None:
+        observe(session, endings, now)
     if any(ending.status == RecipientStatus.pending for ending in endings):
         _close_leftovers(session, sorted(tally), now)
     complete_finished(session, batch_ids=sorted(tally), now=now)

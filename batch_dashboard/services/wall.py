@@ -26,6 +26,7 @@ from batch_dashboard.models import (
     WallToken,
     Workspace,
 )
+from batch_dashboard.services import breaker
 from batch_dashboard.services.auth import hash_key
 from batch_dashboard.services.errors import NotFound, checked_label
 
@@ -114,6 +115,9 @@ def snapshot(session: Session, *, workspace_id: str, now: datetime) -> dict[str,
             Batch.completed_count,
             Batch.failed_count,
             Batch.scheduled_at,
+            Batch.paused_reason,
+            Batch.paused_at,
+            Batch.breaker_trip,
             Agent.name.label("agent_name"),
         )
         .join(Agent, Agent.id == Batch.agent_id)
@@ -130,7 +134,8 @@ def snapshot(session: Session, *, workspace_id: str, now: datetime) -> dict[str,
     for row in live[:SHOWN_BATCHES]:
         done = row.completed_count + row.failed_count
         eta = None
-        if row.status == BatchStatus.running.value:
+        # A paused batch has no end in sight until someone resumes it.
+        if row.status == BatchStatus.running.value and row.paused_at is None:
             recent = session.execute(
                 select(func.count())
                 .select_from(Recipient)
@@ -151,6 +156,9 @@ def snapshot(session: Session, *, workspace_id: str, now: datetime) -> dict[str,
                 "dialing": row.dialing_count,
                 "eta_seconds": round(eta) if eta is not None else None,
                 "scheduled_at": to_rfc3339(row.scheduled_at),
+                "breaker": breaker.describe(
+                    row.paused_reason if row.paused_at else None, row.breaker_trip
+                )["title"],
             }
         )
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlmodel import Session
 from standardwebhooks import Webhook
 
@@ -30,6 +30,7 @@ from batch_dashboard.services.errors import Problems, ValidationFailed, is_clean
 
 CONVERSATION_COMPLETED = "conversation.completed"
 CALL_FAILED = "call.failed"
+BATCH_PAUSED = "batch.paused"
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 ROTATION_OVERLAP = timedelta(hours=24)
 SEND_TIMEOUT_SECONDS = 15.0
@@ -119,6 +120,58 @@ def enqueue(
     if rows:
         session.execute(insert(deliveries_t), rows)
     return len(rows)
+
+
+def enqueue_batch_event(
+    session: Session,
+    *,
+    workspace_id: str,
+    agent_id: str,
+    batch_id: str,
+    url: str,
+    event_type: str,
+    data: dict[str, Any],
+    now: datetime,
+) -> None:
+    """An event about a whole batch (`batch.paused`), in the caller's transaction like a
+    call's: signed and delivered by the same sender, with the same retries."""
+    payload = {"type": event_type, "timestamp": to_rfc3339(now), "data": data}
+    session.execute(
+        insert(deliveries_t),
+        [
+            {
+                "id": new_id("msg"),
+                "workspace_id": workspace_id,
+                "agent_id": agent_id,
+                "batch_id": batch_id,
+                "recipient_id": None,
+                "event_type": event_type,
+                "url": url,
+                "payload": orjson.dumps(payload).decode(),
+                "status": "pending",
+                "attempt_count": 0,
+                "attempts": [],
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+        ],
+    )
+
+
+def withdraw_unsent(session: Session, *, recipient_ids: Sequence[str]) -> int:
+    """Drop the `call.failed` events not tried yet of recipients put back in line (a tripped
+    breaker): their call did not end them after all. One already tried stays as it was."""
+    if not recipient_ids:
+        return 0
+    result = session.execute(
+        delete(deliveries_t).where(
+            deliveries_t.c.recipient_id.in_(list(recipient_ids)),
+            deliveries_t.c.event_type == CALL_FAILED,
+            deliveries_t.c.status == "pending",
+            deliveries_t.c.attempt_count == 0,
+        )
+    )
+    return result.rowcount or 0
 
 
 def rewrite_waiting(session: Session, *, recipient_id: str, conversation: dict[str, Any]) -> int:

@@ -28,7 +28,7 @@ from batch_dashboard.providers.base import (
     ProviderError,
 )
 from batch_dashboard.providers.registry import Registry
-from batch_dashboard.services import dialing, platform_calls, transitions
+from batch_dashboard.services import breaker, dialing, platform_calls, transitions
 from batch_dashboard.services.dialing import Claim
 from batch_dashboard.services.outcomes import Outcome
 from batch_dashboard.settings import Settings, get_settings
@@ -147,10 +147,13 @@ class Dialer:
                 # Before anything else: events, hang-up and settlement find the call by it.
                 await asyncio.to_thread(self._store_call_ids, call_ids)
                 self.call_ids.update(call_ids)
+            refused: list[tuple[Claim, ProviderError]] = []
             for claim, result in zip(group, results, strict=True):
                 self.stats["placed"] += 1
                 if isinstance(result, NotPlaced):
                     await self._not_placed(claim, result)
+                elif isinstance(result, ProviderError) and result.account and claim.connection_id:
+                    refused.append((claim, result))
                 elif isinstance(result, ProviderError) and result.retryable:
                     # The call may exist after all (an answer lost on the way): let the lease
                     # lapse so recovery settles the attempt with the provider's own answer.
@@ -164,6 +167,41 @@ class Dialer:
                     self._ended_call(claim.attempt_id, result)
                 else:
                     self._watch(provider, claim.attempt_id, result)
+            if refused:
+                await self._refused_account(refused)
+
+    async def _refused_account(self, refused: list[tuple[Claim, ProviderError]]) -> None:
+        """The platform refused the account itself (nothing was created): its batches pause
+        and these recipients go back in line, unless a batch's breaker is off."""
+        claim, error = refused[0]
+        log.warning(
+            "connection %s refused by its platform (%s): pausing its batches",
+            claim.connection_id,
+            error.account,
+            extra={"connection_id": claim.connection_id},
+        )
+        failed = set(await asyncio.to_thread(self._pause_connection, refused))
+        for claim, error in refused:
+            if claim.attempt_id in failed:
+                self._ended_call(
+                    claim.attempt_id, _failed(Outcome.provider_error, message=str(error))
+                )
+            else:
+                self._forget(claim.attempt_id)
+        self._capacity_signal.set()
+
+    def _pause_connection(self, refused: list[tuple[Claim, ProviderError]]) -> list[str]:
+        claim, error = refused[0]
+        assert claim.connection_id is not None and error.account is not None
+        with session_scope(write=True) as session:
+            return breaker.refused_account(
+                session,
+                connection_id=claim.connection_id,
+                reason=breaker.TripReason(error.account),
+                message=str(error),
+                attempts=[(c.attempt_id, c.batch_id) for c, _ in refused],
+                now=self.clock.now(),
+            )
 
     async def _not_placed(self, claim: Claim, refusal: NotPlaced) -> None:
         """The platform created nothing and asked us to wait: the recipient goes back in line

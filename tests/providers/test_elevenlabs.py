@@ -547,6 +547,7 @@ def test_a_wrong_api_key_is_refused_without_repeating_it(account: Account) -> No
     [result] = place(provider, account.request("+14155552410"))
     assert isinstance(result, ProviderError) and not result.retryable
     assert "invalid_api_key" in str(result) and key not in str(result)
+    assert result.account == "authentication_refused"  # the breaker pauses the connection
 
 
 # --- hang up, check, agents, numbers ------------------------------------------------------------

@@ -577,10 +577,12 @@ def test_4xx_is_refused_for_good_in_retells_words_without_the_key(fake: RetellFa
     assert isinstance(unauthorised, ProviderError) and not unauthorised.retryable
     assert "API key is missing or invalid." in str(unauthorised)
     assert "key_wrong_and_secret" not in str(unauthorised)
+    assert unauthorised.account == "authentication_refused"  # the breaker pauses the connection
     fake.fail_next(1, status=402, message=f"Trial has ended for {fake.api_key}", retry_after=None)
     [payment] = place(provider, request())
     assert isinstance(payment, ProviderError) and not payment.retryable
     assert fake.api_key not in str(payment)
+    assert payment.account == "account_suspended"
 
 
 def test_a_lost_answer_is_retryable_and_settled_by_our_metadata(fake: RetellFake) -> None:

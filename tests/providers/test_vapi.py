@@ -648,6 +648,8 @@ def test_other_4xx_are_final_and_name_what_vapi_said(fake: VapiFake, ids: dict[s
     [unauthorized] = place(bad_key, request_for(ids, "+14155554006"))
     assert isinstance(unauthorized, ProviderError) and not unauthorized.retryable
     assert "401" in str(unauthorized) and "sk-wrong-key" not in str(unauthorized)
+    assert unauthorized.account == "authentication_refused"  # the breaker pauses the connection
+    assert refused.account is None  # one call refused, not the account
     assert "sk-wrong-key" not in repr(bad_key) and fake.webhook_secret not in repr(vapi)
 
 

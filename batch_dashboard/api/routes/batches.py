@@ -36,6 +36,7 @@ FORM_FIELDS = (
     "retry_policy",
     "calling_window",
     "voicemail",
+    "circuit_breaker",
 )
 
 

@@ -116,6 +116,7 @@ def _create(
         retry_policy=parsed.retry_policy,
         calling_window=parsed.calling_window,
         voicemail=parsed.voicemail,
+        circuit_breaker=parsed.circuit_breaker,
         created_at=now,
         total_recipients=len(rows),
         pending_count=len(rows),
@@ -280,6 +281,8 @@ def pause_batch(
 
 
 def resume_batch(session: Session, *, workspace_id: str, batch_id: str) -> dict[str, Any]:
+    """Dialing goes on where it stopped, whatever paused it (a user or its breaker); the
+    breaker's window starts afresh."""
     return _set_paused(session, workspace_id, batch_id, None)
 
 

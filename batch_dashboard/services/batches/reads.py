@@ -28,6 +28,7 @@ from batch_dashboard.models import (
     Recipient,
     RecipientStatus,
 )
+from batch_dashboard.services.batches.rules import breaker_public
 from batch_dashboard.services.errors import NotFound, Problems, ValidationFailed, is_clean_id
 from batch_dashboard.services.versioned import VersionedCache
 
@@ -36,6 +37,7 @@ BATCH_STATUSES = tuple(status.value for status in BatchStatus)
 
 
 def batch_public(batch: Batch | Row[Any]) -> dict[str, Any]:
+    paused = batch.paused_at is not None
     return {
         "id": batch.id,
         "name": batch.name,
@@ -56,7 +58,7 @@ def batch_public(batch: Batch | Row[Any]) -> dict[str, Any]:
             "cancelled": batch.cancelled_count,
         },
         "max_concurrency": batch.max_concurrency,
-        "paused": batch.paused_at is not None,
+        "paused": paused,
         "stopping": batch.stopped_at is not None and batch.status == BatchStatus.running.value,
         "retry_policy": batch.retry_policy,
         "calling_window": batch.calling_window,
@@ -64,6 +66,9 @@ def batch_public(batch: Batch | Row[Any]) -> dict[str, Any]:
         "next_window_at": to_rfc3339(batch.next_window_at)
         if batch.status == BatchStatus.running.value
         else None,
+        "circuit_breaker": breaker_public(batch.circuit_breaker),
+        "paused_reason": batch.paused_reason if paused else None,
+        "circuit_breaker_trip": batch.breaker_trip if paused else None,
     }
 
 

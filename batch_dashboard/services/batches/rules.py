@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import Row, Select, func
 from sqlmodel import Session
 
 from batch_dashboard.clock import to_rfc3339, to_utc
@@ -34,6 +34,7 @@ class BatchFields:
     retry_policy: dict[str, Any] | None = None
     calling_window: dict[str, Any] | None = None
     voicemail: dict[str, Any] | None = None
+    circuit_breaker: dict[str, Any] | None = None
 
 
 # --- reading the request ------------------------------------------------------------------
@@ -182,7 +183,80 @@ def parse_fields(
             fields.get("calling_window"), problems, from_form=from_form
         ),
         voicemail=_parse_voicemail(fields.get("voicemail"), problems, from_form=from_form),
+        circuit_breaker=_parse_circuit_breaker(
+            fields.get("circuit_breaker"), problems, from_form=from_form
+        ),
     )
+
+
+BREAKER_DEFAULTS: dict[str, Any] = {"failure_rate": 0.5, "min_attempts": 10, "window_seconds": 120}
+BREAKER_MIN_ATTEMPTS = (1, 10_000)
+BREAKER_WINDOW_SECONDS = (10, 86_400)
+
+
+def _parse_circuit_breaker(
+    value: object, problems: Problems, *, from_form: bool
+) -> dict[str, Any] | None:
+    """`false` turns the breaker off; an object sets any of its three numbers (the others keep
+    their defaults); absent, null or `true`: the defaults. Stored filled in, with `enabled`."""
+    if from_form and isinstance(value, str) and value.strip().lower() in ("false", "true"):
+        value = value.strip().lower() == "true"
+    if value is False:
+        return {"enabled": False, **BREAKER_DEFAULTS}
+    if value is True:
+        value = None
+    value = json_object_field(
+        value,
+        problems,
+        field="circuit_breaker",
+        allowed=set(BREAKER_DEFAULTS),
+        shape="with failure_rate, min_attempts, window_seconds, or false",
+        from_form=from_form,
+    )
+    if value is None:
+        return None
+    rate = value.get("failure_rate", BREAKER_DEFAULTS["failure_rate"])
+    if (
+        not isinstance(rate, int | float)
+        or isinstance(rate, bool)
+        or not 0 < rate <= 1
+        or rate != rate  # NaN
+    ):
+        problems.add(
+            ["circuit_breaker", "failure_rate"],
+            "must be a number above 0 and at most 1 (the share of failed attempts, 0.5 = half)",
+        )
+    low, high = BREAKER_MIN_ATTEMPTS
+    attempts = value.get("min_attempts", BREAKER_DEFAULTS["min_attempts"])
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or not low <= attempts <= high:
+        problems.add(
+            ["circuit_breaker", "min_attempts"], f"must be an integer from {low} to {high}"
+        )
+    low, high = BREAKER_WINDOW_SECONDS
+    window = value.get("window_seconds", BREAKER_DEFAULTS["window_seconds"])
+    if not isinstance(window, int) or isinstance(window, bool) or not low <= window <= high:
+        problems.add(
+            ["circuit_breaker", "window_seconds"], f"must be an integer from {low} to {high}"
+        )
+    return {
+        "enabled": True,
+        "failure_rate": rate,
+        "min_attempts": attempts,
+        "window_seconds": window,
+    }
+
+
+def breaker_settings(stored: dict[str, Any] | None) -> dict[str, Any]:
+    """A batch's breaker as stored, the defaults filled in (None: made before it existed)."""
+    return {"enabled": True, **BREAKER_DEFAULTS, **(stored or {})}
+
+
+def breaker_public(stored: dict[str, Any] | None) -> dict[str, Any] | bool:
+    """A batch's `circuit_breaker` as the API shows it: its three numbers, or false."""
+    settings = breaker_settings(stored)
+    if not settings["enabled"]:
+        return False
+    return {key: settings[key] for key in BREAKER_DEFAULTS}
 
 
 VOICEMAIL_ACTIONS = ("hang_up", "leave_message")
@@ -248,6 +322,22 @@ def caller_problem(agent: Agent | None, number: PhoneNumber | None) -> CallerPro
 def caller_number_id(override: str | None, agent: Agent | None) -> str | None:
     """The batch's own caller number, else its agent's."""
     return override or (agent.phone_number_id if agent else None)
+
+
+def calling_through(query: Select[Any], connection_id: str) -> Select[Any]:
+    """`query`, which reads the batch table, kept to the batches whose caller number (their
+    own, else their agent's) is on this connection: the platform's events about them, and the
+    batches a refused account pauses."""
+    batches_t, agents_t, numbers_t = Batch.__table__, Agent.__table__, PhoneNumber.__table__
+    return (
+        query.join(agents_t, agents_t.c.id == batches_t.c.agent_id)
+        .join(
+            numbers_t,
+            numbers_t.c.id
+            == func.coalesce(batches_t.c.phone_number_id, agents_t.c.phone_number_id),
+        )
+        .where(numbers_t.c.connection_id == connection_id)
+    )
 
 
 def caller_number(session: Session, *, batch: Batch | Row[Any]) -> PhoneNumber | None:

@@ -16,6 +16,7 @@ from batch_dashboard.ui.components import (
     status_badge,
 )
 from batch_dashboard.ui.layout import frame
+from batch_dashboard.ui.pages.breaker import breaker_banner, resume_button
 from batch_dashboard.ui.states.base import AuthState
 from batch_dashboard.ui.states.batches import (
     RECIPIENT_FILTERS,
@@ -528,11 +529,7 @@ def batch_detail_page() -> rx.Component:
                             (batch.status == "running") & ~batch.stopping,
                             rx.cond(
                                 batch.paused,
-                                rx.button(
-                                    rx.icon("play", size=16),
-                                    "Resume",
-                                    on_click=BatchDetailState.set_paused(False),
-                                ),
+                                resume_button(batch),
                                 rx.button(
                                     rx.icon("pause", size=16),
                                     "Pause",
@@ -562,6 +559,7 @@ def batch_detail_page() -> rx.Component:
                             spacing="3",
                         ),
                     ),
+                    breaker_banner(batch),
                     rx.hstack(
                         _fact("Agent", rx.text(batch.agent_name, size="2", weight="medium")),
                         _fact(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import reflex as rx
 from reflex_components_core.core.banner import has_connection_errors
 
+from batch_dashboard.ui.pages.breaker import wall_breaker_line
 from batch_dashboard.ui.states.live import heartbeat
 from batch_dashboard.ui.states.wall import WallState
 from batch_dashboard.ui.states.wall_live import WallBatch, WallLive
@@ -82,6 +83,7 @@ def _batch(row: WallBatch) -> rx.Component:
             width="100%",
             spacing="2",
         ),
+        wall_breaker_line(row.breaker, _vw(0.95)),
         spacing="2",
         width="100%",
         padding=_vw(1.1),

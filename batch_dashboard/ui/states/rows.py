@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from sqlmodel import Session
 
 from batch_dashboard.clock import system_clock
-from batch_dashboard.services import agents, batches, phones
+from batch_dashboard.services import agents, batches, breaker, phones
 from batch_dashboard.settings import get_settings
 from batch_dashboard.ui.styles import failure_words
 
@@ -44,6 +44,10 @@ class BatchRow:
     time_left: str = ""
     # The calling rules in force, in words.
     rules: list[str] = dataclasses.field(default_factory=list)
+    # Paused by its circuit breaker: why, in words (empty otherwise).
+    breaker_title: str = ""
+    breaker_detail: str = ""
+    breaker_error: str = ""
 
 
 @dataclasses.dataclass
@@ -95,7 +99,17 @@ def batch_row(public: dict[str, Any], agent_name: str = "", caller: str = "") ->
         paused=public["paused"],
         stopping=public["stopping"],
         max_concurrency=public["max_concurrency"] or 0,
+        **_breaker_words(public),
     )
+
+
+def _breaker_words(public: dict[str, Any]) -> dict[str, str]:
+    words = breaker.describe(public.get("paused_reason"), public.get("circuit_breaker_trip"))
+    return {
+        "breaker_title": words["title"],
+        "breaker_detail": words["detail"],
+        "breaker_error": words["last_error"],
+    }
 
 
 def recipient_row(item: dict[str, Any], evaluations: dict[str, Any] | None = None) -> RecipientRow:

@@ -26,6 +26,8 @@ class WallBatch:
     dialing: int = 0
     eta: str = ""
     scheduled_at: str = ""
+    # Paused by its circuit breaker: why, in words.
+    breaker: str = ""
 
 
 class WallLive(rx.SharedState):
@@ -75,6 +77,7 @@ def apply_wall(live: WallLive, data: dict[str, Any]) -> None:
             dialing=b["dialing"],
             eta=_eta_words(b["eta_seconds"]),
             scheduled_at=b["scheduled_at"] or "",
+            breaker=b["breaker"],
         )
         for b in data["batches"]
     ]
