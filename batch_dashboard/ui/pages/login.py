@@ -21,7 +21,7 @@ def login() -> rx.Component:
                             border_radius="9px",
                             background=rx.color("accent", 9),
                         ),
-                        rx.heading("Batch calls", size="6"),
+                        rx.heading("Batch calls", size="6", as_="h1"),
                         align="center",
                         spacing="3",
                     ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from batch_dashboard.services.outcomes import RETRY_ON_WORDS
-from batch_dashboard.ui.components import field, page_header, pager
+from batch_dashboard.ui.components import field, link_button, page_header, pager
 from batch_dashboard.ui.layout import frame
 from batch_dashboard.ui.states.base import AuthState
 from batch_dashboard.ui.states.new_batch import (
@@ -34,7 +34,7 @@ def _details_card() -> rx.Component:
     unusable = NewBatchState.agent_options.length() > 0
     return rx.card(
         rx.vstack(
-            rx.heading("Details", size="4"),
+            rx.heading("Details", size="4", as_="h2"),
             field(
                 "Name",
                 rx.input(
@@ -410,7 +410,7 @@ def _voicemail_rule() -> rx.Component:
 def _rules_card() -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.heading("Calling rules", size="4"),
+            rx.heading("Calling rules", size="4", as_="h2"),
             rx.hstack(
                 field(
                     "Attempts per recipient",
@@ -545,7 +545,7 @@ def _recipients_card() -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.hstack(
-                rx.heading("Recipients", size="4"),
+                rx.heading("Recipients", size="4", as_="h2"),
                 rx.spacer(),
                 rx.button(
                     rx.icon("download", size=14),
@@ -607,7 +607,7 @@ def new_batch_page() -> rx.Component:
             ),
             rx.hstack(
                 rx.spacer(),
-                rx.link(rx.button("Cancel", variant="soft", color_scheme="gray"), href="/batches"),
+                link_button("Cancel", "/batches", variant="soft", color_scheme="gray"),
                 rx.button(
                     NewBatchState.submit_label,
                     size="3",

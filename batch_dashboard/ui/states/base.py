@@ -18,6 +18,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import reflex as rx
 from sqlmodel import Session
@@ -133,6 +134,14 @@ def error_text(error: DomainError) -> str:
     return "; ".join(lines) + more
 
 
+def return_path(path: str) -> str:
+    """Where to go after signing in: a page of this console asked for by `?next=`, else the
+    batch list (an address of another site, or the sign-in page itself, is not followed)."""
+    if not path.startswith("/") or path.startswith(("//", "/\\")) or path.startswith("/login"):
+        return "/batches"
+    return path
+
+
 class AuthState(rx.State):
     """Who is signed in. The session token is a cookie; only its hash is stored."""
 
@@ -154,7 +163,10 @@ class AuthState(rx.State):
         viewer = await self._viewer()
         if viewer is None:
             self.email, self.workspace_name = "", ""
-            return rx.redirect("/login")
+            # Back to the page that was asked for once signed in (a shared deep link).
+            url = self.router.url
+            asked = url.path + (f"?{url.query}" if url.query else "")
+            return rx.redirect(f"/login?{urlencode({'next': asked})}")
         self.email, self.workspace_name = viewer.email, viewer.workspace_name
         return rx.call_script(
             "Intl.DateTimeFormat().resolvedOptions().timeZone", callback=AuthState.set_timezone
@@ -164,11 +176,20 @@ class AuthState(rx.State):
     def set_timezone(self, zone: str) -> None:
         self.timezone = zone if isinstance(zone, str) and len(zone) < 64 else ""
 
+    def _next(self) -> str:
+        return return_path(self.router.url.query_parameters.get("next", ""))
+
     @rx.event
     async def redirect_if_signed_in(self):
+        """on_load of /login: a visitor who is signed in already goes where they were headed."""
         if await self._viewer() is not None:
-            return rx.redirect("/batches")
+            return rx.redirect(self._next())
         return None
+
+    @rx.event
+    async def open_front_door(self):
+        """on_load of /: the batch list when signed in, else the sign-in page."""
+        return rx.redirect("/batches" if await self._viewer() is not None else "/login")
 
     @rx.event
     async def sign_in(self, form: dict[str, Any]):
@@ -184,7 +205,7 @@ class AuthState(rx.State):
             return
         finally:
             self.signing_in = False
-        yield rx.redirect("/batches")
+        yield rx.redirect(self._next())
 
     @rx.event
     async def sign_out(self):
