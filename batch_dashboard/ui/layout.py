@@ -63,7 +63,12 @@ def top_bar() -> rx.Component:
                 )
             ),
             rx.menu.content(
-                rx.menu.label(AuthState.workspace_name, " · ", AuthState.email),
+                rx.box(
+                    rx.text(AuthState.workspace_name, weight="medium", size="2"),
+                    rx.text(AuthState.email, size="1", color_scheme="gray"),
+                    padding="4px 12px 8px",
+                ),
+                rx.menu.separator(),
                 *[
                     rx.menu.item(
                         rx.hstack(rx.icon(icon, size=14), label, align="center", spacing="2"),

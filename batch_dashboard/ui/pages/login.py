@@ -77,8 +77,10 @@ def login() -> rx.Component:
                 reset_on_submit=False,
             ),
             size="4",
-            width="380px",
+            width="100%",
+            max_width="380px",
         ),
         min_height="100vh",
         background=rx.color("gray", 2),
+        padding="16px",
     )
