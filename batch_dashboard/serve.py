@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # where rxconfig.py is
 DEFAULT_HOST = "127.0.0.1"
 _ANY = {"0.0.0.0", "::", ""}
 _POLL_SECONDS = 0.5
@@ -50,7 +51,7 @@ def serve(*, port: int, host: str, banner: Callable[[str], str]) -> int:
     print(f"Starting Batch calls on {console} (the first start builds the console)…", flush=True)
     reflex = Path(sys.executable).with_name("reflex")
     command = ["run", "--env", "prod", "--frontend-port", str(port), "--backend-host", host]
-    process = subprocess.Popen([str(reflex), *command], stdin=subprocess.DEVNULL)
+    process = subprocess.Popen([str(reflex), *command], cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL)
 
     def stop(signum: int, _frame: object) -> None:
         # Ctrl-C reaches the server too (same process group); SIGTERM (a supervisor) may not.

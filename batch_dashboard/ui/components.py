@@ -27,7 +27,8 @@ def _stacked_rows(headers: Sequence[str]) -> dict[str, Any]:
     }
     return {
         f"@media screen and (max-width: {PHONE_MAX})": {
-            "& table, & tbody": {"display": "block", "width": "100%"},
+            # Radix gives the table height 0 (a table's minimum); as a block that is its height.
+            "& table, & tbody": {"display": "block", "width": "100%", "height": "auto"},
             "& thead": {"display": "none"},
             "& tr": {
                 "display": "block",

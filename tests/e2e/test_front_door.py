@@ -302,6 +302,18 @@ def _no_sideways_scroll(page) -> None:
     assert width <= PHONE["width"], width
 
 
+def _really_shown(locator) -> None:
+    """What a person sees there is this element (not clipped away by a box of no height)."""
+    locator.scroll_into_view_if_needed()
+    assert locator.evaluate(
+        """el => {
+            const box = el.getBoundingClientRect();
+            const hit = document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
+            return box.height > 0 && (el === hit || el.contains(hit));
+        }"""
+    )
+
+
 def _on_screen(locator) -> None:
     box = locator.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
@@ -317,7 +329,9 @@ def test_phones_get_a_menu_stacked_rows_and_no_sideways_scroll(browser, made_run
     _on_screen(page.get_by_role("link", name="New batch").first)
     _no_sideways_scroll(page)
     # The batch list's rows are stacked: no header row, each cell named by its column.
-    page.get_by_role("link", name="Phone check").first.wait_for()
+    row_link = page.get_by_role("link", name="Phone check").first
+    row_link.wait_for()
+    _really_shown(row_link)
     assert not page.locator("thead").first.is_visible()
     label = (
         page.locator("tbody td").nth(1).evaluate("td => getComputedStyle(td, '::before').content")

@@ -101,7 +101,7 @@ def signed_in(handler: Callable[..., Any]) -> Callable[..., Any]:
                 async for event in handler(self, *args, **kwargs):
                     yield event
             except SignedOut:
-                yield rx.redirect("/login")
+                yield to_sign_in(self)
 
         wrapper: Callable[..., Any] = stream
     elif inspect.iscoroutinefunction(handler):
@@ -111,13 +111,20 @@ def signed_in(handler: Callable[..., Any]) -> Callable[..., Any]:
             try:
                 return await handler(self, *args, **kwargs)
             except SignedOut:
-                return rx.redirect("/login")
+                return to_sign_in(self)
 
         wrapper = once
     else:
         raise TypeError(f"{handler.__qualname__}: a signed-in handler reads data, so it is async")
     setattr(wrapper, _SIGNED_IN, True)
     return wrapper
+
+
+def to_sign_in(state: rx.State) -> rx.event.EventSpec:
+    """To the sign-in page, which sends the visitor back here afterwards (a deep link)."""
+    url = state.router.url
+    asked = url.path + (f"?{url.query}" if url.query else "")
+    return rx.redirect(f"/login?{urlencode({'next': asked})}")
 
 
 def requires_session(handler: Callable[..., Any]) -> bool:
@@ -163,10 +170,7 @@ class AuthState(rx.State):
         viewer = await self._viewer()
         if viewer is None:
             self.email, self.workspace_name = "", ""
-            # Back to the page that was asked for once signed in (a shared deep link).
-            url = self.router.url
-            asked = url.path + (f"?{url.query}" if url.query else "")
-            return rx.redirect(f"/login?{urlencode({'next': asked})}")
+            return to_sign_in(self)
         self.email, self.workspace_name = viewer.email, viewer.workspace_name
         return rx.call_script(
             "Intl.DateTimeFormat().resolvedOptions().timeZone", callback=AuthState.set_timezone
