@@ -175,7 +175,12 @@ def page_header(
     title: str, *actions: rx.Component, subtitle: rx.Component | None = None
 ) -> rx.Component:
     return rx.hstack(
-        rx.vstack(rx.heading(title, size="6", as_="h1"), subtitle or rx.fragment(), spacing="1"),
+        rx.vstack(
+            # A page whose title is live (a batch's name) brings its own h1 in `subtitle`.
+            rx.heading(title, size="6", as_="h1") if title else rx.fragment(),
+            subtitle or rx.fragment(),
+            spacing="1",
+        ),
         rx.spacer(),
         *actions,
         width="100%",

@@ -55,7 +55,7 @@ class MadeRun:
         done = subprocess.run(
             [sys.executable, "-m", "batch_dashboard", *args],
             env=self.env,
-            cwd=PROJECT_ROOT,
+            cwd=self.output.parent,  # the demo key file beside the test's database
             check=True,
             capture_output=True,
             text=True,
@@ -350,17 +350,15 @@ def test_phones_get_a_menu_stacked_rows_and_no_sideways_scroll(browser, made_run
     # At 1440 px the sidebar is back and the menu button gone.
     context, page, errors = _page(browser, DESKTOP)
     sign_in(page, made_run.url)
-    assert page.get_by_role("navigation", name="Sections").is_visible()
+    page.get_by_role("navigation", name="Sections").wait_for()
     assert not page.get_by_role("button", name="Menu").is_visible()
     assert page.locator("thead").first.is_visible()
     context.close()
 
 
 def test_the_wall_says_calling_only_while_calls_are_live_and_today_for_today(browser, made_run):
-    workspace = httpx.get(f"{made_run.url}/v1/agents", headers=made_run.headers, timeout=10).json()[
-        "agents"
-    ][0]
-    token = made_run.cli("create-wall-token", "--workspace", workspace["workspace_id"])["token"]
+    workspace = made_run.cli("demo")["workspace_id"]
+    token = made_run.cli("create-wall-token", "--workspace", workspace)["token"]
     # Due later today (in the browser's zone, UTC here), unless that crosses midnight.
     due = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=20)
     with httpx.Client(base_url=made_run.url, headers=made_run.headers, timeout=30) as api:
