@@ -15,6 +15,7 @@ from batch_dashboard.ui.states.base import return_path
         ("", "/batches"),
         ("//evil.example/x", "/batches"),
         ("/\\evil.example", "/batches"),
+        ("/\t/evil.example", "/batches"),
         ("https://evil.example/", "/batches"),
         ("/login?next=/login", "/batches"),
     ],

@@ -144,7 +144,9 @@ def error_text(error: DomainError) -> str:
 def return_path(path: str) -> str:
     """Where to go after signing in: a page of this console asked for by `?next=`, else the
     batch list (an address of another site, or the sign-in page itself, is not followed)."""
-    if not path.startswith("/") or path.startswith(("//", "/\\")) or path.startswith("/login"):
+    # Browsers read "\\" as "/" and drop tabs and newlines: "/\\x" or "/\t/x" is another host.
+    odd = "\\" in path or any(ord(char) < 32 for char in path)
+    if odd or not path.startswith("/") or path.startswith(("//", "/login")):
         return "/batches"
     return path
 
