@@ -32,7 +32,7 @@ def _stacked_rows(headers: Sequence[str]) -> dict[str, Any]:
             "& thead": {"display": "none"},
             "& tr": {
                 "display": "block",
-                "padding": "8px 0",
+                "padding": "10px 0",
                 "border_bottom": "1px solid var(--gray-a5)",
             },
             "& td, & th[scope=row]": {
@@ -41,6 +41,7 @@ def _stacked_rows(headers: Sequence[str]) -> dict[str, Any]:
                 "gap": "12px",
                 "box_shadow": "none",
                 "padding": "4px 12px",
+                "height": "auto",
                 "min_height": "0",
                 "white_space": "normal",
                 "overflow_wrap": "anywhere",

@@ -113,6 +113,8 @@ def _details_card() -> rx.Component:
                 ),
                 spacing="4",
                 width="100%",
+                # Three fields do not fit side by side on a phone: one under the other there.
+                direction=rx.breakpoints(initial="column", sm="row"),
             ),
             field(
                 "Schedule",
