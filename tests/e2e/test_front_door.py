@@ -298,8 +298,20 @@ def _a_batch(made_run: MadeRun) -> str:
 
 
 def _no_sideways_scroll(page) -> None:
+    """Neither the page scrolls sideways nor does any element reach past the screen's edge
+    (the page column scrolls inside itself, which would hide that from the page's width)."""
     width = page.evaluate("() => document.scrollingElement.scrollWidth")
     assert width <= PHONE["width"], width
+    past = page.evaluate(
+        """limit => [...document.querySelectorAll('body *')]
+            .filter(e => {
+                const box = e.getBoundingClientRect();
+                return box.width > 0 && box.height > 0 && box.right > limit + 0.5;
+            })
+            .map(e => e.tagName + ' ' + (e.innerText || '').slice(0, 40))""",
+        PHONE["width"],
+    )
+    assert past == [], past
 
 
 def _really_shown(locator) -> None:
