@@ -34,8 +34,10 @@ from batch_dashboard.services.errors import NotFound, checked_label
 TOKEN_PREFIX = "wall_"
 SHOWN_BATCHES = 6
 ETA_WINDOW = timedelta(minutes=5)
-# A rate read over less than this is noise (the first calls of a batch end together).
+# A rate read over less than this, or from fewer ended calls, is noise (calls end in waves of the
+# concurrency limit): no estimate rather than a wild one.
 ETA_MIN_SPAN = timedelta(seconds=20)
+ETA_MIN_ENDED = 3
 LIVE = (BatchStatus.running.value, BatchStatus.pending.value, BatchStatus.scheduled.value)
 
 
@@ -113,7 +115,7 @@ def _seconds_left(session: Session, batch: Any, *, now: datetime) -> float | Non
         .select_from(Recipient)
         .where(Recipient.batch_id == batch.id, Recipient.ended_at >= since)
     ).scalar_one()
-    if not ended or not remaining:
+    if ended < ETA_MIN_ENDED or not remaining:
         return None
     return remaining / (ended / span)
 
