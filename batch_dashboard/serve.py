@@ -51,22 +51,35 @@ def serve(*, port: int, host: str, banner: Callable[[str], str]) -> int:
     print(f"Starting Batch calls on {console} (the first start builds the console)…", flush=True)
     reflex = Path(sys.executable).with_name("reflex")
     command = ["run", "--env", "prod", "--frontend-port", str(port), "--backend-host", host]
-    process = subprocess.Popen([str(reflex), *command], cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL)
+    # The server gets its own session and each stop signal through this process, so it sees
+    # a Ctrl-C once, as when it runs alone (not once from the terminal and once forwarded):
+    # its graceful shutdown is what hands the dialer's live calls over.
+    process = subprocess.Popen(
+        [str(reflex), *command],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
     def stop(signum: int, _frame: object) -> None:
-        # Ctrl-C reaches the server too (same process group); SIGTERM (a supervisor) may not.
         if process.poll() is None:
             process.send_signal(signum)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, stop)
     health = f"http://{_probe_host(host)}:{port}/v1/health"
-    while process.poll() is None:
-        if _answers(health):
-            print(banner(console), flush=True)
-            break
-        time.sleep(_POLL_SECONDS)
-    return process.wait()
+    try:
+        while process.poll() is None:
+            if _answers(health):
+                print(banner(console), flush=True)
+                break
+            time.sleep(_POLL_SECONDS)
+        return process.wait()
+    finally:
+        # This process failing must not leave a server behind in its own session.
+        if process.poll() is None:
+            process.terminate()
+            process.wait()
 
 
 def host_from_env() -> str:
