@@ -51,9 +51,9 @@ def serve(*, port: int, host: str, banner: Callable[[str], str]) -> int:
     print(f"Starting Batch calls on {console} (the first start builds the console)…", flush=True)
     reflex = Path(sys.executable).with_name("reflex")
     command = ["run", "--env", "prod", "--frontend-port", str(port), "--backend-host", host]
-    # The server gets its own session and each stop signal through this process, so it sees
-    # a Ctrl-C once, as when it runs alone (not once from the terminal and once forwarded):
-    # its graceful shutdown is what hands the dialer's live calls over.
+    # The server gets its own session, and each stop signal through this process once, as
+    # SIGTERM: the shutdown that hands the dialer's live calls over and is tested as such (an
+    # interrupt also stops it, but cancels the scheduler's jobs mid-run, tracebacks and all).
     process = subprocess.Popen(
         [str(reflex), *command],
         cwd=PROJECT_ROOT,
@@ -61,9 +61,9 @@ def serve(*, port: int, host: str, banner: Callable[[str], str]) -> int:
         start_new_session=True,
     )
 
-    def stop(signum: int, _frame: object) -> None:
+    def stop(_signum: int, _frame: object) -> None:
         if process.poll() is None:
-            process.send_signal(signum)
+            process.terminate()
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, stop)
