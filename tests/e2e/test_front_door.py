@@ -82,6 +82,7 @@ def made_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MadeRun]:
         REFLEX_WEB_WORKDIR=str(tmp / ".web"),
         REFLEX_STATES_WORKDIR=str(tmp / ".states"),
         BATCH_SIM_CALL_SECONDS="30",
+        BATCH_SHUTDOWN_GRACE_SECONDS="5",
         BATCH_SIM_OUTCOMES="completed=1",
     )
     env.pop("HOST", None)
@@ -126,7 +127,14 @@ def made_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MadeRun]:
         api_key = next(line.split()[-1] for _, line in lines if line.startswith("API key:"))
         yield MadeRun(url, env, process, output, lines, first_answer, api_key)
     finally:
+        # The server runs in a session of its own, stopped through `serve`; should `serve` be
+        # killed first, its processes are stopped here by their own ids.
+        server = psutil.Process(process.pid).children(recursive=True)
         stop_server(process)
+        for child in server:
+            if child.is_running():
+                child.terminate()
+        psutil.wait_procs(server, timeout=30)
 
 
 def _page(browser, viewport: dict[str, int] = DESKTOP):
