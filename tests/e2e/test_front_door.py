@@ -129,7 +129,10 @@ def made_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MadeRun]:
     finally:
         # The server runs in a session of its own, stopped through `serve`; should `serve` be
         # killed first, its processes are stopped here by their own ids.
-        server = psutil.Process(process.pid).children(recursive=True)
+        try:
+            server = psutil.Process(process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            server = []
         stop_server(process)
         for child in server:
             if child.is_running():
