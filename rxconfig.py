@@ -3,7 +3,10 @@
 import reflex as rx
 from reflex.plugins.sitemap import SitemapPlugin
 
+from batch_dashboard.logs import quiet_reflex
 from batch_dashboard.settings import get_settings
+
+quiet_reflex()
 
 config = rx.Config(
     app_name="batch_dashboard",

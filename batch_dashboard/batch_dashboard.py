@@ -17,7 +17,7 @@ from batch_dashboard.settings import get_settings
 from batch_dashboard.ui.pages.agents import agents_page
 from batch_dashboard.ui.pages.batches import batch_detail_page, batches_page
 from batch_dashboard.ui.pages.dnc import dnc_page
-from batch_dashboard.ui.pages.landing import landing
+from batch_dashboard.ui.pages.landing import front_door, not_found
 from batch_dashboard.ui.pages.login import login
 from batch_dashboard.ui.pages.new_batch import new_batch_page
 from batch_dashboard.ui.pages.numbers import numbers_page
@@ -77,12 +77,9 @@ async def embedded_worker() -> AsyncIterator[None]:
             log.warning("embedded worker did not stop in time")
 
 
-def index() -> rx.Component:
-    return landing()
-
-
 app = rx.App(api_transformer=create_api(), toaster=rx.toast.provider(position="bottom-right"))
-app.add_page(index, route="/", title="Batch calls", on_load=AuthState.redirect_if_signed_in)
+app.add_page(front_door, route="/", title="Batch calls", on_load=AuthState.open_front_door)
+app.add_page(not_found, route="404", title="Page not found · Batch calls")
 app.add_page(
     login, route="/login", title="Sign in · Batch calls", on_load=AuthState.redirect_if_signed_in
 )

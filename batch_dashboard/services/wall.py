@@ -2,7 +2,9 @@
 
 A snapshot costs the same whatever the number of batches and recipients: live batches come from
 an index on (workspace, status), totals and the chart from per-minute counters (`call_minute`),
-and an ETA from the calls a batch ended in the last five minutes (an index range).
+and an ETA from the rate at which a batch's calls ended lately (an index range): over the last
+five minutes, or over the time since it started when that is shorter (a batch two minutes old
+would otherwise look two and a half times slower than it is).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlmodel import Session
 
-from batch_dashboard.clock import system_clock, to_rfc3339
+from batch_dashboard.clock import system_clock, to_rfc3339, to_utc
 from batch_dashboard.ids import new_id
 from batch_dashboard.models import (
     Agent,
@@ -33,6 +35,10 @@ from batch_dashboard.services.errors import NotFound, checked_label
 TOKEN_PREFIX = "wall_"
 SHOWN_BATCHES = 6
 ETA_WINDOW = timedelta(minutes=5)
+# A rate read over less than this, or from fewer ended calls, is noise (calls end in waves of the
+# concurrency limit): no estimate rather than a wild one.
+ETA_MIN_SPAN = timedelta(seconds=20)
+ETA_MIN_ENDED = 3
 LIVE = (BatchStatus.running.value, BatchStatus.pending.value, BatchStatus.scheduled.value)
 
 
@@ -98,6 +104,23 @@ def workspace_for_token(session: Session, *, token: str | None) -> tuple[str, st
     return row.workspace_id, row.name
 
 
+def _seconds_left(session: Session, batch: Any, *, now: datetime) -> float | None:
+    """The batch's remaining calls at the rate its calls ended lately; None without a rate."""
+    remaining = batch.pending_count + batch.dialing_count
+    since = now - ETA_WINDOW
+    if batch.started_at is not None:
+        since = max(since, to_utc(batch.started_at))
+    span = max((now - since).total_seconds(), ETA_MIN_SPAN.total_seconds())
+    ended = session.execute(
+        select(func.count())
+        .select_from(Recipient)
+        .where(Recipient.batch_id == batch.id, Recipient.ended_at >= since)
+    ).scalar_one()
+    if ended < ETA_MIN_ENDED or not remaining:
+        return None
+    return remaining / (ended / span)
+
+
 def snapshot(session: Session, *, workspace_id: str, now: datetime) -> dict[str, Any]:
     activity = case(
         (Batch.status == BatchStatus.running.value, 0),
@@ -118,6 +141,7 @@ def snapshot(session: Session, *, workspace_id: str, now: datetime) -> dict[str,
             Batch.paused_reason,
             Batch.paused_at,
             Batch.breaker_trip,
+            Batch.started_at,
             Agent.name.label("agent_name"),
         )
         .join(Agent, Agent.id == Batch.agent_id)
@@ -134,16 +158,8 @@ def snapshot(session: Session, *, workspace_id: str, now: datetime) -> dict[str,
     for row in live[:SHOWN_BATCHES]:
         done = row.completed_count + row.failed_count
         eta = None
-        # A paused batch has no end in sight until someone resumes it.
         if row.status == BatchStatus.running.value and row.paused_at is None:
-            recent = session.execute(
-                select(func.count())
-                .select_from(Recipient)
-                .where(Recipient.batch_id == row.id, Recipient.ended_at > now - ETA_WINDOW)
-            ).scalar_one()
-            remaining = row.pending_count + row.dialing_count
-            if recent and remaining:
-                eta = remaining / (recent / ETA_WINDOW.total_seconds())
+            eta = _seconds_left(session, row, now=now)
         shown.append(
             {
                 "id": row.id,
@@ -183,6 +199,12 @@ def snapshot(session: Session, *, workspace_id: str, now: datetime) -> dict[str,
         chart.append({"minute": minute.strftime("%H:%M"), "calls": per_minute.get(minute, 0)})
     return {
         "batches": shown,
+        # Calls on the phone now, in every live batch (not only the shown ones).
+        "live_calls": session.execute(
+            select(func.coalesce(func.sum(Batch.dialing_count), 0)).where(
+                Batch.workspace_id == workspace_id, Batch.status.in_(LIVE)
+            )
+        ).scalar_one(),
         "more_batches": max(0, more),
         "placed": placed,
         "connected": connected,

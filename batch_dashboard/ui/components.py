@@ -6,21 +6,96 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import reflex as rx
+from reflex_components_core.react_router.dom import ReactRouterLink
 
 from batch_dashboard.ui.states.base import AuthState
-from batch_dashboard.ui.styles import STATUS_COLORS
+from batch_dashboard.ui.styles import PHONE_MAX, STATUS_COLORS
+
+
+def _stacked_rows(headers: Sequence[str]) -> dict[str, Any]:
+    """Below the phone breakpoint a table's rows become cards: one line per cell, named by its
+    column's header (an empty header, over the row actions, names nothing)."""
+    labels = {
+        f"& td:nth-child({index})::before, & th[scope=row]:nth-child({index})::before": {
+            "content": f'"{header}"',
+            "color": "var(--gray-11)",
+            "font_size": "12px",
+            "min_width": "96px",
+            "flex_shrink": "0",
+        }
+        for index, header in enumerate(headers, start=1)
+        if header
+    }
+    return {
+        f"@media screen and (max-width: {PHONE_MAX})": {
+            # Radix gives the table height 0 (a table's minimum); as a block that is its height.
+            "& table, & tbody": {"display": "block", "width": "100%", "height": "auto"},
+            "& thead": {"display": "none"},
+            "& tr": {
+                "display": "block",
+                "padding": "10px 0",
+                "border_bottom": "1px solid var(--gray-a5)",
+            },
+            "& td, & th[scope=row]": {
+                "display": "flex",
+                "align_items": "center",
+                "gap": "12px",
+                "box_shadow": "none",
+                "padding": "4px 12px",
+                "height": "auto",
+                "min_height": "0",
+                "white_space": "normal",
+                "overflow_wrap": "anywhere",
+            },
+            "& td:empty": {"display": "none"},
+            **labels,
+        }
+    }
 
 
 def data_table(
     headers: Sequence[str], rows: rx.Var, render_row: Callable[[Any], rx.Component]
 ) -> rx.Component:
-    """The console's tables: a header cell per column (an empty one over the row actions)."""
+    """The console's tables: a header cell per column (an empty one over the row actions); on
+    phones, stacked rows instead of a table wider than the screen."""
     return rx.table.root(
         rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
         rx.table.body(rx.foreach(rows, render_row)),
         variant="surface",
         width="100%",
+        style=_stacked_rows(headers),
     )
+
+
+def brand_mark(size: int = 28) -> rx.Component:
+    """The product's mark: the outgoing-call icon on the accent colour (the favicon draws it too)."""
+    return rx.center(
+        rx.icon("phone-outgoing", size=round(size * 0.57), color="white"),
+        width=f"{size}px",
+        height=f"{size}px",
+        min_width=f"{size}px",
+        border_radius=f"{round(size * 0.28)}px",
+        background=rx.color("accent", 9),
+        aria_hidden="true",
+    )
+
+
+def link_button(
+    text: str,
+    href: str,
+    *,
+    icon: str | None = None,
+    variant: str = "solid",
+    size: str = "2",
+    external: bool = False,
+    **props: Any,
+) -> rx.Component:
+    """A link that looks like a button: one element, so one tab stop and a link to assistive
+    technology (a button inside a link is two of each). Console pages open in the app;
+    `external` ones (the API docs) load as documents."""
+    content = [rx.icon(icon, size=16), text] if icon else [text]
+    anchor = rx.el.a(*content, href=href) if external else ReactRouterLink.create(*content, to=href)
+    return rx.button(anchor, as_child=True, variant=variant, size=size, **props)
 
 
 def row_action(
@@ -48,11 +123,11 @@ def row_action(
 
 
 def shown_on(*content: rx.Component, phones: bool, **props: Any) -> rx.Component:
-    """Shown only on phones (narrower than the `sm` breakpoint), or only on wider screens.
+    """Shown only on phones (narrower than the `md` breakpoint, 768 px), or only on wider screens.
     A plain div carries the switch: on a Radix Flex it would tie with `.rt-Flex`'s own
     `display`, which a page that loads the global stylesheet again (/batches/new) lets win."""
     shown, hidden = ("block", "none") if phones else ("none", "block")
-    return rx.el.div(*content, display=rx.breakpoints(initial=shown, sm=hidden), **props)
+    return rx.el.div(*content, display=rx.breakpoints(initial=shown, md=hidden), **props)
 
 
 def status_badge(status: rx.Var | str) -> rx.Component:
@@ -102,7 +177,12 @@ def page_header(
     title: str, *actions: rx.Component, subtitle: rx.Component | None = None
 ) -> rx.Component:
     return rx.hstack(
-        rx.vstack(rx.heading(title, size="6"), subtitle or rx.fragment(), spacing="1"),
+        rx.vstack(
+            # A page whose title is live (a batch's name) brings its own h1 in `subtitle`.
+            rx.heading(title, size="6", as_="h1") if title else rx.fragment(),
+            subtitle or rx.fragment(),
+            spacing="1",
+        ),
         rx.spacer(),
         *actions,
         width="100%",
@@ -117,7 +197,7 @@ def section_header(title: str, description: str, *actions: rx.Component) -> rx.C
     """A section of a page: its heading, one line on what it is for, and its actions."""
     return rx.hstack(
         rx.vstack(
-            rx.heading(title, size="4"),
+            rx.heading(title, size="4", as_="h2"),
             rx.text(description, size="2", color_scheme="gray"),
             spacing="1",
         ),
@@ -141,7 +221,7 @@ def empty_state(
                 border_radius="50%",
                 background=rx.color("accent", 3),
             ),
-            rx.heading(title, size="4"),
+            rx.heading(title, size="4", as_="h2"),
             rx.text(body, color_scheme="gray", size="2", text_align="center", max_width="420px"),
             rx.hstack(*actions, spacing="3"),
             align="center",
@@ -193,7 +273,11 @@ def field(
         rx.cond(error, rx.text(error, color_scheme="red", size="1"), rx.fragment())
         if error is not None
         else rx.fragment(),
-        rx.text(hint, size="1", color_scheme="gray") if hint is not None else rx.fragment(),
+        # A div: a hint that is itself a paragraph must not sit in a <p> (the browser would split
+        # them, and React's hydration would then fail and re-render the page, typing and all).
+        rx.text(hint, size="1", color_scheme="gray", as_="div")
+        if hint is not None
+        else rx.fragment(),
         spacing="1",
         width="100%",
         align="stretch",

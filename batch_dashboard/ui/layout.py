@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from batch_dashboard.ui.components import shown_on
+from batch_dashboard.ui.components import brand_mark, shown_on
 from batch_dashboard.ui.states.base import AuthState
 from batch_dashboard.ui.styles import CONTENT_MAX_WIDTH, SIDEBAR_WIDTH
 
@@ -40,13 +40,7 @@ def _nav_item(label: str, href: str, icon: str) -> rx.Component:
 
 def _brand(**props) -> rx.Component:
     return rx.hstack(
-        rx.center(
-            rx.icon("phone-outgoing", size=16, color="white"),
-            width="28px",
-            height="28px",
-            border_radius="8px",
-            background=rx.color("accent", 9),
-        ),
+        brand_mark(),
         rx.text("Batch calls", weight="bold", size="3"),
         align="center",
         spacing="2",
@@ -55,7 +49,7 @@ def _brand(**props) -> rx.Component:
 
 
 def top_bar() -> rx.Component:
-    """On narrow screens (phones), the sidebar's sections in a menu above the page."""
+    """Below 768 px (phones), the sidebar's sections in a menu above the page."""
     bar = rx.hstack(
         _brand(),
         rx.spacer(),
@@ -69,6 +63,12 @@ def top_bar() -> rx.Component:
                 )
             ),
             rx.menu.content(
+                rx.box(
+                    rx.text(AuthState.workspace_name, weight="medium", size="2"),
+                    rx.text(AuthState.email, size="1", color_scheme="gray"),
+                    padding="4px 12px 8px",
+                ),
+                rx.menu.separator(),
                 *[
                     rx.menu.item(
                         rx.hstack(rx.icon(icon, size=14), label, align="center", spacing="2"),
@@ -139,12 +139,12 @@ def frame(*content: rx.Component) -> rx.Component:
             rx.box(*content, max_width=CONTENT_MAX_WIDTH, margin="0 auto"),
             flex="1",
             min_width="0",
-            padding=rx.breakpoints(initial="20px 16px", sm="28px 36px"),
+            padding=rx.breakpoints(initial="20px 16px", md="28px 36px"),
             min_height="100vh",
             overflow_x="auto",
         ),
-        direction=rx.breakpoints(initial="column", sm="row"),
-        align=rx.breakpoints(initial="stretch", sm="start"),
+        direction=rx.breakpoints(initial="column", md="row"),
+        align=rx.breakpoints(initial="stretch", md="start"),
         width="100%",
         background=rx.color("gray", 1),
     )

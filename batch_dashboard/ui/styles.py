@@ -23,4 +23,7 @@ def failure_words(reason: str | None) -> str:
 
 
 SIDEBAR_WIDTH = "240px"
+# Phones and narrow windows (below Reflex's `md` breakpoint, 48em = 768px): a menu button instead
+# of the sidebar, tables as stacked rows.
+PHONE_MAX = "767.98px"
 CONTENT_MAX_WIDTH = "1180px"

@@ -96,3 +96,33 @@ def test_the_snapshot_shows_live_batches_totals_and_the_last_hour(tenant):
             session, workspace_id=tenant.workspace_id, now=START + timedelta(days=1)
         )
     assert tomorrow["placed"] == 0 and sum(p["calls"] for p in tomorrow["chart"]) == 0
+
+
+def test_the_eta_reads_the_rate_since_a_young_batch_started_and_live_calls_are_counted(tenant):
+    """A batch one minute old that ended six calls in that minute has four left at six a
+    minute: 40 s, not the 200 s that six calls in a five-minute window would say."""
+    running = make_batch(tenant, 10)
+    claims = [c for c in claim(limit=100, cap=100) if c.batch_id == running["id"]][:6]
+    busy = CallResult(
+        status=CallStatus.busy, failure_reason="busy", ended_at=START + timedelta(seconds=50)
+    )
+    with session_scope(write=True) as session:
+        dialing.record_outcomes(
+            session,
+            outcomes=[(c.attempt_id, busy) for c in claims],
+            now=START + timedelta(seconds=50),
+        )
+        shot = wall.snapshot(
+            session, workspace_id=tenant.workspace_id, now=START + timedelta(seconds=60)
+        )
+    [batch] = shot["batches"]
+    assert batch["done"] == 6
+    assert batch["eta_seconds"] == 40
+    # The four claimed beyond the six are on the phone: the wall says it is calling.
+    assert shot["live_calls"] == batch["dialing"] == 4
+    with session_scope(write=True) as session:
+        quiet = wall.snapshot(
+            session, workspace_id=tenant.workspace_id, now=START + timedelta(days=2)
+        )
+    # Nothing ended in the last five minutes: no rate, so no guess.
+    assert quiet["batches"][0]["eta_seconds"] is None

@@ -9,6 +9,7 @@ from batch_dashboard.ui.components import (
     count_tile,
     data_table,
     empty_state,
+    link_button,
     local_time,
     page_header,
     pager,
@@ -98,9 +99,7 @@ def _batch_table(rows: rx.Var) -> rx.Component:
 
 
 def batches_page() -> rx.Component:
-    new_button = rx.link(
-        rx.button(rx.icon("plus", size=16), "New batch", size="2"), href="/batches/new"
-    )
+    new_button = link_button("New batch", "/batches/new", icon="plus")
     rows = rx.cond(
         BatchesState.status_filter == "all", WorkspaceLive.rows, BatchesState.filtered_rows
     )
@@ -148,9 +147,7 @@ def batches_page() -> rx.Component:
                             "Start one here, or POST /v1/batch-calls from your own systems."
                         ),
                         new_button,
-                        rx.link(
-                            rx.button("API docs", variant="soft"), href="/v1/docs", is_external=True
-                        ),
+                        link_button("API docs", "/v1/docs", variant="soft", external=True),
                     ),
                     empty_state(
                         "filter",
@@ -223,7 +220,7 @@ def _panel() -> rx.Component:
             rx.drawer.content(
                 rx.vstack(
                     rx.hstack(
-                        rx.heading(recipient.phone, size="5"),
+                        rx.heading(recipient.phone, size="5", as_="h2"),
                         rx.spacer(),
                         rx.drawer.close(
                             rx.icon_button(rx.icon("x"), variant="ghost", aria_label="Close")
@@ -245,7 +242,7 @@ def _panel() -> rx.Component:
                                     w, icon="info", color_scheme="amber", size="1"
                                 ),
                             ),
-                            rx.heading("Transcript", size="3"),
+                            rx.heading("Transcript", size="3", as_="h3"),
                             rx.vstack(
                                 rx.foreach(
                                     BatchDetailState.panel_transcript,
@@ -271,7 +268,7 @@ def _panel() -> rx.Component:
                                 spacing="2",
                                 width="100%",
                             ),
-                            rx.heading("Evaluations", size="3"),
+                            rx.heading("Evaluations", size="3", as_="h3"),
                             rx.foreach(
                                 BatchDetailState.panel_evaluations,
                                 lambda e: rx.vstack(
@@ -291,7 +288,7 @@ def _panel() -> rx.Component:
                                     spacing="1",
                                 ),
                             ),
-                            rx.heading("Collected data", size="3"),
+                            rx.heading("Collected data", size="3", as_="h3"),
                             rx.foreach(
                                 BatchDetailState.panel_collected,
                                 lambda c: rx.hstack(
@@ -496,7 +493,7 @@ def batch_detail_page() -> rx.Component:
                 "search-x",
                 "Batch not found",
                 "It does not exist in this workspace.",
-                rx.link(rx.button("All batches"), href="/batches"),
+                link_button("All batches", "/batches"),
             ),
             rx.cond(
                 batch.id == BatchDetailState.viewing_id,
@@ -545,7 +542,7 @@ def batch_detail_page() -> rx.Component:
                             on_click=BatchDetailState.export,
                         ),
                         subtitle=rx.hstack(
-                            rx.heading(batch.name, size="6"),
+                            rx.heading(batch.name, size="6", as_="h1"),
                             status_badge(batch.status),
                             rx.cond(
                                 batch.stopping,
@@ -627,7 +624,7 @@ def batch_detail_page() -> rx.Component:
                         id="count-tiles",
                     ),
                     rx.hstack(
-                        rx.heading("Recipients", size="4"),
+                        rx.heading("Recipients", size="4", as_="h2"),
                         rx.spacer(),
                         rx.el.label(
                             "Status", html_for="recipient-filter", style={"font_size": "14px"}

@@ -52,7 +52,7 @@ def dnc_page() -> rx.Component:
             rx.card(
                 rx.form(
                     rx.vstack(
-                        rx.heading("Add a number", size="3"),
+                        rx.heading("Add a number", size="3", as_="h2"),
                         field(
                             "Number",
                             rx.input(
@@ -91,7 +91,7 @@ def dnc_page() -> rx.Component:
             ),
             rx.card(
                 rx.vstack(
-                    rx.heading("Import a CSV", size="3"),
+                    rx.heading("Import a CSV", size="3", as_="h2"),
                     rx.text(
                         "A phone column in international format (+…); the same format as batch uploads.",
                         size="2",

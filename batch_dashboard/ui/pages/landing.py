@@ -1,70 +1,72 @@
-"""The landing page shown until the console arrives: what this is, and where the API lives."""
+"""The pages outside the console's frame: the front door (`/`) and the page for a wrong address."""
 
 from __future__ import annotations
 
 import reflex as rx
 
-
-def _step(number: str, title: str, body: rx.Component) -> rx.Component:
-    return rx.hstack(
-        rx.badge(number, variant="soft", size="2", radius="full"),
-        rx.vstack(rx.text(title, weight="medium"), body, spacing="1", align="start"),
-        spacing="3",
-        align="start",
-    )
+from batch_dashboard.ui.components import brand_mark, link_button
 
 
-def landing() -> rx.Component:
+def _centered(*content: rx.Component) -> rx.Component:
     return rx.center(
         rx.card(
-            rx.vstack(
-                rx.hstack(
-                    rx.icon("phone-outgoing", size=28, color=rx.color("accent", 9)),
-                    rx.heading("Batch calls", size="7"),
-                    spacing="3",
-                    align="center",
-                ),
-                rx.text(
-                    "Dial lists of phone numbers through your voice agents: reminders, renewals "
-                    "and surveys, with live progress, signed webhooks and a REST API.",
-                    size="3",
-                    color_scheme="gray",
-                ),
-                rx.separator(),
-                _step(
-                    "1",
-                    "Create a batch",
-                    rx.text(
-                        "POST /v1/batch-calls with JSON recipients or a CSV file.",
-                        size="2",
-                        color_scheme="gray",
-                    ),
-                ),
-                _step(
-                    "2",
-                    "Watch it run",
-                    rx.text(
-                        "GET /v1/batch-calls/{id} shows every recipient's status.",
-                        size="2",
-                        color_scheme="gray",
-                    ),
-                ),
-                rx.hstack(
-                    rx.el.a(rx.button("Open the API docs", size="3"), href="/v1/docs"),
-                    rx.el.a(
-                        rx.button("OpenAPI schema", size="3", variant="soft"),
-                        href="/v1/openapi.json",
-                    ),
-                    spacing="3",
-                ),
-                rx.text("The web console is on its way.", size="1", color_scheme="gray"),
-                spacing="4",
-                align="start",
-            ),
+            rx.vstack(*content, spacing="4", align="center", text_align="center"),
             size="4",
-            max_width="560px",
+            width="100%",
+            max_width="440px",
         ),
         min_height="100vh",
         background=rx.color("gray", 2),
         padding="24px",
+    )
+
+
+def front_door() -> rx.Component:
+    """What `/` shows for the moment its on_load takes to send the visitor on (to /batches, or
+    to sign in): a real way in, should that take a while."""
+    return _centered(
+        brand_mark(size=40),
+        rx.heading("Batch calls", size="6", as_="h1"),
+        rx.text(
+            "Dial lists of phone numbers through your voice agents, and watch every call live.",
+            size="2",
+            color_scheme="gray",
+        ),
+        rx.hstack(
+            rx.spinner(size="2"),
+            rx.text("Opening the console…", size="2", color_scheme="gray"),
+            align="center",
+            spacing="2",
+            role="status",
+        ),
+        rx.hstack(
+            link_button("Sign in", "/login", icon="log-in"),
+            link_button("API docs", "/v1/docs", variant="soft", external=True),
+            spacing="3",
+        ),
+    )
+
+
+def not_found() -> rx.Component:
+    return _centered(
+        rx.center(
+            rx.icon("map-pin-off", size=28, color=rx.color("accent", 9)),
+            width="56px",
+            height="56px",
+            border_radius="50%",
+            background=rx.color("accent", 3),
+        ),
+        rx.heading("Page not found", size="6", as_="h1"),
+        rx.text(
+            "There is no page at ",
+            rx.code(rx.State.router.url.path),
+            ". It may have moved, or the link has a typo.",
+            size="2",
+            color_scheme="gray",
+        ),
+        rx.hstack(
+            link_button("Batch calls", "/batches", icon="phone-outgoing"),
+            link_button("API docs", "/v1/docs", variant="soft", external=True),
+            spacing="3",
+        ),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from batch_dashboard.services.outcomes import RETRY_ON_WORDS
-from batch_dashboard.ui.components import field, page_header, pager
+from batch_dashboard.ui.components import field, link_button, page_header, pager
 from batch_dashboard.ui.layout import frame
 from batch_dashboard.ui.states.base import AuthState
 from batch_dashboard.ui.states.new_batch import (
@@ -34,7 +34,7 @@ def _details_card() -> rx.Component:
     unusable = NewBatchState.agent_options.length() > 0
     return rx.card(
         rx.vstack(
-            rx.heading("Details", size="4"),
+            rx.heading("Details", size="4", as_="h2"),
             field(
                 "Name",
                 rx.input(
@@ -113,6 +113,8 @@ def _details_card() -> rx.Component:
                 ),
                 spacing="4",
                 width="100%",
+                # Three fields do not fit side by side on a phone: one under the other there.
+                direction=rx.breakpoints(initial="column", sm="row"),
             ),
             field(
                 "Schedule",
@@ -455,7 +457,7 @@ def _voicemail_rule() -> rx.Component:
 def _rules_card() -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.heading("Calling rules", size="4"),
+            rx.heading("Calling rules", size="4", as_="h2"),
             rx.hstack(
                 field(
                     "Attempts per recipient",
@@ -590,7 +592,7 @@ def _recipients_card() -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.hstack(
-                rx.heading("Recipients", size="4"),
+                rx.heading("Recipients", size="4", as_="h2"),
                 rx.spacer(),
                 rx.button(
                     rx.icon("download", size=14),
@@ -652,7 +654,7 @@ def new_batch_page() -> rx.Component:
             ),
             rx.hstack(
                 rx.spacer(),
-                rx.link(rx.button("Cancel", variant="soft", color_scheme="gray"), href="/batches"),
+                link_button("Cancel", "/batches", variant="soft", color_scheme="gray"),
                 rx.button(
                     NewBatchState.submit_label,
                     size="3",

@@ -13,6 +13,16 @@ from batch_dashboard.ui.states.wall_live import WallBatch, WallLive
 from batch_dashboard.ui.styles import STATUS_COLORS
 
 NUMERIC = {"font_variant_numeric": "tabular-nums"}
+# When a scheduled batch is due, in the screen's own time: "today 21:18", "tomorrow 09:00",
+# "Tue 09:00" within the week, else the date.
+DUE = {
+    "sameDay": "[today] HH:mm",
+    "nextDay": "[tomorrow] HH:mm",
+    "nextWeek": "ddd HH:mm",
+    "lastDay": "[yesterday] HH:mm",
+    "lastWeek": "ddd HH:mm",
+    "sameElse": "MMM D, HH:mm",
+}
 
 
 def _vw(size: float) -> str:
@@ -73,7 +83,7 @@ def _batch(row: WallBatch) -> rx.Component:
                 row.status == "scheduled",
                 rx.moment(
                     row.scheduled_at,
-                    format="ddd HH:mm",
+                    calendar=DUE,
                     local=True,
                     font_size=_vw(0.95),
                     color=rx.color("violet", 11),
@@ -125,7 +135,12 @@ def _screen() -> rx.Component:
                     ),
                 ),
                 rx.text(WallState.workspace_name, font_size=_vw(1.8), weight="bold"),
-                rx.text("· calling now", font_size=_vw(1.8), color=rx.color("gray", 11)),
+                rx.text(
+                    rx.cond(WallLive.live_calls > 0, "· calling now", "· no calls right now"),
+                    font_size=_vw(1.8),
+                    color=rx.color("gray", 11),
+                    id="wall-activity",
+                ),
                 align="center",
                 spacing="3",
             ),

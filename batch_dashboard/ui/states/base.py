@@ -18,6 +18,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import reflex as rx
 from sqlmodel import Session
@@ -108,7 +109,7 @@ def signed_in(handler: Callable[..., Any]) -> Callable[..., Any]:
                 async for event in handler(self, *args, **kwargs):
                     yield event
             except SignedOut:
-                yield rx.redirect("/login")
+                yield to_sign_in(self)
 
         wrapper: Callable[..., Any] = stream
     elif inspect.iscoroutinefunction(handler):
@@ -118,13 +119,20 @@ def signed_in(handler: Callable[..., Any]) -> Callable[..., Any]:
             try:
                 return await handler(self, *args, **kwargs)
             except SignedOut:
-                return rx.redirect("/login")
+                return to_sign_in(self)
 
         wrapper = once
     else:
         raise TypeError(f"{handler.__qualname__}: a signed-in handler reads data, so it is async")
     setattr(wrapper, _SIGNED_IN, True)
     return wrapper
+
+
+def to_sign_in(state: rx.State) -> rx.event.EventSpec:
+    """To the sign-in page, which sends the visitor back here afterwards (a deep link)."""
+    url = state.router.url
+    asked = url.path + (f"?{url.query}" if url.query else "")
+    return rx.redirect(f"/login?{urlencode({'next': asked})}")
 
 
 def requires_session(handler: Callable[..., Any]) -> bool:
@@ -139,6 +147,16 @@ def error_text(error: DomainError) -> str:
     lines = [f"{'.'.join(str(p) for p in d['loc'])}: {d['message']}" for d in details[:3]]
     more = f" (and {len(details) - 3} more)" if len(details) > 3 else ""
     return "; ".join(lines) + more
+
+
+def return_path(path: str) -> str:
+    """Where to go after signing in: a page of this console asked for by `?next=`, else the
+    batch list (an address of another site, or the sign-in page itself, is not followed)."""
+    # Browsers read "\\" as "/" and drop tabs and newlines: "/\\x" or "/\t/x" is another host.
+    odd = "\\" in path or any(ord(char) < 32 for char in path)
+    if odd or not path.startswith("/") or path.startswith(("//", "/login")):
+        return "/batches"
+    return path
 
 
 class AuthState(rx.State):
@@ -165,7 +183,7 @@ class AuthState(rx.State):
         viewer = await self._viewer()
         if viewer is None:
             self.email, self.workspace_name, self.user_id = "", "", ""
-            return rx.redirect("/login")
+            return to_sign_in(self)
         self.email, self.workspace_name = viewer.email, viewer.workspace_name
         self.user_id = viewer.user_id
         if viewer.time_zone:
@@ -190,11 +208,20 @@ class AuthState(rx.State):
             return
         self.timezone = adopted or ""
 
+    def _next(self) -> str:
+        return return_path(self.router.url.query_parameters.get("next", ""))
+
     @rx.event
     async def redirect_if_signed_in(self):
+        """on_load of /login: a visitor who is signed in already goes where they were headed."""
         if await self._viewer() is not None:
-            return rx.redirect("/batches")
+            return rx.redirect(self._next())
         return None
+
+    @rx.event
+    async def open_front_door(self):
+        """on_load of /: the batch list when signed in, else the sign-in page."""
+        return rx.redirect("/batches" if await self._viewer() is not None else "/login")
 
     @rx.event
     async def sign_in(self, form: dict[str, Any]):
@@ -210,7 +237,7 @@ class AuthState(rx.State):
             return
         finally:
             self.signing_in = False
-        yield rx.redirect("/batches")
+        yield rx.redirect(self._next())
 
     @rx.event
     async def sign_out(self):

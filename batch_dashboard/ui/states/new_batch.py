@@ -218,14 +218,19 @@ class NewBatchState(rx.State):
     @rx.event
     @signed_in
     async def open(self):
-        self.agent_options, self.number_options = await call(self, _options)
+        # A fresh form first, then the options: what is typed while they load (the page is on
+        # screen before this runs) comes after the reset and is kept.
         self.name, self.caller_id, self.schedule_local, self.ringing_seconds = "", "agent", "", "30"
-        self.max_concurrency = ""
+        self.max_concurrency, self.agent_id = "", ""
         self.voicemail_action, self.voicemail_message = NO_VOICEMAIL, ""
         self.field_errors, self.form_error, self.mode = {}, "", "csv"
-        usable = [option.id for option in self.agent_options if option.usable]
-        self.agent_id = usable[0] if usable else ""
         await self._clear_recipients()
+        yield
+        self.agent_options, self.number_options = await call(self, _options)
+        usable = [option.id for option in self.agent_options if option.usable]
+        if self.agent_id not in usable:
+            self.agent_id = usable[0] if usable else ""
+            self._fit_rows()
 
     async def _uploaded(self) -> UploadedRecipients:
         return await self.get_state(UploadedRecipients)
@@ -247,6 +252,10 @@ class NewBatchState(rx.State):
     @rx.event
     def set_agent(self, value: str) -> None:
         self.agent_id = value
+        self._fit_rows()
+
+    def _fit_rows(self) -> None:
+        """Rows typed by hand take the chosen agent's placeholders, keeping what was typed."""
         self.manual_rows = [
             {"phone": row.get("phone", ""), **{p: row.get(p, "") for p in self.placeholders}}
             for row in self.manual_rows

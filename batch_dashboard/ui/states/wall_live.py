@@ -35,6 +35,8 @@ class WallLive(rx.SharedState):
 
     batches: list[WallBatch] = []
     more_batches: int = 0
+    # Calls on the phone now: the header says "calling now" only while there are some.
+    live_calls: int = 0
     placed: int = 0
     connected: int = 0
     failed: int = 0
@@ -81,7 +83,7 @@ def apply_wall(live: WallLive, data: dict[str, Any]) -> None:
         )
         for b in data["batches"]
     ]
-    live.more_batches = data["more_batches"]
+    live.more_batches, live.live_calls = data["more_batches"], data["live_calls"]
     live.placed, live.connected, live.failed = data["placed"], data["connected"], data["failed"]
     live.connect_rate = data["connect_rate"]
     live.chart = data["chart"]
