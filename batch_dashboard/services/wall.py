@@ -28,7 +28,7 @@ from batch_dashboard.models import (
     WallToken,
     Workspace,
 )
-from batch_dashboard.services import breaker
+from batch_dashboard.services import auth, breaker
 from batch_dashboard.services.auth import hash_key
 from batch_dashboard.services.errors import NotFound, checked_label
 
@@ -177,7 +177,9 @@ def snapshot(session: Session, *, workspace_id: str, now: datetime) -> dict[str,
                 )["title"],
             }
         )
-    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    # "Today" and the chart's minutes are the workspace's, as the console shows them.
+    day_start, zone = auth.workspace_today(session, workspace_id=workspace_id, now=now)
+    local = auth.zone_info(zone)
     placed, connected, failed = session.execute(
         select(
             func.coalesce(func.sum(CallMinute.placed), 0),
@@ -196,7 +198,12 @@ def snapshot(session: Session, *, workspace_id: str, now: datetime) -> dict[str,
     chart = []
     for step in range(60):
         minute = hour_ago + timedelta(minutes=step)
-        chart.append({"minute": minute.strftime("%H:%M"), "calls": per_minute.get(minute, 0)})
+        chart.append(
+            {
+                "minute": to_utc(minute).astimezone(local).strftime("%H:%M"),
+                "calls": per_minute.get(minute, 0),
+            }
+        )
     return {
         "batches": shown,
         # Calls on the phone now, in every live batch (not only the shown ones).
@@ -212,4 +219,5 @@ def snapshot(session: Session, *, workspace_id: str, now: datetime) -> dict[str,
         "connect_rate": round(100 * connected / placed) if placed else 0,
         "chart": chart,
         "updated_at": to_rfc3339(now),
+        "time_zone": zone,
     }

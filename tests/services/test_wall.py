@@ -126,3 +126,27 @@ def test_the_eta_reads_the_rate_since_a_young_batch_started_and_live_calls_are_c
         )
     # Nothing ended in the last five minutes: no rate, so no guess.
     assert quiet["batches"][0]["eta_seconds"] is None
+
+
+def test_today_and_the_chart_are_the_workspace_s_time_zone(tenant):
+    """12:00 UTC is 21:00 in Tokyo; at 01:00 Tokyo time the next day (16:00 UTC) those calls
+    were yesterday's there, though UTC's day has not changed."""
+    from batch_dashboard.services import auth
+
+    running = make_batch(tenant, 4)
+    claims = [c for c in claim(limit=100, cap=100) if c.batch_id == running["id"]]
+    busy = CallResult(status=CallStatus.busy, failure_reason="busy", ended_at=START)
+    with session_scope(write=True) as session:
+        auth.set_time_zone(session, workspace_id=tenant.workspace_id, zone="Asia/Tokyo")
+        dialing.record_outcomes(session, outcomes=[(c.attempt_id, busy) for c in claims], now=START)
+    with session_scope() as session:
+        same_evening = wall.snapshot(
+            session, workspace_id=tenant.workspace_id, now=START + timedelta(seconds=30)
+        )
+        after_midnight = wall.snapshot(
+            session, workspace_id=tenant.workspace_id, now=START + timedelta(hours=4)
+        )
+    assert same_evening["time_zone"] == "Asia/Tokyo"
+    assert same_evening["placed"] == 4
+    assert same_evening["chart"][-1] == {"minute": "21:00", "calls": 4}
+    assert after_midnight["placed"] == 0

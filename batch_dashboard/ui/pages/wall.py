@@ -13,7 +13,7 @@ from batch_dashboard.ui.states.wall_live import WallBatch, WallLive
 from batch_dashboard.ui.styles import STATUS_COLORS
 
 NUMERIC = {"font_variant_numeric": "tabular-nums"}
-# When a scheduled batch is due, in the screen's own time: "today 21:18", "tomorrow 09:00",
+# When a scheduled batch is due, in the workspace's time zone: "today 21:18", "tomorrow 09:00",
 # "Tue 09:00" within the week, else the date.
 DUE = {
     "sameDay": "[today] HH:mm",
@@ -84,7 +84,7 @@ def _batch(row: WallBatch) -> rx.Component:
                 rx.moment(
                     row.scheduled_at,
                     calendar=DUE,
-                    local=True,
+                    tz=WallLive.time_zone,
                     font_size=_vw(0.95),
                     color=rx.color("violet", 11),
                 ),
@@ -147,7 +147,7 @@ def _screen() -> rx.Component:
             rx.spacer(),
             rx.text(
                 "Updated ",
-                rx.moment(WallLive.updated_at, format="HH:mm:ss", local=True),
+                rx.moment(WallLive.updated_at, format="HH:mm:ss z", tz=WallLive.time_zone),
                 font_size=_vw(1.0),
                 color=rx.color("gray", 11),
                 id="wall-updated",
@@ -201,7 +201,7 @@ def _screen() -> rx.Component:
                 ),
                 rx.vstack(
                     rx.text(
-                        "Calls per minute, last hour",
+                        "Calls per minute, last hour · " + WallLive.time_zone,
                         font_size=_vw(1.0),
                         color=rx.color("gray", 11),
                     ),

@@ -43,6 +43,8 @@ class WallLive(rx.SharedState):
     connect_rate: int = 0
     chart: list[dict[str, Any]] = []
     updated_at: str = ""
+    # The workspace's time zone: "today", the chart and the clock are in it, and say so.
+    time_zone: str = "UTC"
     loaded: bool = False
 
 
@@ -88,6 +90,7 @@ def apply_wall(live: WallLive, data: dict[str, Any]) -> None:
     live.connect_rate = data["connect_rate"]
     live.chart = data["chart"]
     live.updated_at = data["updated_at"]
+    live.time_zone = data["time_zone"]
     live.loaded = True
 
 
