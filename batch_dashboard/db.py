@@ -135,6 +135,19 @@ _GONE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 _SQLITE_GONE = ("unable to open database file", "disk i/o error")
 
 
+def driver_errors() -> tuple[type[Exception], ...]:
+    """What a failed database call can raise: SQLAlchemy's wrapped errors, and the drivers'
+    own (`fetch_all` runs on the driver's connection)."""
+    kinds: list[type[Exception]] = [DBAPIError, sqlite3.Error]
+    try:
+        import psycopg
+
+        kinds.append(psycopg.Error)
+    except ImportError:  # a SQLite-only installation
+        pass
+    return tuple(kinds)
+
+
 def is_unreachable(error: BaseException) -> bool:
     """Whether `error` says the database cannot be reached at all (refused, gone away, no file),
     as opposed to a statement that failed on a live database (a deadlock, a lock timeout, a
