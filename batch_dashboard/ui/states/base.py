@@ -175,10 +175,17 @@ class AuthState(rx.State):
         self.signing_in, self.login_error = True, ""
         yield
         email, password = str(form.get("email", "")), str(form.get("password", ""))
+        signing_in = functools.partial(
+            auth.sign_in,
+            email=email,
+            password=password,
+            client_address=self.router.session.client_ip,
+        )
         try:
-            self.session_token = await anonymous(
-                functools.partial(auth.sign_in, email=email, password=password), write=True
-            )
+            self.session_token = await anonymous(signing_in, write=True)
+        except auth.TooManySignIns as error:
+            self.login_error = error.message  # says how long to wait
+            return
         except DomainError:
             self.login_error = "Wrong email or password."
             return
