@@ -36,7 +36,7 @@ Work = Callable[..., T]
 def _authenticate(api_key: str | None) -> str:
     workspace_id = auth.authenticate_api_key(api_key)
     settings = get_settings()
-    ratelimit.buckets.take(
+    ratelimit.buckets().take(
         auth.hash_key(api_key or ""),
         rate=settings.rate_limit_per_second,
         burst=settings.rate_limit_burst,
