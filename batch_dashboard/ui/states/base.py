@@ -5,7 +5,9 @@ A handler hands a service call to `read` or `write` (the console's `Caller.read/
 `partial(batches.cancel_batch, batch_id=...)`. The helper checks the tab's session and runs
 the call for its workspace in one unit of work, in a worker thread; a tab without a live
 session (never signed in, expired, signed out elsewhere) gets `SignedOut` before the call
-runs, and a handler marked `@signed_in` turns that into the sign-in page.
+runs, and a handler marked `@signed_in` turns that into the sign-in page. `@signed_in` also
+refuses at once, before the handler runs, a tab holding no session token at all, and a
+background handler whose session is not live (it would otherwise loop on its own).
 
 Signing in, and the wall screen opened by its own token, run without a viewer: they use
 `anonymous` and check their own credential.
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import reflex as rx
+from reflex.istate.proxy import StateProxy
 from sqlmodel import Session
 
 from batch_dashboard import db
@@ -96,6 +99,9 @@ def signed_in(handler: Callable[..., Any]) -> Callable[..., Any]:
 
         @functools.wraps(handler)
         async def stream(self: rx.State, *args: Any, **kwargs: Any):
+            if await _refused_at_once(self):
+                yield rx.redirect("/login")
+                return
             try:
                 async for event in handler(self, *args, **kwargs):
                     yield event
@@ -107,6 +113,8 @@ def signed_in(handler: Callable[..., Any]) -> Callable[..., Any]:
 
         @functools.wraps(handler)
         async def once(self: rx.State, *args: Any, **kwargs: Any):
+            if await _refused_at_once(self):
+                return rx.redirect("/login")
             try:
                 return await handler(self, *args, **kwargs)
             except SignedOut:
@@ -117,6 +125,20 @@ def signed_in(handler: Callable[..., Any]) -> Callable[..., Any]:
         raise TypeError(f"{handler.__qualname__}: a signed-in handler reads data, so it is async")
     setattr(wrapper, _SIGNED_IN, True)
     return wrapper
+
+
+async def _refused_at_once(state: rx.State) -> bool:
+    """Refused before the handler runs at all: a tab that holds no session token (never signed
+    in, or signed out), which costs no database trip; and a background task whose session is
+    not live, since such a task runs until it stops itself and reads through `read`/`write`
+    only now and then. Any other handler meets its session check in `read`/`write`."""
+    if not isinstance(state, StateProxy):
+        return not (await state.get_state(AuthState)).session_token
+    async with state:  # a background task reads its tab's states only while holding them
+        token = (await state.get_state(AuthState)).session_token
+    if not token:
+        return True
+    return await anonymous(functools.partial(auth.viewer_for, token=token)) is None
 
 
 def requires_session(handler: Callable[..., Any]) -> bool:
