@@ -53,3 +53,38 @@ def test_requests_answer_503_while_the_database_is_unreachable(
         error = response.json()["error"]
         assert error["code"] == "database_unreachable" and error["details"] is None
         assert "cannot be reached" in error["message"]
+
+
+def test_live_updates_say_once_that_the_database_is_unreachable(
+    tenant: Tenant,
+    database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The console's poller, with a tab watching, keeps polling through the outage with one
+    warning instead of a traceback every half second."""
+    import asyncio
+    import contextlib
+    import time
+
+    from batch_dashboard.ui.states import live
+
+    monkeypatch.setitem(live.watched, "tab-1", time.monotonic())
+    monkeypatch.setitem(live._workspace_of_token, "tab-1", tenant.workspace_id)
+    monkeypatch.setenv("DATABASE_URL", _unreachable(database, tmp_path))
+    db.dispose_engines()
+    reload_settings()
+
+    async def poll_a_while() -> None:
+        task = asyncio.create_task(live.live_updates(None))  # type: ignore[arg-type]
+        await asyncio.sleep(live.POLL_SECONDS * 6)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    with caplog.at_level("INFO", logger=live.__name__):
+        asyncio.run(poll_a_while())
+    said = [r.getMessage() for r in caplog.records if r.name == live.__name__]
+    assert said == ["live updates paused: database unreachable"]
+    assert not any(r.exc_info for r in caplog.records)
