@@ -47,8 +47,9 @@ def _authenticate(api_key: str | None) -> str:
 async def _on_the_loop_if_local(lookup: Callable[[], T]) -> T:
     """`lookup` (indexed point lookups only) right here when the database is SQLite, where it
     is a function call of some 30 µs, cheaper than the trip to a thread; in a worker thread
-    when it is PostgreSQL, where each lookup is a network round trip."""
-    if db.lookups_are_local():
+    when it is PostgreSQL, where each lookup is a network round trip — or when the key's
+    request count is kept in Redis, another round trip (bench/README.md, "Rate limit")."""
+    if db.lookups_are_local() and not ratelimit.in_redis():
         return lookup()
     return await anyio.to_thread.run_sync(lookup)
 

@@ -107,6 +107,11 @@ class RedisBuckets:
             raise _refused(rate, burst, float(tokens))
 
 
+def in_redis() -> bool:
+    """Whether spending a request is a network round trip (to Redis)."""
+    return bool(get_settings().redis_url.strip())
+
+
 _chosen: tuple[str, Buckets] | None = None
 _choosing = threading.Lock()
 
