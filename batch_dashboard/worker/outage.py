@@ -75,12 +75,14 @@ class DatabaseWatch:
         set_waiting_for_database(False)
 
     async def wait_until_back(self, stop: asyncio.Event) -> None:
-        """Until the prober finds the database back, or the worker is told to stop."""
+        """Until the prober finds the database back, the worker is told to stop, or the longest
+        wait has passed (then the caller tries for itself: a sender running without a dialer
+        has nobody probing for it)."""
         if not self.down:
             return
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._event().wait())]
         try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=self.max_wait, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()

@@ -18,6 +18,8 @@ from sqlalchemy.engine import make_url
 
 from batch_dashboard import db
 from batch_dashboard.settings import reload_settings
+from batch_dashboard.telemetry import dialer_state, set_dialer_running
+from batch_dashboard.worker.outage import DatabaseWatch
 from tests.conftest import make_tenant
 from tests.tcp_proxy import TcpProxy
 from tests.worker.helpers import batch_row, make_batch
@@ -31,6 +33,33 @@ WORKER_ENV = {
     "BATCH_CALLS_PER_SECOND": "0",
 }
 WATCHED_SECONDS = 6
+
+
+def test_waits_double_up_to_the_cap_and_each_change_is_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'a-file' / 'x.db'}")
+    with pytest.raises(Exception) as unreachable:
+        engine.connect()
+    engine.dispose()
+    watch = DatabaseWatch(first_wait=0.5, max_wait=4)
+    set_dialer_running(True)
+    try:
+        with caplog.at_level("INFO", logger="batch_dashboard.worker.outage"):
+            waits = [watch.failed(unreachable.value) for _ in range(6)]
+            assert dialer_state() == "waiting for database"
+            assert watch.failed(ValueError("a bug, not an outage")) is None
+            watch.reached()
+            watch.reached()
+        assert dialer_state() == "running"
+    finally:
+        set_dialer_running(False)
+    assert waits == [0.5, 1, 2, 4, 4, 4]
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 2, said
+    assert said[0].startswith("database unreachable (unable to open database file)")
+    assert said[1].startswith("database back after") and "(6 attempts)" in said[1]
 
 
 def _lines(log: Path, text: str) -> int:
