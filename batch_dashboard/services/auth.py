@@ -297,6 +297,18 @@ def _record_failure(session: Session, *, keys: list[tuple[str, int, str]], now: 
             )
 
 
+def purge_sign_in_throttle(session: Session, *, now: datetime) -> int:
+    """Forget counts that would start again anyway (housekeeping): the table holds one row per
+    email or address someone failed with, and guessing at random emails must not grow it."""
+    result = session.execute(
+        delete(SignInThrottle).where(
+            SignInThrottle.last_failure_at < now - FORGET_FAILURES_AFTER,
+            (SignInThrottle.blocked_until.is_(None)) | (SignInThrottle.blocked_until < now),
+        )
+    )
+    return result.rowcount or 0
+
+
 def _duration(seconds: int) -> str:
     if seconds < 60:
         return f"{seconds} second{'s' if seconds != 1 else ''}"

@@ -15,7 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from batch_dashboard.clock import Clock, system_clock
 from batch_dashboard.db import session_scope
-from batch_dashboard.services import idempotency, transitions
+from batch_dashboard.services import auth, idempotency, transitions
 from batch_dashboard.worker.dialer import Dialer
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,11 @@ def promote_due(clock: Clock = system_clock) -> int:
 def housekeeping(clock: Clock = system_clock) -> None:
     with session_scope(write=True) as session:
         purged = idempotency.purge_expired(session, now=clock.now())
+        forgotten = auth.purge_sign_in_throttle(session, now=clock.now())
     if purged:
         log.info("forgot %d expired idempotency keys", purged)
+    if forgotten:
+        log.info("forgot %d old sign-in failure counts", forgotten)
 
 
 def build_scheduler(dialer: Dialer, *, clock: Clock = system_clock) -> AsyncIOScheduler:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import reflex as rx
+from sqlmodel import select
 
 from batch_dashboard.clock import FrozenClock
 from batch_dashboard.db import session_scope
@@ -138,3 +139,17 @@ def test_the_sign_in_form_says_how_long_to_wait(user: str, monkeypatch: pytest.M
     events = run(state.sign_in({"email": EMAIL, "password": PASSWORD}))
     assert state.login_error == "" and state.session_token
     assert "/batches" in str(events[-1])
+
+
+def test_housekeeping_forgets_old_counts_only(user: str) -> None:
+    from batch_dashboard.models import SignInThrottle
+    from batch_dashboard.worker.scheduler import housekeeping
+
+    clock = FrozenClock(datetime(2026, 12, 2, 9, 0, tzinfo=UTC))
+    _try("wrong", clock, email="old@example.com")
+    clock.advance(hours=2)
+    _try("wrong", clock, email="recent@example.com")
+    housekeeping(clock)
+    with session_scope() as session:
+        left = {row.key for row in session.exec(select(SignInThrottle))}
+    assert left == {key for key, _, _ in auth._throttle_keys("recent@example.com", "203.0.113.7")}
