@@ -10,7 +10,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from batch_dashboard.db import session_scope
+from sqlalchemy.exc import SQLAlchemyError
+
+from batch_dashboard.db import is_unreachable, session_scope
 from batch_dashboard.sealing import SecretKeyMissing
 from batch_dashboard.services import agents, auth, demo
 from batch_dashboard.services.errors import DomainError
@@ -282,6 +284,15 @@ def _banner(result: dict[str, Any], console: str | None = None) -> str:
     )
 
 
+def _database_problem(error: SQLAlchemyError) -> str:
+    where = _redacted(get_settings().database_url)
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+    first = reason[0] if reason else type(error).__name__
+    if is_unreachable(error):
+        return f"the database {where} cannot be reached: {first}"
+    return f"the database {where} refused the command: {first}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -293,6 +304,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except SecretKeyMissing as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as error:
+        # An operator's typo in DATABASE_URL, or a server that is down, deserves one line that
+        # says which database and why, not the driver's traceback.
+        print(f"error: {_database_problem(error)}", file=sys.stderr)
         return 1
     if result is None:
         return 0

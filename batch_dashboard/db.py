@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -12,11 +14,15 @@ from typing import Any
 import orjson
 from sqlalchemy import Select, event
 from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
 from batch_dashboard.settings import get_settings
 
 SQLITE_BUSY_MS = 15_000
+# A server that does not answer (a dropped route, a firewall) fails a connection attempt in
+# this long instead of the operating system's minutes, so health checks and backoff stay prompt.
+CONNECT_TIMEOUT_SECONDS = 5
 _engines: dict[str, Engine] = {}
 _lookup_engines: dict[URL, Engine] = {}
 _lock = threading.Lock()
@@ -52,7 +58,10 @@ def make_engine(url: str) -> Engine:
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            # A directory that cannot be made is reported by SQLite at the first connection,
+            # as "unable to open database file", like any other unreachable database.
+            with contextlib.suppress(OSError):
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
             connect_args={
@@ -78,6 +87,7 @@ def make_engine(url: str) -> Engine:
         pool_size=10,
         max_overflow=20,
         pool_pre_ping=True,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
         json_serializer=_json,
         json_deserializer=orjson.loads,
         hide_parameters=True,
@@ -112,8 +122,50 @@ def _lookup_engine(engine: Engine) -> Engine:
                     pool_size=5,  # a lookup holds its connection for one round trip
                     max_overflow=15,
                     hide_parameters=True,
+                    connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
                 )
     return lookup
+
+
+# SQLSTATE classes that mean "the server is gone or will not take us": connection exceptions
+# (08…) and operator intervention (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot
+# connect now). Psycopg gives no SQLSTATE at all when it could not connect in the first place.
+_GONE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+# SQLite's way of saying the file (or its disk) cannot be reached.
+_SQLITE_GONE = ("unable to open database file", "disk i/o error")
+
+
+def driver_errors() -> tuple[type[Exception], ...]:
+    """What a failed database call can raise: SQLAlchemy's wrapped errors, and the drivers'
+    own (`fetch_all` runs on the driver's connection)."""
+    kinds: list[type[Exception]] = [DBAPIError, sqlite3.Error]
+    try:
+        import psycopg
+
+        kinds.append(psycopg.Error)
+    except ImportError:  # a SQLite-only installation
+        pass
+    return tuple(kinds)
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether `error` says the database cannot be reached at all (refused, gone away, no file),
+    as opposed to a statement that failed on a live database (a deadlock, a lock timeout, a
+    constraint): the one test the API, the health check, the worker and the CLI share.
+    Takes SQLAlchemy's wrapped errors and the drivers' own (`fetch_all` raises those)."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    original = error.orig if isinstance(error, DBAPIError) else error
+    if isinstance(original, sqlite3.OperationalError):
+        return str(original).lower().startswith(_SQLITE_GONE)
+    try:
+        import psycopg
+    except ImportError:  # a SQLite-only installation
+        return False
+    if isinstance(original, psycopg.OperationalError | psycopg.InterfaceError):
+        sqlstate = getattr(original, "sqlstate", None)
+        return sqlstate is None or sqlstate.startswith(_GONE_SQLSTATES)
+    return False
 
 
 def dispose_engines() -> None:

@@ -66,6 +66,18 @@ class ConsoleSession(SQLModel, table=True):
     expires_at: datetime
 
 
+class SignInThrottle(SQLModel, table=True):
+    """Recent failed sign-ins of one account (`account:` + the email's SHA-256) or one client
+    address (`address:` + the address), and until when its sign-ins are refused. In the
+    database so that every backend process sees the same count."""
+
+    __tablename__ = "sign_in_throttle"
+    key: str = Field(primary_key=True, max_length=80)
+    failures: int = 0
+    last_failure_at: datetime
+    blocked_until: datetime | None = None
+
+
 class WallToken(SQLModel, table=True):
     """Opens /wall for one workspace, read-only. Only the token's SHA-256 is stored."""
 

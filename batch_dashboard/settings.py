@@ -47,7 +47,10 @@ class Settings(BaseSettings):
         5_000, ge=1, validation_alias="BATCH_PARALLEL_VALIDATION_THRESHOLD"
     )
 
-    # Requests per API key and backend process (0: no limit).
+    # Reflex's own variable: several backend processes share console state through it, and
+    # the per-key request limit too (services/ratelimit.py).
+    redis_url: str = Field("", validation_alias="REFLEX_REDIS_URL")
+    # Requests per API key: per deployment with REFLEX_REDIS_URL, else per process (0: no limit).
     rate_limit_per_second: float = Field(100, ge=0, validation_alias="BATCH_RATE_LIMIT_PER_SECOND")
     rate_limit_burst: int = Field(200, ge=1, validation_alias="BATCH_RATE_LIMIT_BURST")
     # Fernet key(s) sealing webhook secrets at rest; first seals, all unseal (sealing.py).

@@ -72,6 +72,7 @@ registry.register(DatabaseFigures())
 # --- the dialer's state, for /v1/health -------------------------------------------------------
 
 _dialer_running = False
+_waiting_for_database = False
 
 
 def set_dialer_running(running: bool) -> None:
@@ -79,5 +80,17 @@ def set_dialer_running(running: bool) -> None:
     _dialer_running = running
 
 
-def dialer_state() -> str:
-    return "running" if _dialer_running else "off"
+def set_waiting_for_database(waiting: bool) -> None:
+    """The worker of this process cannot reach the database and is backing off."""
+    global _waiting_for_database
+    _waiting_for_database = waiting
+
+
+def dialer_state(*, database_ok: bool = True) -> str:
+    """`running`, `off`, or `waiting for database` when this process runs a dialer that cannot
+    reach the database (it noticed, or the health check just did)."""
+    if not _dialer_running:
+        return "off"
+    if _waiting_for_database or not database_ok:
+        return "waiting for database"
+    return "running"

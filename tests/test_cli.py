@@ -261,3 +261,31 @@ def test_create_connection_links_numbers_and_agents(fresh_url: str, tmp_path: Pa
         check=False,
     )
     assert refused.returncode == 1 and "KEY=VALUE" in refused.stderr
+
+
+def _closed_port() -> int:
+    """A port nothing listens on: bound, then released (connections to it are refused)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("command", [["migrate"], ["create-workspace", "Acme"], ["demo"]])
+def test_an_unreachable_database_is_one_line_on_stderr(
+    kind: str, command: list[str], tmp_path: Path
+) -> None:
+    if kind == "sqlite":
+        (tmp_path / "a-file").write_text("")
+        url = f"sqlite:///{tmp_path / 'a-file' / 'cli.db'}"  # its directory cannot exist
+    else:
+        url = f"postgresql+psycopg://postgres:hunter2@127.0.0.1:{_closed_port()}/batch"
+    result = run_cli(*command, url=url, cwd=tmp_path, check=False)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: the database ") and "cannot be reached" in lines[0]
+    assert "hunter2" not in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from pathlib import Path
+import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from batch_dashboard import db
 from batch_dashboard.api import bodies, metrics
 from batch_dashboard.api.routes import (
     agents,
@@ -44,6 +46,9 @@ _HTTP_CODES = {
     422: "validation_failed",
     429: "rate_limited",
 }
+
+DATABASE_RETRY_AFTER_SECONDS = 5
+_unreachable_logged_at = [0.0]  # one log line per 10 s of outage, not one per request
 
 DESCRIPTION = """
 Dial lists of phone numbers through your voice agents.
@@ -125,6 +130,23 @@ def create_api() -> FastAPI:
         for name, value in (error.headers or {}).items():
             response.headers[name] = value
         return response
+
+    async def database_error(_request: Request, error: Exception) -> JSONResponse:
+        if not db.is_unreachable(error):
+            raise error  # a failed statement on a live database is a bug: see `unexpected`
+        if time.monotonic() - _unreachable_logged_at[0] > 10:
+            _unreachable_logged_at[0] = time.monotonic()
+            log.warning("database unreachable: answering 503 (%s)", type(error).__name__)
+        response = _error(
+            503,
+            "database_unreachable",
+            "the database cannot be reached right now; try again in a few seconds",
+        )
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return response
+
+    for kind in db.driver_errors():
+        api.add_exception_handler(kind, database_error)
 
     @api.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception) -> JSONResponse:

@@ -36,7 +36,7 @@ Work = Callable[..., T]
 def _authenticate(api_key: str | None) -> str:
     workspace_id = auth.authenticate_api_key(api_key)
     settings = get_settings()
-    ratelimit.buckets.take(
+    ratelimit.buckets().take(
         auth.hash_key(api_key or ""),
         rate=settings.rate_limit_per_second,
         burst=settings.rate_limit_burst,
@@ -47,8 +47,9 @@ def _authenticate(api_key: str | None) -> str:
 async def _on_the_loop_if_local(lookup: Callable[[], T]) -> T:
     """`lookup` (indexed point lookups only) right here when the database is SQLite, where it
     is a function call of some 30 µs, cheaper than the trip to a thread; in a worker thread
-    when it is PostgreSQL, where each lookup is a network round trip."""
-    if db.lookups_are_local():
+    when it is PostgreSQL, where each lookup is a network round trip — or when the key's
+    request count is kept in Redis, another round trip (bench/README.md, "Rate limit")."""
+    if db.lookups_are_local() and not ratelimit.in_redis():
         return lookup()
     return await anyio.to_thread.run_sync(lookup)
 

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,15 +20,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import bindparam, delete, update
+from sqlalchemy import bindparam, case, delete, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from batch_dashboard.clock import system_clock
 from batch_dashboard.db import fetch_one, get_engine
 from batch_dashboard.ids import new_id
-from batch_dashboard.models import ApiKey, ConsoleSession, User, Workspace
+from batch_dashboard.models import ApiKey, ConsoleSession, SignInThrottle, User, Workspace
 from batch_dashboard.services.errors import (
     Conflict,
     NotFound,
+    RateLimited,
     Unauthorized,
     ValidationFailed,
     checked_label,
@@ -346,16 +351,30 @@ class Viewer:
     time_zone: str | None = None
 
 
-def sign_in(session: Session, *, email: str, password: str, now: datetime | None = None) -> str:
-    """A new session token for the right email and password; `Unauthorized` otherwise."""
+def sign_in(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    client_address: str = "",
+    now: datetime | None = None,
+) -> str:
+    """A new session token for the right email and password; `Unauthorized` otherwise, or
+    `TooManySignIns` while the account or the client address is throttled (checked before
+    the password, so a throttled guess costs no argon2 hash and learns nothing)."""
+    now = now or system_clock.now()
+    keys = _throttle_keys(email, client_address)
+    check_sign_in_throttle(session, keys=keys, now=now)
     user = find_user(session, email=email)
     if user is None:
         # Spend the same time as a real check, so timing does not tell which emails exist.
         _password_hasher.hash(password or "x")
+    if user is None or not verify_password(user, password):
+        _record_failure(session, keys=keys, now=now)
+        # The failure must outlive the refusal: the caller's unit of work rolls back on it.
+        session.commit()
         raise Unauthorized("wrong email or password")
-    if not verify_password(user, password):
-        raise Unauthorized("wrong email or password")
-    now = now or system_clock.now()
+    session.execute(delete(SignInThrottle).where(SignInThrottle.key == keys[0][0]))
     token = secrets.token_urlsafe(32)
     session.add(
         ConsoleSession(
@@ -368,6 +387,102 @@ def sign_in(session: Session, *, email: str, password: str, now: datetime | None
     )
     session.flush()
     return token
+
+
+# --- the sign-in throttle ----------------------------------------------------------------------
+# Failures are counted per account and per client address in the database, so every backend
+# process shares them. Past the free failures each one blocks further sign-ins for twice as long
+# as the one before (1 s, 2 s, 4 s … up to 15 minutes); a success clears its account's count
+# (not its address's: one good account must not launder guesses at others); counts left alone
+# for an hour start again.
+
+ACCOUNT_FREE_FAILURES = 5
+# Higher: an office or a carrier's NAT puts many people behind one address.
+ADDRESS_FREE_FAILURES = 20
+FIRST_BLOCK = timedelta(seconds=1)
+MAX_BLOCK = timedelta(minutes=15)
+FORGET_FAILURES_AFTER = timedelta(hours=1)
+
+
+class TooManySignIns(RateLimited):
+    """Sign-ins refused for a while after repeated failures."""
+
+
+def _throttle_keys(email: str, client_address: str) -> list[tuple[str, int, str]]:
+    """(key, free failures, what people are told is throttled), the account first."""
+    keys = [(f"account:{hash_key(email.strip().lower())}", ACCOUNT_FREE_FAILURES, "this account")]
+    if client_address:
+        keys.append((f"address:{client_address[:64]}", ADDRESS_FREE_FAILURES, "this address"))
+    return keys
+
+
+def block_after(failures: int, free: int) -> timedelta | None:
+    """How long sign-ins stay refused after the `failures`-th failure in a row."""
+    if failures < free:
+        return None
+    return min(MAX_BLOCK, FIRST_BLOCK * 2 ** min(failures - free, 20))
+
+
+def check_sign_in_throttle(
+    session: Session, *, keys: list[tuple[str, int, str]], now: datetime
+) -> None:
+    rows = session.exec(
+        select(SignInThrottle).where(SignInThrottle.key.in_([key for key, _, _ in keys]))
+    ).all()
+    blocked = {row.key: row.blocked_until for row in rows if row.blocked_until}
+    for key, _free, who in keys:
+        until = blocked.get(key)
+        if until is not None and until > now:
+            wait = max(1, math.ceil((until - now).total_seconds()))
+            raise TooManySignIns(
+                f"Too many failed sign-ins for {who}. Try again in {_duration(wait)}.",
+                retry_after=wait,
+            )
+
+
+def _record_failure(session: Session, *, keys: list[tuple[str, int, str]], now: datetime) -> None:
+    table = SignInThrottle.__table__
+    dialect_insert = (
+        postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    )
+    for key, free, _who in keys:
+        # One atomic statement, so concurrent failures in several processes all count.
+        statement = dialect_insert(table).values(key=key, failures=1, last_failure_at=now)
+        failures = session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["key"],
+                set_={
+                    "failures": case(
+                        (table.c.last_failure_at < now - FORGET_FAILURES_AFTER, 1),
+                        else_=table.c.failures + 1,
+                    ),
+                    "last_failure_at": now,
+                },
+            ).returning(table.c.failures)
+        ).scalar_one()
+        if (block := block_after(failures, free)) is not None:
+            session.execute(
+                update(table).where(table.c.key == key).values(blocked_until=now + block)
+            )
+
+
+def purge_sign_in_throttle(session: Session, *, now: datetime) -> int:
+    """Forget counts that would start again anyway (housekeeping): the table holds one row per
+    email or address someone failed with, and guessing at random emails must not grow it."""
+    result = session.execute(
+        delete(SignInThrottle).where(
+            SignInThrottle.last_failure_at < now - FORGET_FAILURES_AFTER,
+            (SignInThrottle.blocked_until.is_(None)) | (SignInThrottle.blocked_until < now),
+        )
+    )
+    return result.rowcount or 0
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def viewer_for(

@@ -34,6 +34,7 @@ from batch_dashboard.services.outcomes import Outcome
 from batch_dashboard.settings import Settings, get_settings
 from batch_dashboard.telemetry import dial_latency
 from batch_dashboard.worker.faults import AFTER_CLAIM, AFTER_PLACE, AFTER_RECORD, crash_point
+from batch_dashboard.worker.outage import DatabaseWatch
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,11 @@ class Dialer:
         settings: Settings | None = None,
         clock: Clock = system_clock,
         registry: Registry | None = None,
+        watch: DatabaseWatch | None = None,
     ) -> None:
         self.settings = settings or get_settings()
+        # Shared with the sender and the scheduler: the claim loop below is what probes.
+        self.watch = watch or DatabaseWatch()
         self.clock = clock
         self.registry = registry or Registry(settings=self.settings, clock=clock)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
@@ -81,11 +85,17 @@ class Dialer:
                 capacity = self.settings.worker_max_calls - len(self.live)
                 try:
                     claims = await asyncio.to_thread(self._claim, capacity) if capacity > 0 else []
-                except DBAPIError:
-                    # A deadlock victim or a database blip: the claim rolled back whole, so
-                    # nothing is lost by looking again after the idle pause.
+                except DBAPIError as error:
+                    # The claim rolled back whole, so nothing is lost by looking again: after
+                    # the idle pause for a deadlock victim, after a growing wait for a
+                    # database that cannot be reached.
+                    if (wait := self.watch.failed(error)) is not None:
+                        await self.watch.pause(stop, wait)
+                        continue
                     log.exception("claiming calls failed; trying again")
                     claims = []
+                else:
+                    self.watch.reached()
                 if claims:
                     crash_point(AFTER_CLAIM)
                     await self._place(claims)
@@ -258,13 +268,15 @@ class Dialer:
                 self._ended_signal.clear()
             try:
                 recorded = await asyncio.to_thread(self._record, group)
-            except Exception:
+            except Exception as error:
                 # Keep the outcomes: the database may be back in a moment, and the lease keeps
                 # every attempt ours until then.
-                log.exception("recording %d call outcomes failed; retrying", len(group))
+                wait = self.watch.failed(error)
+                if wait is None:
+                    log.exception("recording %d call outcomes failed; retrying", len(group))
                 self._ended[:0] = group
                 self._ended_signal.set()
-                await asyncio.sleep(1)
+                await asyncio.sleep(1 if wait is None else wait)
                 return
             crash_point(AFTER_RECORD)
             self.stats["recorded"] += recorded
@@ -284,8 +296,9 @@ class Dialer:
                 until = self.clock.now() + self.lease
                 try:
                     stopped = await asyncio.to_thread(self._renew, attempts, until)
-                except Exception:
-                    log.exception("renewing %d leases failed", len(attempts))
+                except Exception as error:
+                    if self.watch.failed(error) is None:
+                        log.exception("renewing %d leases failed", len(attempts))
                     continue
                 if stopped:
                     await self._hang_up(stopped)

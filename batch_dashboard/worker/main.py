@@ -12,6 +12,7 @@ from batch_dashboard.clock import Clock, system_clock
 from batch_dashboard.settings import Settings, get_settings
 from batch_dashboard.telemetry import set_dialer_running
 from batch_dashboard.worker.dialer import Dialer
+from batch_dashboard.worker.outage import DatabaseWatch
 from batch_dashboard.worker.scheduler import build_scheduler
 from batch_dashboard.worker.sender import Sender
 
@@ -24,8 +25,9 @@ async def run_worker(
     """Dial and schedule until `stop` is set, then shut down gracefully."""
     settings = settings or get_settings()
     sealing.cipher()  # no key, no webhooks: say so now, not at the first delivery
-    dialer = Dialer(settings=settings, clock=clock)
-    sender = Sender(settings=settings, clock=clock)
+    watch = DatabaseWatch()
+    dialer = Dialer(settings=settings, clock=clock, watch=watch)
+    sender = Sender(settings=settings, clock=clock, watch=watch)
     scheduler = build_scheduler(dialer, clock=clock)
     scheduler.start()
     set_dialer_running(True)

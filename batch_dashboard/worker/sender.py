@@ -24,6 +24,7 @@ from batch_dashboard.retry_after import retry_after_seconds
 from batch_dashboard.services import webhooks
 from batch_dashboard.services.webhooks import AttemptResult, DeliveryJob, TargetRefused
 from batch_dashboard.settings import Settings, get_settings
+from batch_dashboard.worker.outage import DatabaseWatch
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,15 @@ def pinned_request(url: str, address: str, port: int) -> tuple[str, dict[str, st
 
 
 class Sender:
-    def __init__(self, *, settings: Settings | None = None, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        clock: Clock = system_clock,
+        watch: DatabaseWatch | None = None,
+    ) -> None:
         self.settings = settings or get_settings()
+        self.watch = watch or DatabaseWatch()
         self.clock = clock
         self.in_flight: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
@@ -70,10 +78,15 @@ class Sender:
     async def run(self, stop: asyncio.Event) -> None:
         try:
             while not stop.is_set():
+                # The dialer probes an unreachable database; the sender waits for its word.
+                await self.watch.wait_until_back(stop)
                 room = MAX_IN_FLIGHT - len(self.in_flight)
                 try:
                     jobs = await asyncio.to_thread(self._claim, room) if room > 0 else []
-                except DBAPIError:
+                except DBAPIError as error:
+                    if (wait := self.watch.failed(error)) is not None:
+                        await self.watch.pause(stop, wait)
+                        continue
                     log.exception("claiming webhook deliveries failed; trying again")
                     jobs = []
                 for job in jobs:

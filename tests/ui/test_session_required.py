@@ -188,7 +188,9 @@ def test_a_tab_without_a_live_session_is_sent_to_sign_in_before_any_service_runs
         if not requires_session(handler.fn):
             continue
         if handler.is_background:
-            continue  # started by `open` (checked here), it reads through the same helpers
+            # Runs only under a real state manager: tests/e2e/test_signed_out_websocket.py
+            # sends it (and every other handler) over a websocket, and sees it refused.
+            continue
         events = _call(label, state_class, handler, token)
         if not events or "/login" not in str(events[-1]):
             not_refused.append(f"{label} ended with {events[-1:]}")

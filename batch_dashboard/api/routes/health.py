@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from batch_dashboard.db import session_scope
+from batch_dashboard.db import is_unreachable, session_scope
 from batch_dashboard.models import Health
 from batch_dashboard.telemetry import dialer_state
 
@@ -22,8 +22,13 @@ def _database_ok() -> bool:
         with session_scope() as session:
             session.execute(text("SELECT 1"))
         return True
-    except (SQLAlchemyError, OSError):
-        log.warning("health: database unreachable", exc_info=True)
+    except (SQLAlchemyError, OSError) as error:
+        # A monitor asks every few seconds: one line each time, the traceback only when the
+        # failure is something other than the database being out of reach.
+        if is_unreachable(error):
+            log.warning("health: database unreachable")
+        else:
+            log.warning("health: database check failed", exc_info=True)
         return False
 
 
@@ -38,6 +43,6 @@ def health() -> JSONResponse:
     body = {
         "status": "ok" if ok else "unavailable",
         "database": "ok" if ok else "unreachable",
-        "dialer": dialer_state(),
+        "dialer": dialer_state(database_ok=ok),
     }
     return JSONResponse(body, status_code=200 if ok else 503)

@@ -5,7 +5,9 @@ A handler hands a service call to `read` or `write` (the console's `Caller.read/
 `partial(batches.cancel_batch, batch_id=...)`. The helper checks the tab's session and runs
 the call for its workspace in one unit of work, in a worker thread; a tab without a live
 session (never signed in, expired, signed out elsewhere) gets `SignedOut` before the call
-runs, and a handler marked `@signed_in` turns that into the sign-in page.
+runs, and a handler marked `@signed_in` turns that into the sign-in page. `@signed_in` also
+refuses at once, before the handler runs, a tab holding no session token at all, and a
+background handler whose session is not live (it would otherwise loop on its own).
 
 Signing in, and the wall screen opened by its own token, run without a viewer: they use
 `anonymous` and check their own credential.
@@ -21,6 +23,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import reflex as rx
+from reflex.istate.proxy import StateProxy
 from sqlmodel import Session
 
 from batch_dashboard import db
@@ -105,6 +108,9 @@ def signed_in(handler: Callable[..., Any]) -> Callable[..., Any]:
 
         @functools.wraps(handler)
         async def stream(self: rx.State, *args: Any, **kwargs: Any):
+            if await _refused_at_once(self):
+                yield rx.redirect("/login")
+                return
             try:
                 async for event in handler(self, *args, **kwargs):
                     yield event
@@ -116,6 +122,8 @@ def signed_in(handler: Callable[..., Any]) -> Callable[..., Any]:
 
         @functools.wraps(handler)
         async def once(self: rx.State, *args: Any, **kwargs: Any):
+            if await _refused_at_once(self):
+                return rx.redirect("/login")
             try:
                 return await handler(self, *args, **kwargs)
             except SignedOut:
@@ -133,6 +141,18 @@ def to_sign_in(state: rx.State) -> rx.event.EventSpec:
     url = state.router.url
     asked = url.path + (f"?{url.query}" if url.query else "")
     return rx.redirect(f"/login?{urlencode({'next': asked})}")
+async def _refused_at_once(state: rx.State) -> bool:
+    """Refused before the handler runs at all: a tab that holds no session token (never signed
+    in, or signed out), which costs no database trip; and a background task whose session is
+    not live, since such a task runs until it stops itself and reads through `read`/`write`
+    only now and then. Any other handler meets its session check in `read`/`write`."""
+    if not isinstance(state, StateProxy):
+        return not (await state.get_state(AuthState)).session_token
+    async with state:  # a background task reads its tab's states only while holding them
+        token = (await state.get_state(AuthState)).session_token
+    if not token:
+        return True
+    return await anonymous(functools.partial(auth.viewer_for, token=token)) is None
 
 
 def requires_session(handler: Callable[..., Any]) -> bool:
@@ -228,10 +248,17 @@ class AuthState(rx.State):
         self.signing_in, self.login_error = True, ""
         yield
         email, password = str(form.get("email", "")), str(form.get("password", ""))
+        signing_in = functools.partial(
+            auth.sign_in,
+            email=email,
+            password=password,
+            client_address=self.router.session.client_ip,
+        )
         try:
-            self.session_token = await anonymous(
-                functools.partial(auth.sign_in, email=email, password=password), write=True
-            )
+            self.session_token = await anonymous(signing_in, write=True)
+        except auth.TooManySignIns as error:
+            self.login_error = error.message  # says how long to wait
+            return
         except DomainError:
             self.login_error = "Wrong email or password."
             return

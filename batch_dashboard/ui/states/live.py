@@ -13,7 +13,7 @@ from typing import Any
 
 import reflex as rx
 
-from batch_dashboard.db import session_scope
+from batch_dashboard.db import is_unreachable, session_scope
 from batch_dashboard.services import batches
 from batch_dashboard.ui.states import rows, wall_live
 from batch_dashboard.ui.states.rows import BatchRow, RecipientRow, Snapshot
@@ -124,6 +124,7 @@ async def live_updates(app: rx.App) -> None:
     """The one poller of this process (a lifespan task)."""
     known: dict[str, Any] = {}
     tick = 0
+    unreachable = False  # said once per outage, not once a second
     while True:
         await asyncio.sleep(POLL_SECONDS)
         tick += 1
@@ -136,8 +137,15 @@ async def live_updates(app: rx.App) -> None:
             await _push_batches(app, known)
             if tick % 2 == 0:
                 await wall_live.push_walls(app, _watched(_wall_of_token))
-        except Exception:  # keep the loop alive through a database hiccup
-            log.exception("live updates failed; retrying")
+        except Exception as error:  # keep the loop alive through a database hiccup
+            if not is_unreachable(error):
+                log.exception("live updates failed; retrying")
+                continue
+            if not unreachable:
+                log.warning("live updates paused: database unreachable")
+            unreachable = True
+        else:
+            unreachable = False
 
 
 def _watched(tokens: dict[str, Any]) -> dict[str, Any]:
