@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from pathlib import Path
 import time
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError

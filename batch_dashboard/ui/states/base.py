@@ -141,6 +141,8 @@ def to_sign_in(state: rx.State) -> rx.event.EventSpec:
     url = state.router.url
     asked = url.path + (f"?{url.query}" if url.query else "")
     return rx.redirect(f"/login?{urlencode({'next': asked})}")
+
+
 async def _refused_at_once(state: rx.State) -> bool:
     """Refused before the handler runs at all: a tab that holds no session token (never signed
     in, or signed out), which costs no database trip; and a background task whose session is
