@@ -503,7 +503,9 @@ class NewBatchState(rx.State):
         if self.mode == "manual":
             rows = await in_thread(self._manual_recipients)
             if rows.problems:
-                self.form_error = error_text(ValidationFailed(rows.problems.items))
+                self.form_error = error_text(
+                    ValidationFailed(rows.problems.items, total=rows.problems.total)
+                )
                 return None
             return rows
         rows = (await self._uploaded())._rows
