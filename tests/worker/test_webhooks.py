@@ -386,6 +386,20 @@ def test_send_time_check_refuses_a_target_that_became_private(
     assert delivery.attempts[0]["error"] == "refused: must use https://"
 
 
+def test_send_time_check_judges_an_ipv6_form_as_the_ipv4_host_it_reaches(
+    tenant, private_targets, monkeypatch
+):
+    hook_agent(tenant, "https://[2002:7f00:1::]/hook")  # 6to4 of 127.0.0.1
+    make_batch(tenant, 1)
+    end_calls(1)
+    monkeypatch.setenv("BATCH_WEBHOOK_ALLOW_PRIVATE_TARGETS", "false")
+    reload_settings()
+    assert send_due(FrozenClock(START)) == ["failed"]
+    [delivery] = deliveries()
+    assert delivery.next_attempt_at is None
+    assert "loopback address (a 6to4 form of 127.0.0.1)" in delivery.attempts[0]["error"]
+
+
 def test_the_request_goes_to_the_checked_address():
     url, headers, extensions = pinned_request(
         "https://hooks.example.com/in?x=1", "93.184.216.34", 443
