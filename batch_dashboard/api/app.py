@@ -118,13 +118,16 @@ class V1Fallback(BaseRoute):
     path segment) answers here with the error envelope: never the console's plain-text 404.
     A known path with another method is `405` with every method its routes allow."""
 
+    # The one label ObserveLatency gives every request answered here (unknown paths are many).
+    path = "/v1/{path:path}"
+
     def __init__(self, routes: list[BaseRoute]) -> None:
         self.routes = routes
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         path = scope.get("path", "")
         if scope["type"] == "http" and (path == "/v1" or path.startswith("/v1/")):
-            return Match.FULL, {}
+            return Match.FULL, {"route": self}
         return Match.NONE, {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:

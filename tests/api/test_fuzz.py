@@ -101,7 +101,6 @@ def exercise(operation: Any, headers: dict[str, str]) -> None:
     check()
 
 
-@pytest.mark.xdist_group("fuzz")
 def test_responses_conform_to_the_schema(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from batch_dashboard.api.app import create_api
 
