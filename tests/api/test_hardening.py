@@ -134,6 +134,19 @@ def test_the_console_path_refuses_a_nul_too(tenant: Tenant) -> None:
     with session_scope(write=True) as session, pytest.raises(ValidationFailed) as refused:
         dnc.add(session, workspace_id=tenant.workspace_id, phone="+14155552679", reason="\x00")
     assert refused.value.details == [{"loc": ["reason"], "message": NUL_MESSAGE}]
+    with session_scope(write=True) as session, pytest.raises(ValidationFailed) as refused:
+        agents.create_agent(
+            session,
+            workspace_id=tenant.workspace_id,
+            name="Re\x00minders",
+            prompt="Say\x00 hello.",
+            first_message="Hi\x00",
+        )
+    assert error_locs_of(refused.value) == [["name"], ["prompt"], ["first_message"]]
+
+
+def error_locs_of(error: ValidationFailed) -> list[list[Any]]:
+    return [item["loc"] for item in error.details or []]
 
 
 def string_paths(value: Any, at: list[Any]) -> list[list[Any]]:
