@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import reflex as rx
+from starlette.types import ASGIApp
 
 from batch_dashboard import sealing
-from batch_dashboard.api.app import create_api
+from batch_dashboard.api.app import NewlinePaths, create_api
 from batch_dashboard.logs import configure_logging
 from batch_dashboard.services import phones
 from batch_dashboard.settings import get_settings
@@ -80,7 +81,13 @@ def index() -> rx.Component:
     return landing()
 
 
-app = rx.App(api_transformer=create_api(), toaster=rx.toast.provider(position="bottom-right"))
+class App(rx.App):
+    def __call__(self) -> ASGIApp:
+        # The server builds the ASGI app by calling this; NewlinePaths must wrap all of it.
+        return NewlinePaths(super().__call__())
+
+
+app = App(api_transformer=create_api(), toaster=rx.toast.provider(position="bottom-right"))
 app.add_page(index, route="/", title="Batch calls", on_load=AuthState.redirect_if_signed_in)
 app.add_page(
     login, route="/login", title="Sign in · Batch calls", on_load=AuthState.redirect_if_signed_in

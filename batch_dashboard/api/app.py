@@ -154,6 +154,23 @@ class V1Fallback(BaseRoute):
         await response(scope, receive, send)
 
 
+class NewlinePaths:
+    """Outside the whole app: a /v1 path with a line break answers the envelope's 404 here.
+    Reflex mounts the API in a Starlette app of its own, whose catch-all mount (`.*`, which
+    stops at a newline) cannot match such a path, so it would answer a plain-text 404 before
+    the API sees the request. No route of ours has a line break in it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith("/v1") and ("\n" in path or "\r" in path):
+            await _error(404, "not_found", f"no such route: {path}")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def create_api() -> FastAPI:
     api = FastAPI(
         title="Batch calls API",

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
+from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 
 from batch_dashboard.db import session_scope
@@ -220,23 +221,28 @@ def test_a_wrong_method_on_a_known_path_is_405_with_allow(
 def test_nothing_under_v1_falls_through_to_the_console(
     client: TestClient, tenant: Tenant, database: str
 ) -> None:
-    """Reflex mounts the console after our routes; a stand-in answering plain text shows that
-    no /v1 request, whatever its path or method, reaches it."""
-    from batch_dashboard.api.app import create_api
+    """Built as Reflex builds the served app: the console mounted after our routes, the API
+    mounted at "" in an outer Starlette app, and the whole wrapped as `batch_dashboard.App`
+    does. No /v1 request, whatever its path or method, gets a plain-text answer
+    (tests/e2e/test_server.py checks the real server)."""
+    from batch_dashboard.api.app import NewlinePaths, create_api
 
     api = create_api()
     api.mount("/", PlainTextResponse("console 404", status_code=404))
-    with TestClient(api, raise_server_exceptions=False) as mounted:
+    outer = Starlette()
+    outer.mount("", api)
+    with TestClient(NewlinePaths(outer), raise_server_exceptions=False) as served:
         for method, path in [
             ("POST", f"{BATCHES}/abc%0A/pause"),
             ("GET", "/v1/nothing%0Ahere"),
+            ("GET", "/v1/nothing%0D"),
             ("TRACE", "/v1/nothing"),
             ("OPTIONS", "/v1/nothing"),
             ("PATCH", "/v1"),
         ]:
-            response = mounted.request(method, path, headers=tenant.headers)
+            response = served.request(method, path, headers=tenant.headers)
             envelope(response, 404, "not_found")
-        assert mounted.get("/elsewhere").text == "console 404"
+        assert served.get("/elsewhere").text == "console 404"
 
 
 # --- 7. one body reader and one cursor check for every route --------------------------------
