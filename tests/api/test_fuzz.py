@@ -65,7 +65,9 @@ def with_character(value: Any, character: str, *, in_names: bool = True) -> Any:
     return value
 
 
-def exercise(operation: Any, headers: dict[str, str]) -> None:
+def exercise(
+    operation: Any, headers: dict[str, str], *, examples: int = EXAMPLES_PER_OPERATION
+) -> None:
     """Every check on `operation`'s generated cases; schema-valid input must also be accepted
     where a shape is all that makes input valid and no control character was slipped in."""
     semantic = (operation.method.upper(), operation.path) in SEMANTIC_RULES
@@ -75,7 +77,7 @@ def exercise(operation: Any, headers: dict[str, str]) -> None:
         character=st.sampled_from((None, *CONTROL_CHARACTERS)),
     )
     @settings(
-        max_examples=EXAMPLES_PER_OPERATION,
+        max_examples=examples,
         deadline=None,
         derandomize=True,
         database=None,
