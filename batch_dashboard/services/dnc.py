@@ -52,6 +52,7 @@ def add_numbers(
     now: datetime | None = None,
 ) -> int:
     """Add canonical E.164 numbers (already validated); numbers already listed are kept."""
+    refuse_nul(reason, ["reason"])  # the reason of an import, too, is text a user typed
     now = now or system_clock.now()
     rows = [
         {
@@ -84,7 +85,6 @@ def add(
     number = canonical(phone)
     if not isinstance(reason, str) or len(reason) > 500:
         raise ValidationFailed.at(["reason"], "must be a string of at most 500 characters")
-    refuse_nul(reason, ["reason"])
     add_numbers(
         session, workspace_id=workspace_id, numbers=[number], reason=reason, source=source, now=now
     )
