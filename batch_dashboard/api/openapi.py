@@ -171,7 +171,7 @@ CREATE_BATCH_OPENAPI: dict[str, Any] = {
                 },
                 "examples": {
                     "json": {
-                        "summary": "Two recipients",
+                        "summary": "Two recipients (agent_id: one of your agents, GET /v1/agents)",
                         "value": {
                             "name": "Appointment reminders",
                             "agent_id": "agent_01JD7Q8R3P2M6C1T0S9W4YQ2HE",
