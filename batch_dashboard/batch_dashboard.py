@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import reflex as rx
+from starlette.types import ASGIApp
 
 from batch_dashboard import sealing
-from batch_dashboard.api.app import create_api
+from batch_dashboard.api.app import NewlinePaths, create_api
 from batch_dashboard.logs import configure_logging
 from batch_dashboard.services import phones
 from batch_dashboard.settings import get_settings
@@ -77,7 +78,13 @@ async def embedded_worker() -> AsyncIterator[None]:
             log.warning("embedded worker did not stop in time")
 
 
-app = rx.App(api_transformer=create_api(), toaster=rx.toast.provider(position="bottom-right"))
+class App(rx.App):
+    def __call__(self) -> ASGIApp:
+        # The server builds the ASGI app by calling this; NewlinePaths must wrap all of it.
+        return NewlinePaths(super().__call__())
+
+
+app = App(api_transformer=create_api(), toaster=rx.toast.provider(position="bottom-right"))
 app.add_page(front_door, route="/", title="Batch calls", on_load=AuthState.open_front_door)
 app.add_page(not_found, route="404", title="Page not found · Batch calls")
 app.add_page(

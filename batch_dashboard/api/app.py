@@ -6,6 +6,7 @@ import importlib.util
 import logging
 import time
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from batch_dashboard import db
@@ -26,7 +28,13 @@ from batch_dashboard.api.routes import (
     provider_events,
     webhooks,
 )
-from batch_dashboard.services.errors import DomainError, NotFound, RateLimited
+from batch_dashboard.services.errors import (
+    DomainError,
+    Problems,
+    RateLimited,
+    ValidationFailed,
+    nul_problems,
+)
 from batch_dashboard.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -75,23 +83,102 @@ def _loc(raw: tuple) -> list:
     )
 
 
-class BodyLimit:
-    """Every route, the console's upload included: nothing may declare a body larger than the
-    upload limit (plus room for a multipart envelope). Routes that read bodies also count what
-    actually arrives, for bodies sent without a length. Pure ASGI, like ObserveLatency."""
+class RequestGuard:
+    """Every route, the console's upload included, before any routing: nothing may declare a
+    body larger than the upload limit (plus room for a multipart envelope; routes that read
+    bodies also count what actually arrives, for bodies sent without a length), and no query
+    parameter or header may hold a NUL (the one text rule, `errors.nul_problems`; JSON bodies
+    get it in `bodies.parse_json_object`, forms and CSVs in the services). Pure ASGI, like
+    ObserveLatency: the common request pays a few substring checks."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
-            limit = get_settings().max_upload_bytes + bodies.ENVELOPE
-            if bodies.declared_too_large(declared, limit):
-                refused = bodies.too_large(limit)
-                response = _error(413, "payload_too_large", refused.message, refused.details)
+            refused = self._refusal(scope)
+            if refused is not None:
+                response = JSONResponse(refused.body(), status_code=refused.status)
                 await response(scope, receive, send)
                 return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _refusal(scope: Scope) -> DomainError | None:
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+        limit = get_settings().max_upload_bytes + bodies.ENVELOPE
+        if bodies.declared_too_large(declared, limit):
+            return bodies.too_large(limit)
+        problems = Problems()
+        query = scope.get("query_string", b"")
+        if b"%00" in query or b"\x00" in query:
+            for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+                nul_problems(value, [name], problems)
+                nul_problems(name, ["query"], problems)
+        for name, value in scope["headers"]:
+            if b"\x00" in value:
+                nul_problems(value.decode("latin-1"), [name.decode("latin-1")], problems)
+        return ValidationFailed(problems.items, total=problems.total) if problems else None
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+class V1Fallback(BaseRoute):
+    """Whatever no route of ours took under /v1 (an unknown path, any method, a newline in a
+    path segment) answers here with the error envelope: never the console's plain-text 404.
+    A known path with another method is `405` with every method its routes allow."""
+
+    # The one label ObserveLatency gives every request answered here (unknown paths are many).
+    path = "/v1/{path:path}"
+
+    def __init__(self, routes: list[BaseRoute]) -> None:
+        self.routes = routes
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == "/v1" or path.startswith("/v1/")):
+            return Match.FULL, {"route": self}
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        # Asked through `matches`, the routing API every route (included routers too) answers;
+        # only our routes, before this one (the console's come after).
+        allowed = [
+            method
+            for method in _METHODS
+            if any(
+                route.matches({**scope, "method": method})[0] is Match.FULL
+                for route in self.routes[: self.routes.index(self)]
+            )
+        ]
+        if allowed:
+            response = _error(
+                405,
+                "method_not_allowed",
+                f"{scope['method']} is not allowed on {path}; use {', '.join(allowed)}",
+            )
+            response.headers["Allow"] = ", ".join(allowed)
+        else:
+            response = _error(404, "not_found", f"no such route: {path}")
+        await response(scope, receive, send)
+
+
+class NewlinePaths:
+    """Outside the whole app: a /v1 path with a line break answers the envelope's 404 here.
+    Reflex mounts the API in a Starlette app of its own, whose catch-all mount (`.*`, which
+    stops at a newline) cannot match such a path, so it would answer a plain-text 404 before
+    the API sees the request. No route of ours has a line break in it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith("/v1") and ("\n" in path or "\r" in path):
+            await _error(404, "not_found", f"no such route: {path}")(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 
@@ -154,7 +241,7 @@ def create_api() -> FastAPI:
         return _error(500, "internal_error", "something went wrong on our side; it has been logged")
 
     api.add_middleware(metrics.ObserveLatency)
-    api.add_middleware(BodyLimit)
+    api.add_middleware(RequestGuard)
 
     api.mount(DOCS_ASSETS, StaticFiles(directory=SWAGGER_UI_STATIC), name="docs-assets")
 
@@ -177,13 +264,7 @@ def create_api() -> FastAPI:
     api.include_router(connections.router)
     api.include_router(provider_events.router)
 
-    @api.api_route(
-        "/v1/{path:path}",
-        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        include_in_schema=False,
-    )
-    async def unknown_route(path: str) -> JSONResponse:
-        # Registered last: without it an unknown /v1 path would fall through to the console.
-        raise NotFound(f"no such route: /v1/{path}")
+    # Last of our routes, before those Reflex mounts after them: nothing under /v1 falls through.
+    api.router.routes.append(V1Fallback(api.router.routes))
 
     return api

@@ -9,13 +9,20 @@ from typing import Any
 
 from fastapi import Request
 
-from batch_dashboard.services.errors import PayloadTooLarge, ValidationFailed
+from batch_dashboard.services.errors import (
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    refuse_nul,
+)
 
 # Room for a multipart envelope and a form's other fields around a maximal upload.
 ENVELOPE = 64 * 1024
 # Routes whose body is a few options, e.g. `{"hang_up": true}`.
 SMALL_BODY = 16 * 1024
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# Strict JSON has no raw control characters in strings: a NUL can only arrive escaped.
+_NUL_ESCAPE = b"\\u0000"
 
 
 def too_large(limit: int) -> PayloadTooLarge:
@@ -66,4 +73,28 @@ def parse_json_object(body: bytes, *, what: str = "a JSON object") -> dict[str, 
             raise ValidationFailed.at(
                 ["body"], "contains invalid Unicode (an unpaired surrogate escape)"
             ) from None
+    if _NUL_ESCAPE in body:
+        refuse_nul(payload, [])
     return payload
+
+
+def is_json(content_type: str) -> bool:
+    media_type = content_type.split(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+async def read_json_object(
+    request: Request, limit: int, *, optional: bool = False
+) -> dict[str, Any]:
+    """The one way a route reads a JSON body: at most `limit` bytes, sent as JSON (or without
+    a Content-Type), parsed by `parse_json_object`; an `optional` body may be empty."""
+    content_type = request.headers.get("content-type", "")
+    if content_type and not is_json(content_type):
+        raise UnsupportedMediaType(
+            "send the body as application/json",
+            [{"loc": ["Content-Type"], "message": f"{content_type} is not supported"}],
+        )
+    body = await read_limited(request, limit)
+    if optional and not body.strip():
+        return {}
+    return parse_json_object(body)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Query
+
 from batch_dashboard.models import CircuitBreakerSettings, ErrorResponse
 from batch_dashboard.services.outcomes import RETRY_ON
 
@@ -176,7 +178,7 @@ CREATE_BATCH_OPENAPI: dict[str, Any] = {
                 },
                 "examples": {
                     "json": {
-                        "summary": "Two recipients",
+                        "summary": "Two recipients (agent_id: one of your agents, GET /v1/agents)",
                         "value": {
                             "name": "Appointment reminders",
                             "agent_id": "agent_01JD7Q8R3P2M6C1T0S9W4YQ2HE",
@@ -229,3 +231,25 @@ CREATE_BATCH_OPENAPI: dict[str, Any] = {
         },
     },
 }
+
+
+# Query parameters whose rules the services enforce (the console calls the same functions): the
+# schema states those rules without FastAPI checking them a second time with other words.
+
+
+def limit_query(maximum: int) -> Any:
+    return Query(
+        description=f"Page size, 1–{maximum}",
+        json_schema_extra={"minimum": 1, "maximum": maximum},
+    )
+
+
+def cursor_query() -> Any:
+    return Query(
+        description="`next_cursor` of the previous page (opaque)",
+        json_schema_extra={"pattern": "^[A-Za-z0-9_-]{1,512}$"},
+    )
+
+
+def enum_query(description: str, values: tuple[str, ...]) -> Any:
+    return Query(description=description, json_schema_extra={"enum": list(values)})

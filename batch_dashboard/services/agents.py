@@ -19,7 +19,13 @@ from batch_dashboard.clock import system_clock
 from batch_dashboard.ids import new_id
 from batch_dashboard.models import Agent, PhoneNumber
 from batch_dashboard.services import connections, phones, webhooks
-from batch_dashboard.services.errors import NotFound, Problems, checked_label, is_clean_id
+from batch_dashboard.services.errors import (
+    NotFound,
+    Problems,
+    checked_label,
+    is_clean_id,
+    nul_problems,
+)
 from batch_dashboard.settings import get_settings
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
@@ -213,8 +219,16 @@ def _check_agent(
     prompt: str,
     phone_number_id: str | None,
     webhook_url: str | None,
+    first_message: str = "",
 ) -> None:
     problems = Problems()
+    texts = {
+        "name": name,
+        "prompt": prompt,
+        "first_message": first_message,
+        "webhook_url": webhook_url,
+    }
+    nul_problems(texts, [], problems)
     if not 1 <= len(name.strip()) <= 200:
         problems.add(["name"], "must be 1 to 200 characters")
     if not prompt.strip():
@@ -249,7 +263,7 @@ def create_agent(
 ) -> tuple[Agent, str]:
     """The new agent and its webhook signing secret (shown once). Without a connection it is
     on its caller number's."""
-    _check_agent(session, workspace_id, name, prompt, phone_number_id, webhook_url)
+    _check_agent(session, workspace_id, name, prompt, phone_number_id, webhook_url, first_message)
     problems = Problems()
     if connection_id is None and phone_number_id is not None:
         connection_id = session.get(PhoneNumber, phone_number_id).connection_id  # type: ignore[union-attr]
@@ -401,7 +415,7 @@ def update_agent(
     agent = get_agent(session, workspace_id=workspace_id, agent_id=agent_id)
     # An unchanged URL is not checked again: its host may be unreachable right now.
     new_url = webhook_url if webhook_url != agent.webhook_url else None
-    _check_agent(session, workspace_id, name, prompt, phone_number_id, new_url)
+    _check_agent(session, workspace_id, name, prompt, phone_number_id, new_url, first_message)
     if connection_id:
         connections.get_connection(session, workspace_id=workspace_id, connection_id=connection_id)
     problems = Problems()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -13,11 +14,13 @@ from sqlmodel import Session
 
 from batch_dashboard.clock import system_clock, to_rfc3339
 from batch_dashboard.models import DoNotCall
-from batch_dashboard.services import phones
-from batch_dashboard.services.errors import NotFound, ValidationFailed
+from batch_dashboard.services import cursors, phones
+from batch_dashboard.services.errors import NotFound, ValidationFailed, refuse_nul
 from batch_dashboard.services.recipients import RecipientRows
 
 table = DoNotCall.__table__
+LIST_LIMIT_MAX = 1000
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
 
 def canonical(number: object) -> str:
@@ -49,6 +52,7 @@ def add_numbers(
     now: datetime | None = None,
 ) -> int:
     """Add canonical E.164 numbers (already validated); numbers already listed are kept."""
+    refuse_nul(reason, ["reason"])  # the reason of an import, too, is text a user typed
     now = now or system_clock.now()
     rows = [
         {
@@ -118,17 +122,20 @@ def remove(session: Session, *, workspace_id: str, phone: object) -> None:
 def list_entries(
     session: Session, *, workspace_id: str, limit: int = 100, after: str | None = None
 ) -> dict[str, Any]:
-    if not 1 <= limit <= 1000:
-        raise ValidationFailed.at(["limit"], "must be between 1 and 1000")
+    if not 1 <= limit <= LIST_LIMIT_MAX:
+        raise ValidationFailed.at(["limit"], f"must be between 1 and {LIST_LIMIT_MAX}")
+    last = cursors.decode(after, parts=1)
+    if last is not None and not _E164.fullmatch(last[0]):
+        raise cursors.refused()
     query = select(DoNotCall).where(DoNotCall.workspace_id == workspace_id)
-    if after:
-        query = query.where(DoNotCall.phone > after)
+    if last is not None:
+        query = query.where(DoNotCall.phone > last[0])
     page = list(session.execute(query.order_by(DoNotCall.phone).limit(limit + 1)).scalars())
     more = len(page) > limit
     page = page[:limit]
     return {
         "do_not_call": [entry_public(e) for e in page],
-        "next_cursor": page[-1].phone if more else None,
+        "next_cursor": cursors.encode(page[-1].phone) if more else None,
     }
 
 

@@ -66,14 +66,19 @@ class RateLimited(DomainError):
 class ValidationFailed(DomainError):
     code, status = "validation_failed", 422
 
-    def __init__(self, problems: list[dict[str, Any]], message: str | None = None) -> None:
+    def __init__(
+        self, problems: list[dict[str, Any]], message: str | None = None, *, total: int = 0
+    ) -> None:
+        """`total`: how many problems were found, when more than the `problems` kept."""
+        total = max(total, len(problems))
         problems = problems[:MAX_REPORTED_PROBLEMS]
         if message is None:
             first = problems[0]
             where = ".".join(str(part) for part in first["loc"])
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            more = f" (and {total - 1:,} more)" if total > 1 else ""
             message = f"{where}: {first['message']}{more}"
         super().__init__(message, problems)
+        self.total = total
 
     @classmethod
     def at(cls, loc: Loc, message: str) -> ValidationFailed:
@@ -90,14 +95,22 @@ def problem(loc: Loc, message: str) -> dict[str, Any]:
 
 
 class Problems:
-    """Collects problems up to the reporting cap; `raise_if_any` turns them into one error."""
+    """Collects problems up to the reporting cap, counting those past it; `raise_if_any` turns
+    them into one error."""
 
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
+        self.total = 0
 
     def add(self, loc: Loc, message: str) -> None:
+        self.total += 1
         if len(self.items) < MAX_REPORTED_PROBLEMS:
             self.items.append(problem(loc, message))
+
+    def merge(self, other: Problems) -> None:
+        for item in other.items:
+            self.add(item["loc"], item["message"])
+        self.total += other.total - len(other.items)
 
     @property
     def full(self) -> bool:
@@ -108,7 +121,7 @@ class Problems:
 
     def raise_if_any(self) -> None:
         if self.items:
-            raise ValidationFailed(self.items)
+            raise ValidationFailed(self.items, total=self.total)
 
 
 LABEL_MAX = 200
@@ -148,9 +161,54 @@ def json_object_field(
         except ValueError:
             problems.add([field], "must be a JSON object")
             return None
+        # Escaped in the form's JSON text, a NUL appears only now.
+        before = problems.total
+        nul_problems(value, [field], problems)
+        if problems.total > before:
+            return None
     if not isinstance(value, dict):
         problems.add([field], f"must be an object {shape}")
         return None
     for name in sorted(set(value) - allowed):
         problems.add([field, name], f"is not a {field.replace('_', ' ')} field")
     return value
+
+
+# --- the one rule for text ---------------------------------------------------------------------
+
+NUL = "\x00"
+NUL_MESSAGE = "must not contain the NUL character (U+0000)"
+
+
+def nul_problem(text: str) -> str | None:
+    return NUL_MESSAGE if NUL in text else None
+
+
+def nul_problems(value: object, loc: Loc, problems: Problems) -> None:
+    """The rule for every text a user sends us (a JSON body's strings and names, form fields,
+    query parameters, headers we keep): no NUL. PostgreSQL cannot store it in a text column
+    and no field of ours needs it, so it is refused where it enters, naming the field, rather
+    than failing in the database. Walks nested JSON without recursion (bodies may nest deep)."""
+    pending: list[tuple[object, Loc]] = [(value, loc)]  # a stack: problems in document order
+    while pending:
+        item, where = pending.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                problems.add(where, NUL_MESSAGE)
+        elif isinstance(item, dict):
+            for key, inner in reversed(item.items()):
+                if isinstance(key, str) and NUL in key:
+                    pending.append((key, [*where, key]))
+                else:
+                    pending.append((inner, [*where, key]))
+        elif isinstance(item, list):
+            pending.extend(
+                (inner, [*where, index]) for index, inner in reversed(list(enumerate(item)))
+            )
+
+
+def refuse_nul(value: object, loc: Loc) -> None:
+    """`nul_problems`, raised at once as a 422."""
+    problems = Problems()
+    nul_problems(value, loc, problems)
+    problems.raise_if_any()

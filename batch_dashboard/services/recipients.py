@@ -23,9 +23,16 @@ from batch_dashboard.services.errors import (
     Problems,
     UnsupportedMediaType,
     ValidationFailed,
+    nul_problem,
 )
 
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# The one limit on a variable's value, for JSON and CSV alike (docs/api.md).
+VALUE_MAX_CHARS = 128 * 1024
+# The csv module refuses a longer field itself, as "not valid CSV" for the whole rest of the
+# file; let every cell through to VALUE_MAX_CHARS, which names its row and column. The
+# upload's byte limit bounds what a cell can cost.
+csv.field_size_limit(2**31 - 1)
 PHONE_FIELDS = ("phone", "phone_number")
 _READ_CHUNK = 1 << 16
 _DELIMITERS = (",", ";", "\t")
@@ -96,7 +103,9 @@ class RecipientRows:
 
 
 def _check_value(value: object) -> str | None:
-    if isinstance(value, bool | str):
+    if isinstance(value, str):
+        return _check_text(value)
+    if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return None
@@ -106,6 +115,12 @@ def _check_value(value: object) -> str | None:
         type(value), type(value).__name__
     )
     return f"must be a string, number or boolean, not {kind}"
+
+
+def _check_text(value: str) -> str | None:
+    if len(value) > VALUE_MAX_CHARS:
+        return f"must be at most {VALUE_MAX_CHARS:,} characters (got {len(value):,})"
+    return nul_problem(value)
 
 
 def _bad_name_message(name: str) -> str:
@@ -149,7 +164,12 @@ def from_json(recipients: object, *, max_recipients: int) -> RecipientRows:
             continue
         phone_key = "phone_number" if "phone" not in item and "phone_number" in item else "phone"
         rows.phone_fields.append(phone_key)
-        _add_phone(rows, index, item.get(phone_key), [*where, phone_key])
+        if "phone" in item and "phone_number" in item:
+            # Two names for one field: which one to call is not ours to guess.
+            rows.flag(index, [*where, "phone_number"], "is the same field as phone: send only one")
+            rows.phones.append("")
+        else:
+            _add_phone(rows, index, item.get(phone_key), [*where, phone_key])
         variables: dict[str, Scalar] = {}
         nested = item.get("dynamic_vars")
         if nested is not None:
@@ -370,7 +390,9 @@ def _add_csv_row(
         if position == phone_column:
             continue
         value = _cell(cells[position])
-        if name:
+        if name and (reason := _check_text(value)) is not None:
+            rows.flag(index, [*rows.loc(index), name], reason)
+        elif name:
             variables[name] = value
         elif value:
             rows.flag(

@@ -26,12 +26,14 @@ from batch_dashboard import sealing
 from batch_dashboard.clock import to_rfc3339
 from batch_dashboard.ids import new_id
 from batch_dashboard.models import Agent, WebhookDelivery
-from batch_dashboard.services.errors import Problems, ValidationFailed, is_clean_id
+from batch_dashboard.services import cursors
+from batch_dashboard.services.errors import Problems, is_clean_id
 
 CONVERSATION_COMPLETED = "conversation.completed"
 CALL_FAILED = "call.failed"
 BATCH_PAUSED = "batch.paused"
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
+LIST_LIMIT_MAX = 200
 ROTATION_OVERLAP = timedelta(hours=24)
 SEND_TIMEOUT_SECONDS = 15.0
 # A claimed delivery is retried with the same webhook-id if its sender dies mid-send.
@@ -224,15 +226,48 @@ def signature_headers(
 
 
 class TargetRefused(Exception):
-    """A webhook URL this deployment will not send to."""
+    """A webhook URL this deployment will not send to. `permanent` unless the name merely did
+    not resolve this time (DNS may answer later); a refused address or scheme is final."""
+
+    def __init__(self, message: str, *, permanent: bool = True) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:
+    """The IPv4 address an IPv6 one carries to (IPv4-mapped, 6to4, Teredo, NAT64, the old
+    IPv4-compatible form): each reaches that IPv4 host, so it is judged as that host."""
+    if address.ipv4_mapped is not None:
+        return "an IPv4-mapped", address.ipv4_mapped
+    if address.sixtofour is not None:
+        return "a 6to4", address.sixtofour
+    if address.teredo is not None:
+        return "a Teredo", address.teredo[1]
+    if address in _NAT64:
+        return "a NAT64", ipaddress.IPv4Address(address.packed[-4:])
+    if address.packed[:12] == bytes(12) and int(address) > 1:
+        return "an IPv4-compatible", ipaddress.IPv4Address(address.packed[-4:])
+    return None
 
 
 def _address_problem(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return _address_problem(address.ipv4_mapped)
-    if isinstance(address, ipaddress.IPv4Address) and address in ipaddress.ip_network(
-        "100.64.0.0/10"
-    ):
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            form, inner = embedded
+            problem = _address_problem(inner)
+            if problem:
+                return f"{problem} ({form} form of {inner})"
+            if address.ipv4_mapped is not None:
+                return None  # the connection is made to the IPv4 address itself
+        if address in _NAT64_LOCAL:
+            return "a NAT64 address of a local network (64:ff9b:1::/48)"
+    if isinstance(address, ipaddress.IPv4Address) and address in _CGNAT:
         return "a carrier-grade NAT address (100.64.0.0/10)"
     if address.is_loopback:
         return "a loopback address"
@@ -269,7 +304,7 @@ def resolve_target(url: str, *, allow_private: bool) -> tuple[str, int, list[str
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
-        raise TargetRefused(f"host {host!r} does not resolve ({error})") from None
+        raise TargetRefused(f"host {host!r} does not resolve ({error})", permanent=False) from None
     addresses = sorted({info[4][0] for info in infos})
     if not allow_private:
         for text in addresses:
@@ -319,6 +354,8 @@ class AttemptResult:
     status_code: int | None = None
     error: str | None = None
     retry_after: timedelta | None = None
+    # No later attempt could succeed (the SSRF check refused the target): end the delivery now.
+    final: bool = False
 
     @property
     def success(self) -> bool:
@@ -409,6 +446,8 @@ def record_attempt(
     elif result.status_code == 410:
         delivery.status, delivery.next_attempt_at = "failed", None
         _disable_webhook(session, job.agent_id, now)
+    elif result.final:
+        delivery.status, delivery.next_attempt_at = "failed", None
     else:
         delay = next_delay(delivery.attempt_count, schedule, result, rng or random.Random())
         if delay is None:
@@ -465,13 +504,17 @@ def list_deliveries(
     limit: int = 100,
     before: str | None = None,
 ) -> dict[str, Any]:
-    """Newest first; `before` is the last id of the previous page (ids sort by creation)."""
+    """Newest first; `before` is the previous page's cursor, made of its last id (ids sort by
+    creation)."""
     problems = Problems()
     if status is not None and status not in DELIVERY_STATUSES:
         problems.add(["status"], f"must be one of {', '.join(DELIVERY_STATUSES)}")
-    if not 1 <= limit <= 200:
-        problems.add(["limit"], "must be between 1 and 200")
+    if not 1 <= limit <= LIST_LIMIT_MAX:
+        problems.add(["limit"], f"must be between 1 and {LIST_LIMIT_MAX}")
     problems.raise_if_any()
+    after = cursors.decode(before, parts=1)
+    if after is not None and not (after[0].startswith("msg_") and is_clean_id(after[0])):
+        raise cursors.refused()
     query = select(WebhookDelivery).where(WebhookDelivery.workspace_id == workspace_id)
     for column, value in (
         (WebhookDelivery.agent_id, agent_id),
@@ -480,10 +523,8 @@ def list_deliveries(
     ):
         if value is not None:
             query = query.where(column == (value if is_clean_id(value) else ""))
-    if before:
-        if not is_clean_id(before):
-            raise ValidationFailed.at(["cursor"], "is not a cursor this API returned")
-        query = query.where(WebhookDelivery.id < before)
+    if after is not None:
+        query = query.where(WebhookDelivery.id < after[0])
     page = list(
         session.execute(query.order_by(WebhookDelivery.id.desc()).limit(limit + 1)).scalars()
     )
@@ -491,5 +532,5 @@ def list_deliveries(
     page = page[:limit]
     return {
         "webhook_deliveries": [delivery_public(d) for d in page],
-        "next_cursor": page[-1].id if more else None,
+        "next_cursor": cursors.encode(page[-1].id) if more else None,
     }

@@ -126,7 +126,7 @@ class Sender:
                 webhooks.resolve_target, job.url, allow_private=allow_private
             )
         except TargetRefused as refused:
-            return AttemptResult(error=f"refused: {refused}")
+            return AttemptResult(error=f"refused: {refused}", final=refused.permanent)
         if not job.secrets:
             return AttemptResult(error="the agent has no signing secret")
         now = self.clock.now()

@@ -72,3 +72,24 @@ def test_readme_session(server):
 
         cancelled = api.post(f"/v1/batch-calls/{from_csv.json()['id']}/cancel")
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+
+
+def test_every_v1_answer_is_the_json_envelope_even_past_the_console(server):
+    """Reflex mounts the console after the API: no /v1 request, whatever its method or path,
+    reaches the console's plain-text 404 (issue 15, item 6)."""
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api:
+        for method, path, status in [
+            ("TRACE", "/v1/nothing", 404),
+            ("OPTIONS", "/v1/nothing", 404),
+            ("GET", "/v1/nothing%0Ahere", 404),
+            ("POST", "/v1/batch-calls/abc%0A/pause", 404),
+            ("OPTIONS", "/v1/batch-calls", 405),
+            ("DELETE", "/v1/batch-calls", 405),
+            ("GET", "/v1/do-not-call?cursor=%00", 422),
+        ]:
+            response = api.request(method, path)
+            assert response.status_code == status, (method, path, response.text[:200])
+            assert response.headers["content-type"].startswith("application/json"), (method, path)
+            assert set(response.json()["error"]) == {"code", "message", "details"}
+            if status == 405:
+                assert response.headers["allow"] == "GET, POST"

@@ -395,10 +395,20 @@ def test_json_phone_number_errors_are_located_on_phone_number() -> None:
     assert "country code" in messages(rows)[0]
 
 
-def test_json_phone_wins_over_phone_number_and_neither_becomes_a_variable() -> None:
-    rows = json_rows([{"phone": "+14155552671", "phone_number": "garbage"}])
+def test_json_phone_number_alone_is_the_phone_and_not_a_variable() -> None:
+    rows = json_rows([{"phone_number": "+14155552671"}])
     assert not rows.problems
     assert rows.phones == ["+14155552671"] and rows.variables == [{}]
+
+
+def test_json_phone_and_phone_number_together_are_refused() -> None:
+    rows = json_rows([{"phone": "+14155552671", "phone_number": "+14155552672"}])
+    assert rows.problems.items == [
+        {
+            "loc": ["recipients", 0, "phone_number"],
+            "message": "is the same field as phone: send only one",
+        }
+    ]
 
 
 def test_json_missing_phone_is_located_on_phone() -> None:
@@ -550,7 +560,8 @@ def test_problems_are_capped() -> None:
         rows.problems.raise_if_any()
     assert raised.value.details is not None
     assert len(raised.value.details) == MAX_REPORTED_PROBLEMS
-    assert f"(and {MAX_REPORTED_PROBLEMS - 1} more)" in raised.value.message
+    # The details stop at the cap; the count does not.
+    assert f"(and {MAX_REPORTED_PROBLEMS + 49:,} more)" in raised.value.message
 
 
 # --- validate -----------------------------------------------------------------------------

@@ -331,6 +331,15 @@ REFUSED = [
     "https://user:pw@example.com/hook",
     "ftp://example.com/hook",
     "https://[fe80::1]/hook",
+    # IPv6 forms that reach a blocked IPv4 host: 6to4, NAT64, Teredo, IPv4-compatible.
+    "https://[2002:7f00:1::]/h",
+    "https://[2002:a9fe:a9fe::1]/h",
+    "https://[64:ff9b::7f00:1]/h",
+    "https://[64:ff9b::a00:8]/h",
+    "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/h",
+    "https://[::127.0.0.1]/h",
+    "https://[::ffff:169.254.169.254]/h",
+    "https://[64:ff9b:1::1]/h",
 ]
 
 
@@ -369,9 +378,26 @@ def test_send_time_check_refuses_a_target_that_became_private(
     end_calls(1)
     monkeypatch.setenv("BATCH_WEBHOOK_ALLOW_PRIVATE_TARGETS", "false")
     reload_settings()
-    assert send_due(FrozenClock(START)) == ["pending"]
+    # A refused address is final: the delivery ends at once, not on the retry schedule.
+    assert send_due(FrozenClock(START)) == ["failed"]
     assert receiver.received() == []
-    assert deliveries()[0].attempts[0]["error"].startswith("refused")
+    [delivery] = deliveries()
+    assert delivery.attempt_count == 1 and delivery.next_attempt_at is None
+    assert delivery.attempts[0]["error"] == "refused: must use https://"
+
+
+def test_send_time_check_judges_an_ipv6_form_as_the_ipv4_host_it_reaches(
+    tenant, private_targets, monkeypatch
+):
+    hook_agent(tenant, "https://[2002:7f00:1::]/hook")  # 6to4 of 127.0.0.1
+    make_batch(tenant, 1)
+    end_calls(1)
+    monkeypatch.setenv("BATCH_WEBHOOK_ALLOW_PRIVATE_TARGETS", "false")
+    reload_settings()
+    assert send_due(FrozenClock(START)) == ["failed"]
+    [delivery] = deliveries()
+    assert delivery.next_attempt_at is None
+    assert "loopback address (a 6to4 form of 127.0.0.1)" in delivery.attempts[0]["error"]
 
 
 def test_the_request_goes_to_the_checked_address():

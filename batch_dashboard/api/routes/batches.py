@@ -14,8 +14,14 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from batch_dashboard.api import bodies
 from batch_dashboard.api.deps import CallerDep, FastJSONResponse
-from batch_dashboard.api.openapi import CREATE_BATCH_OPENAPI, ERRORS
-from batch_dashboard.models import BatchDetail, BatchList, BatchPublic
+from batch_dashboard.api.openapi import (
+    CREATE_BATCH_OPENAPI,
+    ERRORS,
+    cursor_query,
+    enum_query,
+    limit_query,
+)
+from batch_dashboard.models import RECIPIENT_STATUSES, BatchDetail, BatchList, BatchPublic
 from batch_dashboard.services import agents, batches, idempotency, recipients
 from batch_dashboard.services.errors import (
     PayloadTooLarge,
@@ -97,7 +103,7 @@ async def create_batch_call(
     workspace_id = caller.workspace_id
     settings = get_settings()
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "application/json" or content_type.endswith("+json"):
+    if bodies.is_json(content_type):
         body = await bodies.read_limited(request, settings.max_upload_bytes)
         payload = bodies.parse_json_object(body)
         rows = await run_in_threadpool(
@@ -140,9 +146,11 @@ async def create_batch_call(
 )
 async def list_batch_calls(
     caller: CallerDep,
-    limit: Annotated[int, Query(description="1–200")] = batches.LIST_LIMIT_DEFAULT,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
-    status: Annotated[str | None, Query(description="Only batches in this status")] = None,
+    limit: Annotated[int, limit_query(batches.LIST_LIMIT_MAX)] = batches.LIST_LIMIT_DEFAULT,
+    cursor: Annotated[str | None, cursor_query()] = None,
+    status: Annotated[
+        str | None, enum_query("Only batches in this status", batches.BATCH_STATUSES)
+    ] = None,
     agent_id: Annotated[str | None, Query(description="Only batches of this agent")] = None,
 ) -> Response:
     query = {"limit": limit, "cursor": cursor, "status": status, "agent_id": agent_id}
@@ -193,7 +201,7 @@ async def get_batch_call(
     batch_id: str,
     caller: CallerDep,
     recipient_status: Annotated[
-        str | None, Query(description="Only recipients in this status")
+        str | None, enum_query("Only recipients in this status", RECIPIENT_STATUSES)
     ] = None,
 ) -> Response:
     query = {"batch_id": batch_id, "recipient_status": recipient_status}
@@ -249,8 +257,7 @@ STOP_BODY = {
     openapi_extra={"requestBody": STOP_BODY},
 )
 async def stop_batch_call(batch_id: str, request: Request, caller: CallerDep) -> Response:
-    body = await bodies.read_limited(request, bodies.SMALL_BODY)
-    options = bodies.parse_json_object(body) if body.strip() else {}
+    options = await bodies.read_json_object(request, bodies.SMALL_BODY, optional=True)
     hang_up = options.pop("hang_up", False)
     if options:
         raise ValidationFailed.at([next(iter(options))], "is not a field of this request")

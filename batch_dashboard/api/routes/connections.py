@@ -62,7 +62,7 @@ _ANSWER = {200: {"content": {"application/json": {"example": _CONNECTION_EXAMPLE
 
 
 async def _json_object(request: Request) -> dict:
-    return bodies.parse_json_object(await bodies.read_limited(request, bodies.SMALL_BODY))
+    return await bodies.read_json_object(request, bodies.SMALL_BODY)
 
 
 @router.get("", summary="The workspace's telephony connections")

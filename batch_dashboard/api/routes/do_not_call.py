@@ -5,12 +5,13 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from batch_dashboard.api import bodies
 from batch_dashboard.api.deps import CallerDep
-from batch_dashboard.api.openapi import ERRORS
+from batch_dashboard.api.openapi import ERRORS, cursor_query, limit_query
 from batch_dashboard.services import dnc
 
 router = APIRouter(prefix="/v1/do-not-call", tags=["Do not call"], responses=ERRORS)
@@ -36,8 +37,8 @@ class DoNotCallCreate(BaseModel):
 @router.get("", summary="The workspace's do-not-call list", response_model=DoNotCallList)
 async def list_do_not_call(
     caller: CallerDep,
-    limit: Annotated[int, Query(description="1–1000")] = 100,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    limit: Annotated[int, limit_query(dnc.LIST_LIMIT_MAX)] = 100,
+    cursor: Annotated[str | None, cursor_query()] = None,
 ) -> dict[str, Any]:
     return await caller.read(partial(dnc.list_entries, limit=limit, after=cursor))
 
@@ -47,11 +48,19 @@ async def list_do_not_call(
     status_code=201,
     summary="Add a number; a batch already running never dials it from now on",
     response_model=DoNotCallEntry,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": DoNotCallCreate.model_json_schema()}},
+        }
+    },
 )
-async def add_do_not_call(
-    body: Annotated[DoNotCallCreate, Body()], caller: CallerDep
-) -> dict[str, Any]:
-    return await caller.write(partial(dnc.add, phone=body.phone, reason=body.reason))
+async def add_do_not_call(request: Request, caller: CallerDep) -> dict[str, Any]:
+    # Read like every other body (bodies.py), so bad JSON, bad UTF-8 and NULs answer alike.
+    body = await bodies.read_json_object(request, bodies.SMALL_BODY)
+    return await caller.write(
+        partial(dnc.add, phone=body.get("phone"), reason=body.get("reason", ""))
+    )
 
 
 @router.delete("/{phone}", status_code=204, summary="Remove a number", response_class=Response)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from batch_dashboard.api.deps import CallerDep
-from batch_dashboard.api.openapi import ERRORS
+from batch_dashboard.api.openapi import ERRORS, cursor_query, enum_query, limit_query
 from batch_dashboard.services import webhooks
 
 router = APIRouter(prefix="/v1", tags=["Webhooks"], responses=ERRORS)
@@ -56,10 +56,12 @@ class WebhookDeliveryList(BaseModel):
 async def list_webhook_deliveries(
     caller: CallerDep,
     agent_id: Annotated[str | None, Query(description="Only this agent's deliveries")] = None,
-    status: Annotated[str | None, Query(description="pending, delivered or failed")] = None,
+    status: Annotated[
+        str | None, enum_query("Only deliveries in this status", webhooks.DELIVERY_STATUSES)
+    ] = None,
     batch_id: Annotated[str | None, Query(description="Only events of this batch")] = None,
-    limit: Annotated[int, Query(description="1–200")] = 100,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    limit: Annotated[int, limit_query(webhooks.LIST_LIMIT_MAX)] = 100,
+    cursor: Annotated[str | None, cursor_query()] = None,
 ) -> dict[str, Any]:
     return await caller.read(
         partial(

@@ -166,8 +166,7 @@ def _insert_recipients(session: Session, batch_id: str, rows: RecipientRows) -> 
 
 
 def _raise(problems: Problems, rows: RecipientRows) -> None:
-    for item in rows.problems.items:
-        problems.add(item["loc"], item["message"])
+    problems.merge(rows.problems)
     problems.raise_if_any()
 
 

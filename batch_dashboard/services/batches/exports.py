@@ -91,13 +91,17 @@ def _column(prefix: str, name: str, taken: set[str]) -> str:
     return column
 
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Full-width forms too: spreadsheets fold them to their ASCII twins when reading a formula.
+_FORMULA_STARTS = frozenset("=+-@＝＋－＠")
 
 
 def _neutralise(value: object) -> str:
-    """Spreadsheets run cells that start with = + - @ (and tab, CR) as formulas."""
+    """Spreadsheets run cells that start with = + - @ as formulas, and skip leading whitespace
+    (tab, CR, LF, a space, a no-break space) to find one: such a cell gets a leading `'`."""
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    if text and (text[0] in _FORMULA_STARTS or text[0].isspace()):
+        return "'" + text
+    return text
 
 
 def export_results_csv(session: Session, *, workspace_id: str, batch_id: str) -> str:

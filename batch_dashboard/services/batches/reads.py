@@ -8,8 +8,6 @@ happens.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import threading
 from datetime import UTC, datetime, timedelta
@@ -28,6 +26,7 @@ from batch_dashboard.models import (
     Recipient,
     RecipientStatus,
 )
+from batch_dashboard.services import cursors
 from batch_dashboard.services.batches.rules import breaker_public
 from batch_dashboard.services.errors import NotFound, Problems, ValidationFailed, is_clean_id
 from batch_dashboard.services.versioned import VersionedCache
@@ -80,20 +79,18 @@ def get_batch(session: Session, *, workspace_id: str, batch_id: str) -> Batch:
 
 
 def _encode_cursor(created_at: datetime, batch_id: str) -> str:
-    raw = f"{created_at.isoformat()}|{batch_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.encode(created_at.isoformat(), batch_id)
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    created, batch_id = cursors.decode(cursor, parts=2) or ("", "")
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, batch_id = raw.split("|", 1)
         moment = datetime.fromisoformat(created)
-        if moment.tzinfo is None or not is_clean_id(batch_id):
-            raise ValueError("not one of our cursors")
-        return moment, batch_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationFailed.at(["cursor"], "is not a cursor this API returned") from None
+    except ValueError:
+        raise cursors.refused() from None
+    if moment.tzinfo is None or not is_clean_id(batch_id):
+        raise cursors.refused()
+    return moment, batch_id
 
 
 @functools.cache

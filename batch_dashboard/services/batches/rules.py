@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
@@ -14,7 +15,13 @@ from sqlmodel import Session
 from batch_dashboard.clock import to_rfc3339, to_utc
 from batch_dashboard.models import Agent, Batch, PhoneNumber
 from batch_dashboard.services import agents, windows
-from batch_dashboard.services.errors import NotFound, Problems, is_clean_id, json_object_field
+from batch_dashboard.services.errors import (
+    NotFound,
+    Problems,
+    is_clean_id,
+    json_object_field,
+    nul_problems,
+)
 from batch_dashboard.services.outcomes import RETRY_ON, RETRY_ON_WORDS, RetryOn
 
 MAX_SCHEDULE_AHEAD = timedelta(days=30)
@@ -39,6 +46,42 @@ class BatchFields:
 
 # --- reading the request ------------------------------------------------------------------
 
+# RFC 3339 section 5.6 exactly (`T` and `Z` in either case, seconds required, an offset
+# required); `datetime.fromisoformat` also takes ISO 8601 forms such as week dates, basic
+# format and minutes without seconds, which are not RFC 3339.
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
+)
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """An RFC 3339 date-time with its offset; ValueError says what is wrong."""
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        if _RFC3339.fullmatch(value + "Z"):
+            raise ValueError("must include a time zone offset, e.g. Z or +02:00")
+        raise ValueError(f"{value!r} is not an RFC 3339 date-time such as 2026-12-01T15:00:00Z")
+    year, month, day, hour, minute, second, fraction, _zulu, sign, off_h, off_m = match.groups()
+    if int(off_h or 0) > 23 or int(off_m or 0) > 59:
+        raise ValueError(f"{value!r} has an offset out of range")
+    offset = timedelta(hours=int(off_h or 0), minutes=int(off_m or 0))
+    try:
+        return datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=timezone(-offset if sign == "-" else offset),
+        )
+    except ValueError:
+        # A leap second (:60) included: no clock here can schedule one.
+        raise ValueError(f"{value!r} is not a date-time that exists") from None
+
 
 def _parse_timestamp(value: object, problems: Problems, now: datetime) -> datetime | None:
     if value is None or value == "":
@@ -47,17 +90,10 @@ def _parse_timestamp(value: object, problems: Problems, now: datetime) -> dateti
         problems.add(["scheduled_at"], "must be an RFC 3339 date-time string")
         return None
     try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        problems.add(
-            ["scheduled_at"], f"{value!r} is not an RFC 3339 date-time such as 2026-12-01T15:00:00Z"
-        )
+        moment = to_utc(parse_rfc3339(value))
+    except ValueError as error:
+        problems.add(["scheduled_at"], str(error))
         return None
-    if moment.tzinfo is None:
-        problems.add(["scheduled_at"], "must include a time zone offset, e.g. Z or +02:00")
-        return None
-    try:
-        moment = to_utc(moment)
     except OverflowError:
         problems.add(["scheduled_at"], "is out of range")
         return None
@@ -142,6 +178,8 @@ def parse_fields(
     problems: Problems,
     concurrency_limit: int = 10_000,
 ) -> BatchFields:
+    # Form fields and the console's arrive here without the JSON body reader's check.
+    nul_problems({k: v for k, v in fields.items() if k != "recipients"}, [], problems)
     name = fields.get("name")
     if not isinstance(name, str):
         problems.add(["name"], "is required" if name is None else "must be a string")

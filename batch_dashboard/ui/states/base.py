@@ -167,7 +167,9 @@ def error_text(error: DomainError) -> str:
     if not details:
         return error.message
     lines = [f"{'.'.join(str(p) for p in d['loc'])}: {d['message']}" for d in details[:3]]
-    more = f" (and {len(details) - 3} more)" if len(details) > 3 else ""
+    # Details stop at the reporting cap; a validation error knows how many there were.
+    total = max(getattr(error, "total", 0), len(details))
+    more = f" (and {total - 3:,} more)" if total > 3 else ""
     return "; ".join(lines) + more
 
 
