@@ -302,8 +302,10 @@ def test_a_batch_of_twenty_through_the_platform(
     assert conversation["evaluations"]
     rows = list(csv.DictReader(io.StringIO(export)))
     answered = [row for row in rows if row["status"] == "completed"]
-    assert answered and all(row["collected_confirmed"] == "True" for row in answered)
-    assert {row["outcome"] for row in rows} >= {"Connected", "Busy", "No answer", "Voicemail"}
+    # Written as the console's panel shows them: Yes/No, and the agent's first evaluation.
+    assert answered and all(row["collected_confirmed"] == "Yes" for row in answered)
+    assert all(row["outcome"].endswith(": success") for row in answered)
+    assert {row["outcome"] for row in rows} >= {"Busy", "No answer", "Voicemail"}
     completed_events = [p for p in payloads if p["type"] == "conversation.completed"]
     failed_events = [p for p in payloads if p["type"] == "call.failed"]
     assert len(completed_events) == len(completed) and len(failed_events) == 20 - len(completed)
