@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 from cryptography.fernet import Fernet
 from ingest import (
     ROOT,
@@ -136,6 +137,9 @@ class Run:
     # and how many samples there were.
     peak_in_progress: int = 0
     samples: int = 0
+    # With --warm (and in the scaling case): the workers' CPU seconds from the batch's creation
+    # to its completion, all workers together; -1 when not measured.
+    worker_cpu: float = -1.0
 
     @property
     def db_seconds(self) -> float:
@@ -441,6 +445,16 @@ class Worker:
         return int(found[-1]) if found else 0
 
 
+def workers_cpu(running: Sequence[Worker]) -> float:
+    """CPU seconds (user + system) the worker processes used so far."""
+    total = 0.0
+    for worker in running:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(worker.process.pid).cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def wait_started(running: Sequence[Worker], timeout: float) -> None:
     """Until every worker has logged `worker … started` (its SIGTERM handler is in place)."""
     deadline = time.monotonic() + timeout
@@ -497,9 +511,11 @@ def timed_run(
     started and have logged `started` before the batches are created.
     """
     with contextlib.ExitStack() as stack:
+        cpu_before = 0.0
         if warm:
             running = stack.enter_context(workers(setup.env, count, workdir, tag))
             wait_started(running, timeout)
+            cpu_before = workers_cpu(running)
         use_database(setup.env)
         ledger_before = ledger_count()
         batch_ids = create_batches(setup, numbers)
@@ -525,12 +541,14 @@ def timed_run(
                 sys.exit(f"{tag}: not completed after {timeout:.0f} s:\n{tail(running[0].log)}")
             time.sleep(POLL_SECONDS)
         seen = time.perf_counter() - started
+        cpu_used = workers_cpu(running) - cpu_before if warm else -1.0
     result = inspect(batch_ids, len(numbers), launched_at, ledger_before)
     result.seen_done_s = seen
     result.origin = "batch created" if warm else "worker launch"
     result.exit_codes = [worker.process.returncode for worker in running]
     result.placed = [worker.placed() for worker in running]
     result.peak_in_progress, result.samples = peak, samples
+    result.worker_cpu = cpu_used
     report(tag, result)
     return result
 
@@ -554,6 +572,11 @@ def report(tag: str, run: Run) -> None:
         f"{tag}: {run.claims} claims of {n / max(1, run.claims):.0f} recipients on average, "
         f"one every {run.db_seconds / max(1, run.claims) * 1000:.1f} ms; "
         f"claim → placed {run.claim_to_place_ms:.1f} ms (median)"
+        + (
+            f"; workers' CPU {run.worker_cpu / n * 1000:.2f} s per 1,000 calls"
+            if run.worker_cpu >= 0
+            else ""
+        )
     )
     for problem in run.problems():
         print(f"{tag}: CHECK FAILED: {problem}")
@@ -830,16 +853,17 @@ def scaling(args: argparse.Namespace, workdir: Path, numbers: Sequence[str]) -> 
     print(f"\nOne workspace on PostgreSQL, {n:,} zero-length calls, cap {CAP}:")
     print(
         f"{'workers':>7}  {'calls/s (median)':>16}  {'× 1 worker':>10}  {'middle 80 %':>11}  "
-        f"{'peak in progress':>16}  {'placed per worker (last run)'}  runs"
+        f"{'peak in progress':>16}  {'CPU s/1,000 calls':>17}  {'placed per worker (last run)'}  runs"
     )
     for count, done in runs.items():
         ratio = f"{rate[count] / base:.2f}" if base else "-"
         middle = statistics.median(run.middle_rate for run in done)
         peak = max(run.peak_in_progress for run in done)
         shown = ", ".join(f"{n / run.db_seconds:,.0f}" for run in done)
+        cpu = statistics.median(run.worker_cpu / n * 1000 for run in done)
         print(
             f"{count:>7}  {rate[count]:>16,.0f}  {ratio:>10}  {middle:>11,.0f}  "
-            f"{peak:>10} / {CAP:<3}  {done[-1].placed!s:<28}  {shown}"
+            f"{peak:>10} / {CAP:<3}  {cpu:>17.2f}  {done[-1].placed!s:<28}  {shown}"
         )
     figures: list[Figure] = []
     for count, done in runs.items():

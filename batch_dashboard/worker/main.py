@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 
 from batch_dashboard import sealing
 from batch_dashboard.clock import Clock, system_clock
@@ -17,7 +16,6 @@ from batch_dashboard.worker.scheduler import build_scheduler
 from batch_dashboard.worker.sender import Sender
 
 log = logging.getLogger(__name__)
-SWITCH_INTERVAL_SECONDS = 0.0005
 
 
 async def run_worker(
@@ -55,11 +53,6 @@ def main() -> int:
             loop.add_signal_handler(signum, stop.set)
         await run_worker(stop)
 
-    # A claim holds its workspace's lock across several round trips, and after each one its
-    # thread waits for the GIL, by default up to 5 ms while the recording or the event loop
-    # runs Python; every other worker of the workspace waits with it. A shorter switch
-    # interval hands the GIL back sooner (this process only does the dialer's work).
-    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
     return 0
