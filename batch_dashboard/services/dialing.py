@@ -171,12 +171,18 @@ def _lock_batches(session: Session, batch_ids: Iterable[str]) -> None:
         )
 
 
-def _calls_in_progress(session: Session, workspace_id: str) -> int:
-    return session.execute(
-        select(func.coalesce(func.sum(batches_t.c.dialing_count), 0)).where(
-            batches_t.c.workspace_id == workspace_id, batches_t.c.dialing_count > 0
+def _calls_in_progress(session: Session, workspace_id: str) -> dict[str, int]:
+    """The calls in progress per batch of the workspace. Read once the workspace is locked: the
+    candidates were read before waiting for the lock, and the claim that held it meanwhile may
+    have added calls to the same batches (their own `max_concurrency` counts them too)."""
+    return {
+        batch_id: count
+        for batch_id, count in session.execute(
+            select(batches_t.c.id, batches_t.c.dialing_count).where(
+                batches_t.c.workspace_id == workspace_id, batches_t.c.dialing_count > 0
+            )
         )
-    ).scalar_one()
+    }
 
 
 def _screen(session: Session, batch: Any, rows: list[Any], now: datetime) -> Screened:
@@ -265,7 +271,6 @@ def claim_calls(
             batches_t.c.phone_number_id,
             batches_t.c.ringing_timeout_ms,
             batches_t.c.max_concurrency,
-            batches_t.c.dialing_count,
             batches_t.c.calling_window,
             batches_t.c.voicemail,
         )
@@ -301,13 +306,19 @@ def claim_calls(
         if _paced(callers, calls_per_second):
             # What the pacing reads must be what the previous claim wrote: read again, locked.
             callers = _load_callers(session, batches, fresh=True)
+        in_progress = _calls_in_progress(session, workspace_id)
         available = min(
-            limit - len(claims),
-            own_room,
-            max_concurrent_calls - _calls_in_progress(session, workspace_id),
+            limit - len(claims), own_room, max_concurrent_calls - sum(in_progress.values())
         )
         claims += _claim_in_workspace(
-            session, batches, available, now, lease_until, calls_per_second, default_provider
+            session,
+            batches,
+            in_progress,
+            available,
+            now,
+            lease_until,
+            calls_per_second,
+            default_provider,
         )
     return claims
 
@@ -361,6 +372,7 @@ def _load_callers(
 def _claim_in_workspace(
     session: Session,
     batches: list[Any],
+    in_progress: Mapping[str, int],
     available: int,
     now: datetime,
     lease_until: datetime,
@@ -371,7 +383,7 @@ def _claim_in_workspace(
     # Fair shares: every live batch of the workspace gets a slice of the free capacity, the
     # batches with the fewest calls live first, so one big batch cannot starve the others even
     # when it already holds every slot and they free up one at a time.
-    batches = sorted(batches, key=lambda batch: batch.dialing_count)
+    batches = sorted(batches, key=lambda batch: in_progress.get(batch.id, 0))
     for position, batch in enumerate(batches):
         if available <= 0:
             break
@@ -390,7 +402,7 @@ def _claim_in_workspace(
                 count, _pacing_allowance(account.next_call_at, account.calls_per_second, now)
             )
         if batch.max_concurrency is not None:
-            count = min(count, batch.max_concurrency - batch.dialing_count)
+            count = min(count, batch.max_concurrency - in_progress.get(batch.id, 0))
         if count <= 0 or not transitions.start_batch(session, batch_id=batch.id, now=now):
             continue
         rows = transitions.claim_recipients(

@@ -98,9 +98,9 @@ class Dialer:
                 if claims:
                     crash_point(AFTER_CLAIM)
                     await self._place(claims)
-                # Even after a claim: it took all the room it had (its share, the cap, the
-                # pacing), so looking again is worth it once a call has ended (the capacity
-                # signal) or after the idle pause, not at once. At once, it would be a claim
+                # Even after a claim: it took what room it had (its share, the cap, the pacing
+                # slice), so the next look is worth it once a call has ended (the capacity
+                # signal) or after the idle pause. At once it would almost always be a claim
                 # transaction for nothing, competing with the recording for the GIL.
                 await self._sleep_until(stop, IDLE_SECONDS)
         finally:

@@ -241,3 +241,38 @@ def test_a_worker_with_longer_calls_does_not_starve_another(postgres_url, tmp_pa
     # split the first took all 10 slots back each time its calls ended, and the second placed
     # only what it caught in between.
     assert long > 0 and short >= 2 * long, (long, short)
+
+
+def test_a_claim_that_waited_for_the_workspace_sees_the_calls_claimed_meanwhile(
+    postgres_url,
+) -> None:
+    """Two claims of one batch whose `max_concurrency` is 4: the second reads the batches, then
+    waits for the workspace lock the first holds; once the first commits its 4 calls, the
+    second must count them (read under the lock) and take none."""
+    tenant = make_tenant()
+    make_batch(tenant, 20, max_concurrency=4)
+
+    def claim(limit: int) -> list[dialing.Claim]:
+        with session_scope(write=True) as session:
+            return _claim_in(session, limit)
+
+    def _claim_in(session, limit: int) -> list[dialing.Claim]:
+        return dialing.claim_calls(
+            session,
+            limit=limit,
+            now=START,
+            lease=timedelta(seconds=30),
+            max_concurrent_calls=100,
+            calls_per_second=0,
+            default_provider="simulator",
+        )
+
+    second: list[dialing.Claim] = []
+    with session_scope(write=True) as session:
+        first = _claim_in(session, 4)
+        waiting = threading.Thread(target=lambda: second.extend(claim(100)))
+        waiting.start()
+        waiting.join(0.5)  # it reads the candidates, then waits for this transaction's lock
+        assert waiting.is_alive()
+    waiting.join(10)
+    assert len(first) == 4 and second == []
