@@ -1,12 +1,14 @@
 """Dialer benchmark: how many zero-length simulated calls per second the workers get through.
 
 Creates a batch of 10,000 recipients on a fresh database, starts real
-`python -m batch_dashboard worker` processes (one on SQLite, four on PostgreSQL) and times them
-until the batch is completed, checks that every recipient ended and was dialed exactly once,
-then profiles the SQLite case in-process. Prints each figure, its target and PASS/MISS.
-See bench/README.md.
+`python -m batch_dashboard worker` processes (one on SQLite; 1, 2 and 4 on one PostgreSQL
+workspace, side by side; four on four workspaces) and times them until the batch is completed,
+checks that every recipient ended and was dialed exactly once and that the sampled calls in
+progress never exceeded the cap, then profiles the SQLite case in-process. Prints each figure,
+its target and PASS/MISS. See bench/README.md.
 
     .venv/bin/python bench/dialer.py [--recipients 10000] [--skip-postgres] [--no-profile]
+    .venv/bin/python bench/dialer.py --quick      # PostgreSQL 1/2/4 workers, 4,000 calls, once
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 from cryptography.fernet import Fernet
 from ingest import (
     ROOT,
@@ -54,10 +57,13 @@ if str(ROOT) not in sys.path:
 PG_SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
 TARGET_SQLITE_CPS = 1_000.0
 TARGET_POSTGRES_CPS = 2_000.0
+# One workspace on PostgreSQL: N workers against one worker, calls/s (first claim → finished).
+TARGET_SCALING = {2: 1.5, 4: 1.5}
+CAP = 200
 # Every worker (and the in-process profile) runs with exactly these settings.
 WORKER_ENV = {
     "BATCH_SIM_CALL_SECONDS": "0",
-    "BATCH_MAX_CONCURRENT_CALLS": "200",
+    "BATCH_MAX_CONCURRENT_CALLS": str(CAP),
     "BATCH_CALLS_PER_SECOND": "0",
     "BATCH_SIM_OUTCOMES": "completed=0.8,busy=0.1,failed=0.1",
     "BATCH_WORKER_MAX_CALLS": "200",
@@ -127,6 +133,13 @@ class Run:
     origin: str = "worker launch"  # what launched_at is: the workers' start, or with --warm
     exit_codes: list[int] = field(default_factory=list)
     placed: list[int] = field(default_factory=list)
+    # The batches' dialing counters summed per workspace, sampled every poll: the busiest sample
+    # and how many samples there were.
+    peak_in_progress: int = 0
+    samples: int = 0
+    # With --warm (and in the scaling case): the workers' CPU seconds from the batch's creation
+    # to its completion, all workers together; -1 when not measured.
+    worker_cpu: float = -1.0
 
     @property
     def db_seconds(self) -> float:
@@ -167,6 +180,8 @@ class Run:
             found.append(f"worker exit codes {self.exit_codes}")
         if self.placed and sum(self.placed) != n:
             found.append(f"workers logged {self.placed} placed calls, {sum(self.placed):,} in all")
+        if self.peak_in_progress > CAP:
+            found.append(f"{self.peak_in_progress} calls in progress in a workspace, cap {CAP}")
         return found
 
 
@@ -260,7 +275,9 @@ def create_batches(setup: Setup, numbers: Sequence[str]) -> list[str]:
     return ids
 
 
-def batch_statuses(batch_ids: Sequence[str]) -> list[str]:
+def batch_statuses(batch_ids: Sequence[str]) -> tuple[list[str], int]:
+    """The batches' statuses, and the most calls in progress in any one workspace (the
+    counters equal the recipients dialing, and one statement reads them all at one instant)."""
     from sqlalchemy import select
 
     from batch_dashboard.db import session_scope
@@ -268,9 +285,15 @@ def batch_statuses(batch_ids: Sequence[str]) -> list[str]:
 
     table = Batch.__table__
     with session_scope() as session:
-        return list(
-            session.execute(select(table.c.status).where(table.c.id.in_(batch_ids))).scalars()
-        )
+        rows = session.execute(
+            select(table.c.status, table.c.workspace_id, table.c.dialing_count).where(
+                table.c.id.in_(batch_ids)
+            )
+        ).all()
+    per_workspace: dict[str, int] = {}
+    for row in rows:
+        per_workspace[row.workspace_id] = per_workspace.get(row.workspace_id, 0) + row.dialing_count
+    return [row.status for row in rows], max(per_workspace.values(), default=0)
 
 
 def ledger_count() -> int:
@@ -422,6 +445,16 @@ class Worker:
         return int(found[-1]) if found else 0
 
 
+def workers_cpu(running: Sequence[Worker]) -> float:
+    """CPU seconds (user + system) the worker processes used so far."""
+    total = 0.0
+    for worker in running:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(worker.process.pid).cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def wait_started(running: Sequence[Worker], timeout: float) -> None:
     """Until every worker has logged `worker … started` (its SIGTERM handler is in place)."""
     deadline = time.monotonic() + timeout
@@ -478,9 +511,11 @@ def timed_run(
     started and have logged `started` before the batches are created.
     """
     with contextlib.ExitStack() as stack:
+        cpu_before = 0.0
         if warm:
             running = stack.enter_context(workers(setup.env, count, workdir, tag))
             wait_started(running, timeout)
+            cpu_before = workers_cpu(running)
         use_database(setup.env)
         ledger_before = ledger_count()
         batch_ids = create_batches(setup, numbers)
@@ -490,8 +525,10 @@ def timed_run(
             running = stack.enter_context(workers(setup.env, count, workdir, tag))
         how = "already running" if warm else "started now"
         print(f"{tag}: {len(numbers):,} recipients in {len(batch_ids)} batch(es); {count} {how}")
+        peak, samples = 0, 0
         while True:
-            statuses = batch_statuses(batch_ids)
+            statuses, in_progress = batch_statuses(batch_ids)
+            peak, samples = max(peak, in_progress), samples + 1
             if all(status == "completed" for status in statuses):
                 break
             if any(status in ("failed", "cancelled") for status in statuses):
@@ -504,11 +541,14 @@ def timed_run(
                 sys.exit(f"{tag}: not completed after {timeout:.0f} s:\n{tail(running[0].log)}")
             time.sleep(POLL_SECONDS)
         seen = time.perf_counter() - started
+        cpu_used = workers_cpu(running) - cpu_before if warm else -1.0
     result = inspect(batch_ids, len(numbers), launched_at, ledger_before)
     result.seen_done_s = seen
     result.origin = "batch created" if warm else "worker launch"
     result.exit_codes = [worker.process.returncode for worker in running]
     result.placed = [worker.placed() for worker in running]
+    result.peak_in_progress, result.samples = peak, samples
+    result.worker_cpu = cpu_used
     report(tag, result)
     return result
 
@@ -525,12 +565,18 @@ def report(tag: str, run: Run) -> None:
     print(
         f"{tag}: statuses {run.statuses}, ledger {run.ledger_rows:,} rows / "
         f"{run.ledger_numbers:,} numbers, {run.conversations:,} conversations, "
-        f"placed per worker {run.placed}, exit codes {run.exit_codes}"
+        f"placed per worker {run.placed}, exit codes {run.exit_codes}; "
+        f"calls in progress at most {run.peak_in_progress} of {CAP} ({run.samples} samples)"
     )
     print(
         f"{tag}: {run.claims} claims of {n / max(1, run.claims):.0f} recipients on average, "
         f"one every {run.db_seconds / max(1, run.claims) * 1000:.1f} ms; "
         f"claim → placed {run.claim_to_place_ms:.1f} ms (median)"
+        + (
+            f"; workers' CPU {run.worker_cpu / n * 1000:.2f} s per 1,000 calls"
+            if run.worker_cpu >= 0
+            else ""
+        )
     )
     for problem in run.problems():
         print(f"{tag}: CHECK FAILED: {problem}")
@@ -693,9 +739,23 @@ def print_profile(stats: pstats.Stats, top: int) -> None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recipients", type=int, default=10_000, help="batch size (10,000)")
+    parser.add_argument(
+        "--recipients", type=int, default=None, help="batch size (10,000; --quick: 4,000)"
+    )
     parser.add_argument("--skip-postgres", action="store_true", help="only the SQLite case")
-    parser.add_argument("--workers", type=int, default=4, help="PostgreSQL worker processes")
+    parser.add_argument(
+        "--scaling",
+        default="1,2,4",
+        help="worker counts run on one PostgreSQL workspace, side by side (1,2,4; '' skips)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=4, help="PostgreSQL workers for the workspaces case (4)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="only the PostgreSQL scaling case, 4,000 recipients, 1 run each",
+    )
     parser.add_argument(
         "--pg-workspaces",
         type=int,
@@ -727,8 +787,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (databases, logs)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
-    if min(args.recipients, args.workers, args.repeats) < 1 or args.pg_workspaces < 0:
-        parser.error("--recipients, --workers and --repeats must be at least 1")
+    try:
+        args.scaling = [int(count) for count in args.scaling.split(",") if count.strip()]
+    except ValueError:
+        parser.error("--scaling takes worker counts separated by commas, e.g. 1,2,4")
+    if args.quick:
+        args.repeats, args.profile, args.pg_workspaces = 1, False, 0
+    if args.recipients is None:
+        args.recipients = 4_000 if args.quick else 10_000
+    if (
+        min(args.recipients, args.workers, args.repeats, *args.scaling) < 1
+        or args.pg_workspaces < 0
+    ):
+        parser.error("--recipients, --workers, --scaling and --repeats must be at least 1")
     return args
 
 
@@ -759,6 +830,68 @@ def measure(
     return runs
 
 
+def scaling(args: argparse.Namespace, workdir: Path, numbers: Sequence[str]) -> list[Figure]:
+    """One workspace on PostgreSQL with each of `--scaling` worker counts. The counts take turns
+    within each repeat (1, 2, 4, 1, 2, 4, …) so that a change in the machine's load falls on
+    all of them alike; then the side-by-side table and the figures. The workers are always
+    started (and have logged `started`) before the batch is created: on 2 cores, four Python
+    start-ups overlapping the first calls would be measured as the dialing's cost."""
+    runs: dict[int, list[Run]] = {count: [] for count in args.scaling}
+    for attempt in range(1, args.repeats + 1):
+        for count in args.scaling:
+            label = f"PostgreSQL 1 workspace, {count} worker(s) #{attempt}"
+            with postgres_database(PG_SERVER) as url:
+                setup = provision(url, 1)
+                runs[count].append(
+                    timed_run(setup, numbers, count, workdir, label, args.timeout, warm=True)
+                )
+    n = len(numbers)
+    rate = {
+        count: statistics.median(n / run.db_seconds for run in done) for count, done in runs.items()
+    }
+    base = rate.get(1)
+    print(f"\nOne workspace on PostgreSQL, {n:,} zero-length calls, cap {CAP}:")
+    print(
+        f"{'workers':>7}  {'calls/s (median)':>16}  {'× 1 worker':>10}  {'middle 80 %':>11}  "
+        f"{'peak in progress':>16}  {'CPU s/1,000 calls':>17}  {'placed per worker (last run)'}  runs"
+    )
+    for count, done in runs.items():
+        ratio = f"{rate[count] / base:.2f}" if base else "-"
+        middle = statistics.median(run.middle_rate for run in done)
+        peak = max(run.peak_in_progress for run in done)
+        shown = ", ".join(f"{n / run.db_seconds:,.0f}" for run in done)
+        cpu = statistics.median(run.worker_cpu / n * 1000 for run in done)
+        print(
+            f"{count:>7}  {rate[count]:>16,.0f}  {ratio:>10}  {middle:>11,.0f}  "
+            f"{peak:>10} / {CAP:<3}  {cpu:>17.2f}  {done[-1].placed!s:<28}  {shown}"
+        )
+    figures: list[Figure] = []
+    for count, done in runs.items():
+        figures += figures_for(
+            f"PG 1 workspace, {count} worker(s)", done, TARGET_POSTGRES_CPS if count == 4 else None
+        )
+        figures.append(
+            Figure(
+                f"PG 1 workspace, {count} worker(s): calls in progress, most sampled "
+                f"({sum(run.samples for run in done)} samples)",
+                str(max(run.peak_in_progress for run in done)),
+                f"<= {CAP}",
+                all(run.peak_in_progress <= CAP for run in done),
+            )
+        )
+        target = TARGET_SCALING.get(count)
+        if base and count != 1:
+            figures.append(
+                Figure(
+                    f"PG 1 workspace: {count} workers / 1 worker, calls/s (medians)",
+                    f"{rate[count] / base:.2f}",
+                    f">= {target:.1f}" if target else "-",
+                    rate[count] / base >= target if target else None,
+                )
+            )
+    return figures
+
+
 def run(args: argparse.Namespace, workdir: Path) -> list[Figure]:
     n: int = args.recipients
     started = time.perf_counter()
@@ -768,16 +901,16 @@ def run(args: argparse.Namespace, workdir: Path) -> list[Figure]:
     print(f"worker env: {' '.join(f'{k}={v}' for k, v in shown.items())}")
     figures: list[Figure] = []
 
-    runs = measure(
-        args, workdir, numbers, postgres=False, workspaces=1, count=1, tag="SQLite 1 worker"
-    )
-    figures += figures_for("SQLite, 1 worker", runs, TARGET_SQLITE_CPS)
+    if not args.quick:
+        runs = measure(
+            args, workdir, numbers, postgres=False, workspaces=1, count=1, tag="SQLite 1 worker"
+        )
+        figures += figures_for("SQLite, 1 worker", runs, TARGET_SQLITE_CPS)
 
     if not args.skip_postgres:
         workers_ = args.workers
-        tag = f"PostgreSQL {workers_} workers"
-        runs = measure(args, workdir, numbers, postgres=True, workspaces=1, count=workers_, tag=tag)
-        figures += figures_for(f"PG, {workers_} workers", runs, TARGET_POSTGRES_CPS)
+        if args.scaling:
+            figures += scaling(args, workdir, numbers)
         if args.pg_workspaces > 1:
             spaces = args.pg_workspaces
             tag = f"PostgreSQL {workers_} workers, {spaces} workspaces"

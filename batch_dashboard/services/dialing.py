@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -51,6 +51,16 @@ LIVE_BATCH = transitions.LIVE_BATCH
 # With pacing on, one claim takes at most this many seconds' worth of a number's dials.
 PACING_SLICE_SECONDS = 0.25
 CANDIDATE_BATCHES = 50
+# PostgreSQL's `application_name` of a dialer's connections: the database's own list of who is
+# connected is the list of workers sharing each workspace's cap (a dead worker's connections
+# close with it, so it drops out without a heartbeat or a table).
+DIALER_NAME_PREFIX = "batch-dialer "
+_CLAIMERS = text(
+    "SELECT set_config('application_name', :me, false),"
+    " (SELECT count(DISTINCT application_name) FROM pg_stat_activity"
+    "  WHERE datname = current_database() AND application_name LIKE :prefix"
+    "  AND application_name <> :me)"
+)
 
 
 @dataclass(frozen=True)
@@ -161,12 +171,18 @@ def _lock_batches(session: Session, batch_ids: Iterable[str]) -> None:
         )
 
 
-def _calls_in_progress(session: Session, workspace_id: str) -> int:
-    return session.execute(
-        select(func.coalesce(func.sum(batches_t.c.dialing_count), 0)).where(
-            batches_t.c.workspace_id == workspace_id, batches_t.c.dialing_count > 0
+def _calls_in_progress(session: Session, workspace_id: str) -> dict[str, int]:
+    """The calls in progress per batch of the workspace. Read once the workspace is locked: the
+    candidates were read before waiting for the lock, and the claim that held it meanwhile may
+    have added calls to the same batches (their own `max_concurrency` counts them too)."""
+    return {
+        batch_id: count
+        for batch_id, count in session.execute(
+            select(batches_t.c.id, batches_t.c.dialing_count).where(
+                batches_t.c.workspace_id == workspace_id, batches_t.c.dialing_count > 0
+            )
         )
-    ).scalar_one()
+    }
 
 
 def _screen(session: Session, batch: Any, rows: list[Any], now: datetime) -> Screened:
@@ -208,6 +224,25 @@ def _paced_until(now: datetime, calls: int, calls_per_second: float) -> datetime
     return now + timedelta(seconds=calls / calls_per_second)
 
 
+def claimers(session: Session, worker_id: str | None) -> int:
+    """How many dialers share each workspace's cap, this one included, and mark this session's
+    connection as this dialer's. SQLite has one writer at a time, and a caller that is not a
+    dialer (a test, the wall's bench) claims alone."""
+    if worker_id is None or not _is_postgres(session):
+        return 1
+    # PostgreSQL keeps 63 bytes of a name; the pid at the end of a worker id is what differs.
+    me = DIALER_NAME_PREFIX + worker_id[-(63 - len(DIALER_NAME_PREFIX)) :]
+    others = session.execute(_CLAIMERS, {"me": me, "prefix": DIALER_NAME_PREFIX + "%"}).one()[1]
+    return 1 + others
+
+
+def fair_share(max_concurrent_calls: int, dialers: int) -> int:
+    """The calls one dialer may hold in a workspace: the cap split evenly, rounded up so that a
+    cap smaller than the number of dialers still lets one call out (the cap itself is checked
+    separately and always wins)."""
+    return math.ceil(max_concurrent_calls / max(1, dialers))
+
+
 def claim_calls(
     session: Session,
     *,
@@ -217,8 +252,15 @@ def claim_calls(
     max_concurrent_calls: int,
     calls_per_second: float,
     default_provider: str,
+    worker_id: str | None = None,
+    held: Mapping[str, int] | None = None,
 ) -> list[Claim]:
-    """Claim up to `limit` recipients to dial now, within every workspace's cap and pacing."""
+    """Claim up to `limit` recipients to dial now, within every workspace's cap and pacing.
+
+    With several dialers (`worker_id` names this one, `held` is its live calls per workspace)
+    each takes at most its fair share of a workspace's cap: a dialer that took the whole cap
+    would make the others wait for its calls to end, so they would dial in turns instead of
+    together, and one whose calls last longer would end up holding every slot."""
     if limit <= 0:
         return []
     candidates = session.execute(
@@ -229,7 +271,6 @@ def claim_calls(
             batches_t.c.phone_number_id,
             batches_t.c.ringing_timeout_ms,
             batches_t.c.max_concurrency,
-            batches_t.c.dialing_count,
             batches_t.c.calling_window,
             batches_t.c.voicemail,
         )
@@ -241,6 +282,10 @@ def claim_calls(
         .order_by(batches_t.c.created_at, batches_t.c.id)
         .limit(CANDIDATE_BATCHES)
     ).all()
+    if not candidates:
+        return []
+    held = held or {}
+    share = fair_share(max_concurrent_calls, claimers(session, worker_id))
     by_workspace: dict[str, list[Any]] = defaultdict(list)
     for batch in candidates:
         by_workspace[batch.workspace_id].append(batch)
@@ -249,36 +294,75 @@ def claim_calls(
     for workspace_id, batches in by_workspace.items():
         if len(claims) >= limit:
             break
+        own_room = share - held.get(workspace_id, 0)
+        if own_room <= 0:  # nothing to take here: don't queue for the workspace's lock
+            continue
+        # Loaded before the lock: while a claim holds it every other dialer of the workspace
+        # waits, so it holds it for as few statements (and as little Python) as it can.
+        callers = _load_callers(session, batches)
         _lock_workspace(session, workspace_id)
-        _lock_batches(session, (batch.id for batch in batches))
+        if len(batches) > 1:  # one batch: start_batch below is its first lock, no order needed
+            _lock_batches(session, (batch.id for batch in batches))
+        if _paced(callers, calls_per_second):
+            # What the pacing reads must be what the previous claim wrote: read again, locked.
+            callers = _load_callers(session, batches, fresh=True)
+        in_progress = _calls_in_progress(session, workspace_id)
         available = min(
-            limit - len(claims), max_concurrent_calls - _calls_in_progress(session, workspace_id)
+            limit - len(claims), own_room, max_concurrent_calls - sum(in_progress.values())
         )
         claims += _claim_in_workspace(
-            session, batches, available, now, lease_until, calls_per_second, default_provider
+            session,
+            batches,
+            in_progress,
+            available,
+            now,
+            lease_until,
+            calls_per_second,
+            default_provider,
         )
     return claims
 
 
-def _load_callers(session: Session, batches: list[Any]) -> list[Agent | PhoneNumber | Connection]:
+def _paced(callers: list[Agent | PhoneNumber | Connection], calls_per_second: float) -> bool:
+    return calls_per_second > 0 or any(
+        isinstance(caller, Connection) and caller.calls_per_second > 0 for caller in callers
+    )
+
+
+def _load_callers(
+    session: Session, batches: list[Any], *, fresh: bool = False
+) -> list[Agent | PhoneNumber | Connection]:
     """The batches' agents, numbers and accounts in three queries, into the session's identity map, so the
-    per-batch lookups of the claim below cost no query each. The identity map holds objects
-    weakly: the caller keeps the returned list for as long as the lookups run."""
+    per-batch lookups of the claim below cost no query each (`fresh`: overwriting what the map
+    already holds). The identity map holds objects weakly: the caller keeps the returned list
+    for as long as the lookups run."""
+    options = {"populate_existing": True} if fresh else {}
     agents = list(
-        session.execute(select(Agent).where(Agent.id.in_({b.agent_id for b in batches})))
+        session.execute(
+            select(Agent).where(Agent.id.in_({b.agent_id for b in batches})),
+            execution_options=options,
+        )
         .scalars()
         .all()
     )
     number_ids = {b.phone_number_id for b in batches} | {a.phone_number_id for a in agents}
     number_ids.discard(None)
     numbers = (
-        session.execute(select(PhoneNumber).where(PhoneNumber.id.in_(number_ids))).scalars().all()
+        session.execute(
+            select(PhoneNumber).where(PhoneNumber.id.in_(number_ids)), execution_options=options
+        )
+        .scalars()
+        .all()
         if number_ids
         else []
     )
     connection_ids = {n.connection_id for n in numbers} - {None}
     accounts = (
-        session.execute(select(Connection).where(Connection.id.in_(connection_ids))).scalars().all()
+        session.execute(
+            select(Connection).where(Connection.id.in_(connection_ids)), execution_options=options
+        )
+        .scalars()
+        .all()
         if connection_ids
         else []
     )
@@ -288,6 +372,7 @@ def _load_callers(session: Session, batches: list[Any]) -> list[Agent | PhoneNum
 def _claim_in_workspace(
     session: Session,
     batches: list[Any],
+    in_progress: Mapping[str, int],
     available: int,
     now: datetime,
     lease_until: datetime,
@@ -298,8 +383,7 @@ def _claim_in_workspace(
     # Fair shares: every live batch of the workspace gets a slice of the free capacity, the
     # batches with the fewest calls live first, so one big batch cannot starve the others even
     # when it already holds every slot and they free up one at a time.
-    batches = sorted(batches, key=lambda batch: batch.dialing_count)
-    callers = _load_callers(session, batches)  # noqa: F841 - kept alive for the loop
+    batches = sorted(batches, key=lambda batch: in_progress.get(batch.id, 0))
     for position, batch in enumerate(batches):
         if available <= 0:
             break
@@ -318,7 +402,7 @@ def _claim_in_workspace(
                 count, _pacing_allowance(account.next_call_at, account.calls_per_second, now)
             )
         if batch.max_concurrency is not None:
-            count = min(count, batch.max_concurrency - batch.dialing_count)
+            count = min(count, batch.max_concurrency - in_progress.get(batch.id, 0))
         if count <= 0 or not transitions.start_batch(session, batch_id=batch.id, now=now):
             continue
         rows = transitions.claim_recipients(

@@ -1,10 +1,15 @@
 """E.164 normalisation and validation.
 
 `is_valid_number` is the rule (docs/api.md); this module only makes it cheap for 50,000 numbers:
-- a fast path builds the PhoneNumber from "+digits" directly instead of `phonenumbers.parse`,
-  and is used only where `parse` could not have read the digits differently (no national
-  prefix to strip, no leading zero) and only to *accept*; everything else takes the full parse,
-  so the answers are exactly those of parse + is_valid_number;
+- a fast path reads the country code and national number from "+digits" directly instead of
+  `phonenumbers.parse`, and is used only where `parse` could not have read the digits
+  differently (no national prefix to strip, no leading zero) and only to *accept*; everything
+  else takes the full parse, so the answers are exactly those of parse + is_valid_number;
+- on that path `is_valid_number` itself is `_valid_national`: the library's own steps
+  (region from the country code, then the number-type patterns of the region's metadata) over
+  the same metadata, with the patterns compiled once and the steps that cannot change the
+  answer left out (tests/services/test_phones.py compares the two on every region's examples
+  and on random numbers of every country code);
 - large lists are checked on a second process while the caller stores the rows
   (`start_validity_check`).
 
@@ -18,10 +23,11 @@ import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
 
 import phonenumbers
-from phonenumbers import PhoneMetadata, PhoneNumber, PhoneNumberFormat, is_valid_number
-from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
+from phonenumbers import PhoneMetadata, PhoneNumberFormat, is_valid_number
+from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE, REGION_CODE_FOR_NON_GEO_ENTITY
 
 # Characters people put in numbers for readability; docs/api.md says they are ignored.
 _SEPARATORS = str.maketrans("", "", " -.()\t\u00a0\u2009\u202f\u2010\u2011\u2012\u2013")
@@ -70,6 +76,97 @@ def _national_prefix(country_code: int) -> re.Pattern[str] | None:
     return _national_prefix_cache[country_code]
 
 
+# A number description (`PhoneNumberDesc`): the lengths it allows (empty: any) and its pattern.
+_Desc = tuple[tuple[int, ...], re.Pattern[str]]
+# A region: its leading-digits pattern, whether its metadata's country code is the number's,
+# its general description, and the descriptions of the number types that make a number valid.
+_Region = tuple[re.Pattern[str] | None, bool, _Desc | None, tuple[_Desc, ...]]
+_regions_cache: dict[int, list[_Region]] = {}
+
+
+def _desc(desc: Any) -> _Desc | None:
+    """`_is_number_matching_desc` is False for a missing description or an empty pattern."""
+    if desc is None or not desc.national_number_pattern:
+        return None
+    return tuple(desc.possible_length), re.compile(desc.national_number_pattern)
+
+
+def _region(region_code: str, metadata: Any, country_code: int) -> _Region:
+    # The types `_number_type_helper` tries; any match means "not UNKNOWN", i.e. valid. Mobile
+    # is tried only when its pattern is not the fixed line's.
+    types = [
+        metadata.premium_rate,
+        metadata.toll_free,
+        metadata.shared_cost,
+        metadata.voip,
+        metadata.personal_number,
+        metadata.pager,
+        metadata.uan,
+        metadata.voicemail,
+        metadata.fixed_line,
+    ]
+    if not metadata.same_mobile_and_fixed_line_pattern:
+        types.append(metadata.mobile)
+    leading = re.compile(metadata.leading_digits) if metadata.leading_digits is not None else None
+    same_code = region_code == REGION_CODE_FOR_NON_GEO_ENTITY or (
+        metadata.country_code == country_code
+    )
+    described = tuple(d for d in map(_desc, types) if d is not None)
+    return leading, same_code, _desc(metadata.general_desc), described
+
+
+def _regions(country_code: int) -> list[_Region]:
+    """The regions of a country code in the library's order, with their metadata compiled."""
+    regions = _regions_cache.get(country_code)
+    if regions is None:
+        regions = []
+        codes = COUNTRY_CODE_TO_REGION_CODE[country_code]
+        for region_code in codes:
+            if region_code == REGION_CODE_FOR_NON_GEO_ENTITY:
+                metadata = PhoneMetadata.metadata_for_nongeo_region(country_code)
+            else:
+                metadata = PhoneMetadata.metadata_for_region(region_code.upper(), None)
+            if metadata is not None:
+                regions.append(_region(region_code, metadata, country_code))
+            elif len(codes) == 1:  # is_valid_number_for_region: no metadata, not valid
+                regions.append((None, False, None, ()))
+        _regions_cache[country_code] = regions
+    return regions
+
+
+def _of_some_type(national: str, region: _Region) -> bool:
+    """`_number_type_helper(national, metadata) != UNKNOWN`."""
+    _leading, _same_code, general, types = region
+    if general is None:
+        return False
+    length = len(national)
+    lengths, pattern = general
+    if (lengths and length not in lengths) or pattern.fullmatch(national) is None:
+        return False
+    for lengths, pattern in types:
+        if (not lengths or length in lengths) and pattern.fullmatch(national) is not None:
+            return True
+    return False
+
+
+def _valid_national(country_code: int, national: str) -> bool:
+    """`is_valid_number` of a known country code and a national number without leading zeros
+    (so the national significant number is `national` itself)."""
+    regions = _regions(country_code)
+    if len(COUNTRY_CODE_TO_REGION_CODE[country_code]) == 1:
+        return bool(regions) and regions[0][1] and _of_some_type(national, regions[0])
+    # region_code_for_number: the first region whose leading digits match, or (regions without
+    # leading digits) for which the number has a type; then that region's validity.
+    for region in regions:
+        leading, same_code = region[0], region[1]
+        if leading is not None:
+            if leading.match(national):
+                return same_code and _of_some_type(national, region)
+        elif _of_some_type(national, region):
+            return same_code  # the same type check again, for the same metadata
+    return False
+
+
 def _fast_accept(digits: str) -> bool:
     if digits[:1] == "0":
         return False  # no country code starts with 0; parse refuses "+0…", and so must we
@@ -85,7 +182,7 @@ def _fast_accept(digits: str) -> bool:
     prefix = _national_prefix(country_code)
     if prefix is not None and prefix.match(national):
         return False
-    return is_valid_number(PhoneNumber(country_code=country_code, national_number=int(national)))
+    return _valid_national(country_code, national)
 
 
 def check_valid(e164: str) -> str | None:

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import operator
 import re
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -35,7 +36,10 @@ VALUE_MAX_CHARS = 128 * 1024
 csv.field_size_limit(2**31 - 1)
 PHONE_FIELDS = ("phone", "phone_number")
 _READ_CHUNK = 1 << 16
+_SNIFF_CHARS = 1 << 16
 _DELIMITERS = (",", ";", "\t")
+# "+" and 1–15 ASCII digits: `phones.normalize` would answer the text itself.
+_CLEAN_E164 = re.compile(r"\+[0-9]{1,15}")
 
 Scalar = str | int | float | bool
 
@@ -255,7 +259,19 @@ def _normalised_header(cell: str) -> str:
 
 def _sniff_delimiter(text: str) -> str:
     """The delimiter under which the header has a phone column; else the one giving most cells."""
-    first_line = next((line for line in text.splitlines() if line.strip()), "")
+    first_line = ""
+    # The header is near the start: split a prefix into lines, not the whole file (its last
+    # line may be cut, so it only counts when the prefix is the whole text).
+    for chunk in (text[:_SNIFF_CHARS], text):
+        lines = chunk.splitlines()
+        if len(chunk) < len(text):
+            lines = lines[:-1]
+        found = next((line for line in lines if line.strip()), None)
+        if found is not None:
+            first_line = found
+            break
+        if len(chunk) == len(text):
+            break
     best, best_cells = ",", 0
     for delimiter in _DELIMITERS:
         cells = next(csv.reader([first_line], delimiter=delimiter), [])
@@ -295,48 +311,140 @@ def from_csv(
 _CHECK_CHUNK = 8192
 
 
-def _parse_csv_text(text: str, *, max_recipients: int, check_from: int | None) -> RecipientRows:
-    rows = RecipientRows(source="csv")
-    reader = csv.reader(
-        io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text), strict=True
-    )
-    header: list[str] | None = None
-    header_line = 1
-    phone_column = -1
-    names: list[str] = []
+def _physical_lines(text: str) -> int:
+    """The lines a reader of `io.StringIO(text, newline="")` sees: ended by \\n, \\r or \\r\\n."""
+    ends = text.count("\n") + text.count("\r") - text.count("\r\n")
+    return ends + (0 if text.endswith(("\n", "\r")) else 1)
+
+
+def _records(
+    text: str, delimiter: str
+) -> tuple[list[list[str]], list[int], tuple[Loc, str] | None]:
+    """The non-blank records with the physical line each starts on, and the CSV error that
+    stopped the reading (after the records returned), if any."""
+    try:
+        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
+    except csv.Error:
+        records = None
+    # As many records as lines: none spans two, so record i starts on line i + 1, and the
+    # reader's C loop did all the work (no per-row `line_num` bookkeeping in Python).
+    if records is not None and len(records) == _physical_lines(text):
+        keep = [i for i, cells in enumerate(records) if "".join(cells).strip()]
+        return [records[i] for i in keep], [i + 1 for i in keep], None
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    kept: list[list[str]] = []
+    lines: list[int] = []
     last_line = 0
     try:
         for cells in reader:
             line = last_line + 1
             last_line = reader.line_num
-            if not "".join(cells).strip():
-                continue  # blank line, or a line of bare delimiters
-            if header is None:
-                header, header_line = [cell.strip() for cell in cells], line
-                phone_column, names = _read_header(rows, header, header_line)
-                if phone_column < 0:
-                    break
-                rows.csv_phone_column = _normalised_header(header[phone_column])
-                continue
-            if len(rows) >= max_recipients:
-                rows.problems.add(
-                    ["csv_file"],
-                    f"has more than {max_recipients:,} recipient rows; a batch holds at most "
-                    f"{max_recipients:,}",
-                )
-                break
-            _add_csv_row(rows, cells, line, len(header), phone_column, names)
-            if (
-                check_from is not None
-                and len(rows) >= check_from
-                and (len(rows) - rows.checked_upto >= _CHECK_CHUNK)
-            ):
-                rows.send_for_checking(parallel=True)
+            if "".join(cells).strip():  # else a blank line, or a line of bare delimiters
+                kept.append(cells)
+                lines.append(line)
     except csv.Error as error:
-        rows.problems.add(["csv_file", "row", last_line + 1], f"is not valid CSV: {error}")
-    if header is not None and phone_column >= 0 and not rows and not rows.problems:
+        return kept, lines, (["csv_file", "row", last_line + 1], f"is not valid CSV: {error}")
+    return kept, lines, None
+
+
+def _parse_csv_text(text: str, *, max_recipients: int, check_from: int | None) -> RecipientRows:
+    rows = RecipientRows(source="csv")
+    records, lines, error = _records(text, _sniff_delimiter(text))
+    if not records:
+        if error is not None:
+            rows.problems.add(*error)
+        return rows
+    header = [cell.strip() for cell in records[0]]
+    phone_column, names = _read_header(rows, header, lines[0])
+    if phone_column < 0:
+        return rows  # reading stops at such a header: nothing after it is reported
+    rows.csv_phone_column = _normalised_header(header[phone_column])
+    data, data_lines = records[1:], lines[1:]
+    if len(data) > max_recipients:
+        # Reading stops at the row past the limit: a CSV error further on is not reported.
+        error = (
+            ["csv_file"],
+            f"has more than {max_recipients:,} recipient rows; a batch holds at most "
+            f"{max_recipients:,}",
+        )
+        data, data_lines = data[:max_recipients], data_lines[:max_recipients]
+    _add_csv_rows(rows, data, data_lines, phone_column, names, check_from)
+    if error is not None:
+        rows.problems.add(*error)
+    if not rows and not rows.problems:
         rows.problems.add(["csv_file"], "has a header but no recipient rows")
     return rows
+
+
+def _add_csv_rows(
+    rows: RecipientRows,
+    records: list[list[str]],
+    lines: list[int],
+    phone_column: int,
+    names: list[str],
+    check_from: int | None,
+) -> None:
+    """Every data row, in order. A row as wide as the header, under a header naming every
+    column, takes the short way (the phone and the variables read in bulk); any other row goes
+    through `_add_csv_row`, which finds and words its problems."""
+    width = len(names)
+    columns = [(position, name) for position, name in enumerate(names) if position != phone_column]
+    short_way = all(name for _, name in columns)
+    variable_names = [name for _, name in columns]
+    positions = [position for position, _ in columns]
+    if len(positions) >= 2:
+        take = operator.itemgetter(*positions)
+    elif positions:
+        only = positions[0]
+
+        def take(cells: list[str]) -> tuple[str, ...]:
+            return (cells[only],)
+    else:
+
+        def take(cells: list[str]) -> tuple[str, ...]:
+            return ()
+
+    clean = _CLEAN_E164.fullmatch
+    strip = str.strip
+    phones_out, variables_out, lines_out = rows.phones, rows.variables, rows.lines
+    sending = check_from is not None and len(records) >= check_from
+    if short_way and all(map(width.__eq__, map(len, records))):
+        # Every row takes the short way: each step over all rows at once, and the numbers go
+        # to be checked before the variables are built.
+        base = len(phones_out)
+        lines_out.extend(lines)
+        phones_out.extend(map(strip, map(operator.itemgetter(phone_column), records)))
+        unclean = [i for i, match in enumerate(map(clean, phones_out[base:])) if match is None]
+        for index in (base + i for i in unclean):
+            number, reason = phones.normalize(phones_out[index])
+            if reason is not None:
+                rows.flag(index, rows.phone_loc(index), reason)
+            phones_out[index] = number or ""
+        if sending:
+            rows.send_for_checking(parallel=True)
+        variables_out.extend(
+            [dict(zip(variable_names, map(strip, take(cells)), strict=True)) for cells in records]
+        )
+        return
+    for start in range(0, len(records), _CHECK_CHUNK):
+        for offset in range(start, min(start + _CHECK_CHUNK, len(records))):
+            cells = records[offset]
+            if not short_way or len(cells) != width:
+                _add_csv_row(rows, cells, lines[offset], width, phone_column, names)
+                continue
+            lines_out.append(lines[offset])
+            raw_phone = cells[phone_column].strip()
+            if clean(raw_phone):  # what `phones.normalize` answers for "+" and 1–15 digits
+                phones_out.append(raw_phone)
+            else:
+                number, reason = phones.normalize(raw_phone)
+                if reason is not None:
+                    index = len(phones_out)
+                    rows.flag(index, rows.phone_loc(index), reason)
+                phones_out.append(number or "")
+            variables_out.append(dict(zip(variable_names, map(strip, take(cells)), strict=True)))
+        if sending:
+            rows.send_for_checking(parallel=True)
 
 
 def _read_header(rows: RecipientRows, header: list[str], line: int) -> tuple[int, list[str]]:
@@ -410,8 +518,13 @@ def check_numbers(rows: RecipientRows, *, parallel: bool) -> phones.ValidityChec
 
 def apply_validity(rows: RecipientRows, check: phones.ValidityCheck) -> list[int]:
     """Record invalid and duplicate numbers; returns the indexes whose canonical form changed."""
-    canonical = iter(check.result())
+    answers = check.result()
     rows.check = None  # applied: a later check starts over (and no futures stay in the rows)
+    # The usual file: every row has a clean number, every number is valid and already in its
+    # canonical form, none twice. Three C-level passes say so; the loop below finds the rest.
+    if answers == rows.phones and len(set(answers)) == len(answers):
+        return []
+    canonical = iter(answers)
     changed: list[int] = []
     first_seen: dict[str, int] = {}
     for index, number in enumerate(rows.phones):
@@ -458,6 +571,16 @@ def encode_variables(variables: dict[str, Scalar]) -> str:
         return orjson.dumps(variables).decode()
     except TypeError:  # integers beyond 64 bits: the standard library keeps them exact
         return json.dumps(variables, ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_all_variables(variables: list[dict[str, Scalar]]) -> list[str]:
+    """`encode_variables` of each, in one pass while orjson can encode them all (it always can,
+    unless an integer is beyond 64 bits)."""
+    dumps = orjson.dumps
+    try:
+        return [dumps(item).decode() for item in variables]
+    except TypeError:
+        return [encode_variables(item) for item in variables]
 
 
 def drop_invalid(rows: RecipientRows) -> RecipientRows:

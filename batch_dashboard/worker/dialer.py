@@ -63,6 +63,8 @@ class Dialer:
         self.registry = registry or Registry(settings=self.settings, clock=clock)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.live: dict[str, str] = {}  # attempt id → the registry's key of its provider
+        # attempt id → workspace, for the calls this dialer claimed (its share of each cap)
+        self.workspaces: dict[str, str] = {}
         self.call_ids: dict[str, str] = {}  # attempt id → the platform's call id
         self.stats: Counter[str] = Counter()
         self._watchers: dict[str, asyncio.Task[None]] = {}
@@ -82,9 +84,16 @@ class Dialer:
         renewer = asyncio.create_task(self._renew_loop(), name="dialer-leases")
         try:
             while not stop.is_set():
+                # Cleared before claiming, not before sleeping: a call recorded while the claim
+                # runs must wake the sleep below, or this dialer idles with room in its share.
+                self._capacity_signal.clear()
                 capacity = self.settings.worker_max_calls - len(self.live)
                 try:
-                    claims = await asyncio.to_thread(self._claim, capacity) if capacity > 0 else []
+                    # Counted here: the event loop changes `workspaces` while the claim runs.
+                    held = Counter(self.workspaces.values())
+                    claims = (
+                        await asyncio.to_thread(self._claim, capacity, held) if capacity > 0 else []
+                    )
                 except DBAPIError as error:
                     # The claim rolled back whole, so nothing is lost by looking again: after
                     # the idle pause for a deadlock victim, after a growing wait for a
@@ -99,7 +108,10 @@ class Dialer:
                 if claims:
                     crash_point(AFTER_CLAIM)
                     await self._place(claims)
-                    continue
+                # Even after a claim: it took what room it had (its share, the cap, the pacing
+                # slice), so the next look is worth it once a call has ended (the capacity
+                # signal) or after the idle pause. At once it would almost always be a claim
+                # transaction for nothing, competing with the recording for the GIL.
                 await self._sleep_until(stop, IDLE_SECONDS)
         finally:
             self.claiming = False
@@ -109,7 +121,6 @@ class Dialer:
             await self._flush()
 
     async def _sleep_until(self, stop: asyncio.Event, seconds: float) -> None:
-        self._capacity_signal.clear()
         waiters = [
             asyncio.ensure_future(stop.wait()),
             asyncio.ensure_future(self._capacity_signal.wait()),
@@ -120,7 +131,7 @@ class Dialer:
             for waiter in waiters:
                 waiter.cancel()
 
-    def _claim(self, capacity: int) -> list[Claim]:
+    def _claim(self, capacity: int, held: Counter[str]) -> list[Claim]:
         settings = self.settings
         with session_scope(write=True) as session:
             return dialing.claim_calls(
@@ -131,12 +142,15 @@ class Dialer:
                 max_concurrent_calls=settings.max_concurrent_calls,
                 calls_per_second=settings.calls_per_second,
                 default_provider=settings.provider,
+                worker_id=self.worker_id,
+                held=held,
             )
 
     async def _place(self, claims: Sequence[Claim]) -> None:
         by_provider: dict[str, list[Claim]] = defaultdict(list)
         for claim in claims:
             self.live[claim.attempt_id] = claim.provider
+            self.workspaces[claim.attempt_id] = claim.workspace_id
             by_provider[claim.provider].append(claim)
         for name, group in by_provider.items():
             try:
@@ -235,6 +249,7 @@ class Dialer:
 
     def _forget(self, attempt_id: str) -> None:
         self.live.pop(attempt_id, None)
+        self.workspaces.pop(attempt_id, None)
         self.call_ids.pop(attempt_id, None)
 
     def _watch(self, provider: Provider, attempt_id: str, placed: CallResult) -> None:
@@ -337,6 +352,7 @@ class Dialer:
         except DBAPIError:
             log.exception("could not hand the calls over; their leases lapse by themselves")
         self.live.clear()
+        self.workspaces.clear()
 
     # --- recovery ----------------------------------------------------------------------------
 

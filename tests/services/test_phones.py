@@ -10,6 +10,7 @@ import random
 import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
+from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
 from batch_dashboard.services import phones
 
@@ -178,6 +179,54 @@ def test_check_valid_equals_parse_and_is_valid_number_on_generated_numbers() -> 
         assert reason is None and clean == number
         if phones.check_valid(number) != naive(number):
             mismatches.append((number, phones.check_valid(number), naive(number)))
+    assert mismatches == []
+
+
+def national_cases(rng: random.Random) -> list[tuple[int, str]]:
+    """(country code, national number without a leading zero): every example and its edits, and
+    for every country code numbers of every length up to 15 digits in all, 40 random each, plus
+    numbers that keep an example's first digits (mostly valid) so both answers are frequent."""
+    cases: set[tuple[int, str]] = set()
+    for number in [*EXAMPLES, *GENERATED]:
+        for length in (1, 2, 3):
+            code, national = int(number[1 : 1 + length]), number[1 + length :]
+            if code in COUNTRY_CODE_TO_REGION_CODE:
+                if national and national[0] != "0":
+                    cases.add((code, national))
+                break
+    for code in sorted(COUNTRY_CODE_TO_REGION_CODE):
+        for length in range(2, 16 - len(str(code))):
+            for _ in range(40 // length + 1):
+                digits = str(rng.randint(1, 9)) + "".join(
+                    str(rng.randrange(10)) for _ in range(length - 1)
+                )
+                cases.add((code, digits))
+    for number in EXAMPLES:
+        code = phonenumbers.parse(number, None).country_code
+        national = number[1 + len(str(code)) :]
+        for keep in range(1, len(national)):
+            for _ in range(3):
+                tail = "".join(str(rng.randrange(10)) for _ in national[keep:])
+                if national[0] != "0":
+                    cases.add((code, national[:keep] + tail))
+    return sorted(cases)
+
+
+def test_valid_national_equals_is_valid_number() -> None:
+    """The fast path's validity is the library's, in both directions (not only to accept)."""
+    cases = national_cases(random.Random(SEED))
+    answers = [
+        phonenumbers.is_valid_number(
+            phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+        )
+        for code, national in cases
+    ]
+    assert len(cases) > 20_000 and 3_000 < sum(answers) < len(cases) - 3_000
+    mismatches = [
+        (code, national, expected)
+        for (code, national), expected in zip(cases, answers, strict=True)
+        if phones._valid_national(code, national) != expected
+    ]
     assert mismatches == []
 
 

@@ -53,6 +53,10 @@ async def _read_form(request: Request, limit: int) -> tuple[dict[str, str], byte
         max_files=1,
         max_fields=20,
     )
+    # The file is read into memory whole right after anyway: spooled to disk past 1 MB (the
+    # default), each 64 kB chunk would cost a write and a trip to a worker thread, and the
+    # read another.
+    parser.spool_max_size = limit + bodies.ENVELOPE
     try:
         form = await parser.parse()
     except MultiPartException as error:

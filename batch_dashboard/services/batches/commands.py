@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -152,16 +153,24 @@ def _insert_recipients(session: Session, batch_id: str, rows: RecipientRows) -> 
         f"VALUES ({', '.join([marker] * 7)})"
     )
     ids = id_block("rcpt", len(rows))
-    encode = recipients.encode_variables
     pending = RecipientStatus.pending.value
-    phones, variables = rows.phones, rows.variables
+    phones = rows.phones
+    encoded = recipients.encode_all_variables(rows.variables)
     for start in range(0, len(rows), _INSERT_CHUNK):
+        end = min(start + _INSERT_CHUNK, len(rows))
         connection.exec_driver_sql(
             statement,
-            [
-                (ids[i], batch_id, i, phones[i], encode(variables[i]), pending, 0)
-                for i in range(start, min(start + _INSERT_CHUNK, len(rows)))
-            ],
+            list(
+                zip(
+                    ids[start:end],
+                    repeat(batch_id),
+                    range(start, end),
+                    phones[start:end],
+                    encoded[start:end],
+                    repeat(pending),
+                    repeat(0),
+                )
+            ),
         )
 
 
