@@ -368,7 +368,10 @@ def _parse_csv_text(text: str, *, max_recipients: int, check_from: int | None) -
             f"{max_recipients:,}",
         )
         data, data_lines = data[:max_recipients], data_lines[:max_recipients]
-    _add_csv_rows(rows, data, data_lines, phone_column, names, check_from)
+    # The bulk reading below takes cells as they are; a file with a `'` (an export's formula
+    # guard, which `_cell` removes) or a line longer than a value may be goes row by row.
+    plain = "'" not in text and max(map(len, text.splitlines()), default=0) <= VALUE_MAX_CHARS
+    _add_csv_rows(rows, data, data_lines, phone_column, names, check_from, plain=plain)
     if error is not None:
         rows.problems.add(*error)
     if not rows and not rows.problems:
@@ -383,13 +386,15 @@ def _add_csv_rows(
     phone_column: int,
     names: list[str],
     check_from: int | None,
+    *,
+    plain: bool,
 ) -> None:
     """Every data row, in order. A row as wide as the header, under a header naming every
     column, takes the short way (the phone and the variables read in bulk); any other row goes
     through `_add_csv_row`, which finds and words its problems."""
     width = len(names)
     columns = [(position, name) for position, name in enumerate(names) if position != phone_column]
-    short_way = all(name for _, name in columns)
+    short_way = plain and all(name for _, name in columns)
     variable_names = [name for _, name in columns]
     positions = [position for position, _ in columns]
     if len(positions) >= 2:
@@ -419,6 +424,7 @@ def _add_csv_rows(
             number, reason = phones.normalize(phones_out[index])
             if reason is not None:
                 rows.flag(index, rows.phone_loc(index), reason)
+                rows.as_written[index] = phones_out[index][:100]
             phones_out[index] = number or ""
         if sending:
             rows.send_for_checking(parallel=True)
@@ -441,6 +447,7 @@ def _add_csv_rows(
                 if reason is not None:
                     index = len(phones_out)
                     rows.flag(index, rows.phone_loc(index), reason)
+                    rows.as_written[index] = raw_phone[:100]
                 phones_out.append(number or "")
             variables_out.append(dict(zip(variable_names, map(strip, take(cells)), strict=True)))
         if sending:

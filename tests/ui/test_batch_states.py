@@ -275,3 +275,15 @@ def test_the_form_is_checked_by_the_services_own_parser(tenant):
         [batch] = batches.list_batches(session, workspace_id=tenant.workspace_id)["batch_calls"]
     assert batch["calling_window"]["days"] == ["mon", "sat"]
     assert batch["ringing_timeout_ms"] == 80_000 and batch["retry_policy"]["max_attempts"] == 3
+
+
+def test_an_outcome_is_coloured_by_what_happened():
+    """A connected call whose evaluation failed or is unknown is not shown as a green success."""
+    from batch_dashboard.ui.states.rows import _outcome_tone
+
+    assert _outcome_tone("completed", "Connected") == "green"
+    assert _outcome_tone("completed", "appointment_confirmed: success") == "green"
+    assert _outcome_tone("completed", "appointment_confirmed: failure") == "orange"
+    assert _outcome_tone("completed", "appointment_confirmed: unknown") == "gray"
+    assert _outcome_tone("failed", "Busy") == "red"
+    assert _outcome_tone("cancelled", "Cancelled") == "gray"

@@ -196,9 +196,7 @@ def _recipient_line(row: RecipientRow) -> rx.Component:
             rx.text(
                 row.outcome,
                 size="2",
-                color_scheme=rx.match(
-                    row.status, ("failed", "red"), ("completed", "green"), "gray"
-                ),
+                color_scheme=row.outcome_tone,
             )
         ),
         rx.table.cell(

@@ -59,6 +59,8 @@ class RecipientRow:
     failure: str = ""
     # What happened, for every ended call: the main evaluation or "Connected", or the failure.
     outcome: str = ""
+    # The outcome's colour: a connected call whose evaluation failed is not a green success.
+    outcome_tone: str = "gray"
     attempts: int = 0
     started_at: str = ""
     ended_at: str = ""
@@ -112,18 +114,28 @@ def _breaker_words(public: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _outcome_tone(status: str, outcome: str) -> str:
+    if status == "failed":
+        return "red"
+    if status != "completed" or outcome.endswith(": unknown"):
+        return "gray"
+    return "orange" if outcome.endswith(": failure") else "green"
+
+
 def recipient_row(item: dict[str, Any], evaluations: dict[str, Any] | None = None) -> RecipientRow:
     variables = item["dynamic_vars"]
     ended = item["status"] in ("completed", "failed", "cancelled")
+    outcome = (
+        batches.outcome_words(item["status"], item["failure_reason"], evaluations) if ended else ""
+    )
     return RecipientRow(
         id=item["id"],
         phone=phones.for_people(item["phone"]),
         phone_e164=item["phone"],
         status=item["status"],
         failure=failure_words(item["failure_reason"]),
-        outcome=batches.outcome_words(item["status"], item["failure_reason"], evaluations)
-        if ended
-        else "",
+        outcome=outcome,
+        outcome_tone=_outcome_tone(item["status"], outcome),
         attempts=item["attempts"],
         started_at=item["started_at"] or "",
         ended_at=item["ended_at"] or "",
