@@ -56,7 +56,8 @@ def _payload(label: str, handler: Any) -> tuple[dict[str, Any], list[str]]:
 
 def _redirects_to_sign_in(updates: list[Any]) -> bool:
     return any(
-        event.get("name") == "_redirect" and event.get("payload", {}).get("path") == "/login"
+        event.get("name") == "_redirect"
+        and event.get("payload", {}).get("path", "").startswith("/login")
         for update in updates
         for event in (update.get("events") or [])
     )

@@ -123,7 +123,7 @@ def signed_in(handler: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(handler)
         async def once(self: rx.State, *args: Any, **kwargs: Any):
             if await _refused_at_once(self):
-                return rx.redirect("/login")
+                return to_sign_in(self)
             try:
                 return await handler(self, *args, **kwargs)
             except SignedOut:
@@ -139,6 +139,8 @@ def signed_in(handler: Callable[..., Any]) -> Callable[..., Any]:
 def to_sign_in(state: rx.State) -> rx.event.EventSpec:
     """To the sign-in page, which sends the visitor back here afterwards (a deep link)."""
     url = state.router.url
+    if not url.path or url.path in ("/", "/login"):
+        return rx.redirect("/login")  # nothing to come back to
     asked = url.path + (f"?{url.query}" if url.query else "")
     return rx.redirect(f"/login?{urlencode({'next': asked})}")
 
