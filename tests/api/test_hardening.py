@@ -272,6 +272,13 @@ def test_do_not_call_reads_its_body_like_the_batch_routes(
     assert envelope(added, status, code)["details"] == envelope(created, status, code)["details"]
     if status == 422:
         assert error_locs(added) == [["body"]]
+    # The batch actions that take a body read it the same way.
+    batch_id = create(client, tenant, batch_body(tenant)).json()["id"]
+    for action in ("stop", "retry"):
+        acted = client.post(f"{BATCHES}/{batch_id}/{action}", content=content, headers=headers)
+        assert (
+            envelope(acted, status, code)["details"] == envelope(created, status, code)["details"]
+        )
 
 
 def test_every_list_refuses_a_cursor_it_did_not_return(client: TestClient, tenant: Tenant) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -263,13 +263,17 @@ STOP_BODY = {
 async def stop_batch_call(batch_id: str, request: Request, caller: CallerDep) -> Response:
     options = await bodies.read_json_object(request, bodies.SMALL_BODY, optional=True)
     hang_up = options.pop("hang_up", False)
-    if options:
-        raise ValidationFailed.at([next(iter(options))], "is not a field of this request")
+    _no_other_fields(options)
     if not isinstance(hang_up, bool):
         raise ValidationFailed.at(["hang_up"], "must be true or false")
     return FastJSONResponse(
         await caller.write(partial(batches.stop_batch, batch_id=batch_id, hang_up=hang_up))
     )
+
+
+def _no_other_fields(rest: dict[str, Any]) -> None:
+    if rest:
+        raise ValidationFailed.at([next(iter(rest))], "is not a field of this request")
 
 
 @router.post(
@@ -332,11 +336,9 @@ RETRY_BODY = {
     openapi_extra={"requestBody": RETRY_BODY},
 )
 async def retry_batch_call(batch_id: str, request: Request, caller: CallerDep) -> Response:
-    body = await bodies.read_limited(request, bodies.SMALL_BODY)
-    options = bodies.parse_json_object(body) if body.strip() else {}
+    options = await bodies.read_json_object(request, bodies.SMALL_BODY, optional=True)
     reasons = options.pop("failure_reasons", None)
-    if options:
-        raise ValidationFailed.at([next(iter(options))], "is not a field of this request")
+    _no_other_fields(options)
     if reasons is not None and (
         not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons)
     ):
