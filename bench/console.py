@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sqlite3
 import sys
 import threading
@@ -48,11 +49,16 @@ class Tab:
 
     frames: list[tuple[float, int]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # With --dump-frames, the first tab keeps its payloads too (to see what a frame carries).
+    payloads: list[tuple[float, str | bytes]] | None = None
 
     def received(self, payload: str | bytes) -> None:
         size = len(payload.encode() if isinstance(payload, str) else payload)
+        at = time.monotonic()
         with self.lock:
-            self.frames.append((time.monotonic(), size))
+            self.frames.append((at, size))
+            if self.payloads is not None:
+                self.payloads.append((at, payload))
 
     def bytes_between(self, start: float, end: float) -> tuple[int, int]:
         with self.lock:
@@ -158,7 +164,6 @@ def console_backend(
 def _demo(env: dict[str, str], workdir: Path) -> dict:
     """The demo workspace, its key and its login; run in `workdir` because the demo keeps its
     key in ./data, which must not be the project's."""
-    import json
     import subprocess
 
     done = subprocess.run(
@@ -200,13 +205,13 @@ def resume(url: str, key: str, batch_id: str) -> None:
 
 
 def open_tabs(
-    browser: Any, url: str, demo: dict, batch_id: str, count: int
+    browser: Any, url: str, demo: dict, batch_id: str, count: int, keep_payloads: bool
 ) -> tuple[Any, Any, list[Tab]]:
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     tabs: list[Tab] = []
     for index in range(count):
         page = context.new_page()
-        tab = Tab()
+        tab = Tab(payloads=[] if index == 0 and keep_payloads else None)
         page.on("websocket", lambda ws, tab=tab: ws.on("framereceived", tab.received))
         if index == 0:  # the session is the context's: the other pages are signed in with it
             page.goto(f"{url}/login")
@@ -218,6 +223,31 @@ def open_tabs(
         page.locator("#count-failed").wait_for(timeout=60_000)
         tabs.append(tab)
     return context, page, tabs
+
+
+def dump_frames(tab: Tab, path: Path) -> None:
+    """Each frame of the first tab: seconds since its first frame, size, the payload's start."""
+    assert tab.payloads is not None
+    first = tab.payloads[0][0] if tab.payloads else 0.0
+    with path.open("w") as out:
+        for at, payload in tab.payloads:
+            text = payload if isinstance(payload, str) else payload.hex()
+            out.write(f"{at - first:8.3f} {len(text):7d} {_delta_sizes(text)}\n")
+    print(f"frames of the first tab: {path}")
+
+
+def _delta_sizes(text: str) -> str:
+    """A socket.io event frame as `state.var=bytes` for each var in its delta; else its start."""
+    try:
+        _event, body = json.loads(text[text.index("[") :])
+        delta = body["delta"]
+    except (ValueError, KeyError, TypeError):
+        return text[:200]
+    return " ".join(
+        f"{state.rsplit('.', 1)[-1]}.{var}={len(json.dumps(value))}"
+        for state, fields in delta.items()
+        for var, value in fields.items()
+    )
 
 
 def change(before: float, after: float) -> float:
@@ -265,6 +295,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--window", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--quick", action="store_true", help="5,000 recipients, 3 tabs, 5 s")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    parser.add_argument(
+        "--dump-frames", type=Path, default=None, help="write the first tab's frames to this file"
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when not flat")
     args = parser.parse_args(argv)
     if args.quick:
@@ -289,7 +322,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             try:
                 started = time.monotonic()
-                context, page, tabs = open_tabs(browser, url, demo, batch_id, args.tabs)
+                context, page, tabs = open_tabs(
+                    browser, url, demo, batch_id, args.tabs, args.dump_frames is not None
+                )
                 print(
                     f"{len(tabs)} tabs open on the batch page in {time.monotonic() - started:.1f} s"
                 )
@@ -310,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     windows.append(window)
                 context.close()
+                if args.dump_frames is not None:
+                    dump_frames(tabs[0], args.dump_frames)
             finally:
                 browser.close()
     flat = report(windows, args)
