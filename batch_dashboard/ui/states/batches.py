@@ -26,7 +26,9 @@ STATUS_FILTERS = ["all", *batches.BATCH_STATUSES]
 RECIPIENT_FILTERS = ["all", "pending", "dialing", "completed", "failed", "cancelled"]
 PAGE_SIZE = 50
 FOLLOW_SECONDS = 0.5
-FOLLOW_CHECK_SECONDS = 5.0  # a quiet follow loop still looks whether its tab moved on
+# A quiet follow loop still looks this often whether its tab moved on (so that it ends). Not
+# more: each look is an event, which re-sends the shared state to every other tab on it.
+FOLLOW_CHECK_SECONDS = 30.0
 
 
 def _shown(value: object) -> str:
