@@ -38,11 +38,12 @@ lint: setup
 	$(BIN)/ruff check batch_dashboard tests bench
 	$(BIN)/ruff format --check batch_dashboard tests bench
 
-bench: setup /usr/bin/wrk
+bench: setup /usr/bin/wrk /usr/bin/chromium
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/dialer.py
 	$(BIN)/python bench/wall.py
 	$(BIN)/python bench/breaker.py
+	$(BIN)/python bench/console.py
 	$(BIN)/python bench/fuzz.py
 	$(BIN)/python bench/load.py
 

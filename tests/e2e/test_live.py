@@ -128,3 +128,45 @@ def test_websocket_messages_do_not_grow_with_the_batch(browser, quiet_server):
         )
     # The page gets counts and one page of recipients, never the batch: the same whatever its size.
     assert max(sizes[50_000]) < 2 * max(sizes[1_000]) + 4096
+
+
+def test_a_searched_page_follows_the_database(browser, quiet_server):
+    """A tab showing its own rows (a search) reloads them when the batch moves."""
+    batch_id = _create(quiet_server, 20)
+    context, page, _frames = _watch(browser, quiet_server, batch_id)
+    try:
+        page.locator("#recipient-search").fill("2000003")  # the fourth recipient only
+        row = page.locator("table tbody tr")
+        page.wait_for_function(
+            "() => document.querySelectorAll('table tbody tr').length === 1", timeout=20_000
+        )
+        assert "pending" in row.inner_text().lower()
+        _end_calls(5)
+        page.wait_for_function(
+            "() => document.querySelector('table tbody tr')?.innerText.toLowerCase().includes('failed')",
+            timeout=20_000,
+        )
+    finally:
+        context.close()
+
+
+def test_other_tabs_on_the_batch_do_not_multiply_what_a_tab_receives(browser, quiet_server):
+    """Every event of a tab makes Reflex re-send the batch's shared state to the other tabs on
+    it; a follow loop that entered its state every half second made each tab receive the first
+    page once per other tab per tick. Counted over a quiet spell: a handful at most, not one
+    per other tab per tick (3 × 2 × 4 = 24 before)."""
+    batch_id = _create(quiet_server, 200)
+    opened = [_watch(browser, quiet_server, batch_id) for _ in range(4)]
+    try:
+        _end_calls(3)
+        _failed_shown(opened[0][1], 3)
+        opened[0][1].wait_for_timeout(1000)  # the change has reached every tab
+        watched = opened[0][2]
+        first_page = len([f for f in watched if f > 4096])
+        opened[0][1].wait_for_timeout(4000)
+        received = len([f for f in watched if f > 4096]) - first_page
+    finally:
+        for context, _page, _frames in opened:
+            context.close()
+    print(f"\nlarge frames to one of 4 tabs over 4 quiet seconds: {received}")
+    assert received <= 6

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from functools import partial
 from typing import Any
 
@@ -26,6 +27,9 @@ STATUS_FILTERS = ["all", *batches.BATCH_STATUSES]
 RECIPIENT_FILTERS = ["all", "pending", "dialing", "completed", "failed", "cancelled"]
 PAGE_SIZE = 50
 FOLLOW_SECONDS = 0.5
+# A quiet follow loop still looks this often whether its tab moved on (so that it ends). Not
+# more: each look is an event, which re-sends the shared state to every other tab on it.
+FOLLOW_CHECK_SECONDS = 30.0
 
 
 @dataclasses.dataclass
@@ -74,6 +78,7 @@ class BatchesState(rx.State):
                 await self._reload()
             finally:
                 self.loading = False
+        yield BatchesState.follow  # filtered or not: see follow
 
     @rx.event
     @signed_in
@@ -84,19 +89,29 @@ class BatchesState(rx.State):
     @rx.event(background=True)
     @signed_in
     async def follow(self):
-        """While this tab shows a filtered list, reload it when the shared marker moves."""
+        """While this tab shows a filtered list, reload it when the shared marker moves. It
+        enters the state only then, or every FOLLOW_CHECK_SECONDS: each event of a tab makes
+        Reflex re-send the shared list to every other tab on it (see BatchDetailState.follow).
+        `set_filter` starts a new loop."""
         async with self:
             self._follower += 1
-            generation = self._follower
+            generation, workspace_id = self._follower, await workspace_of(self)
+            filtered, loaded = self.status_filter != "all", self._loaded_marker
+        checked = time.monotonic()
         while True:
             await asyncio.sleep(FOLLOW_SECONDS)
+            marker = live.workspace_seen.get(workspace_id)
+            needed = filtered and marker is not None and marker != loaded
+            if not needed and time.monotonic() - checked < FOLLOW_CHECK_SECONDS:
+                continue
+            checked = time.monotonic()
             async with self:
                 if _path(self) != "/batches" or self._follower != generation:
                     return
-                shared = await self.get_state(WorkspaceLive)
-                if self.status_filter == "all" or shared.marker == self._loaded_marker:
+                filtered = self.status_filter != "all"
+                if marker is None or not filtered or marker == self._loaded_marker:
                     continue
-                self._loaded_marker = shared.marker
+                self._loaded_marker = loaded = marker
                 await self._reload()
 
 
@@ -215,23 +230,43 @@ class BatchDetailState(rx.State):
     @signed_in
     async def follow(self):
         """Keep the count of matches and a non-default page current (the shared state carries
-        the rest); reads only this process's memory until the batch actually changed."""
+        the rest); reads only this process's memory until this tab has something to change.
+
+        Entering the state (`async with self`) is an event of this tab, and Reflex re-sends the
+        batch's shared state (its first page, ~17 kB) to every other tab on the batch after
+        each event of any of them: a loop that entered it every tick made n tabs receive n
+        copies a tick each. So it enters only when its own view must change — a filtered page
+        or search after the batch moved, or the count of a default view when the total did —
+        and every FOLLOW_CHECK_SECONDS to notice that the tab went elsewhere. The events that
+        switch between the default view and its own rows start a new loop."""
         async with self:
             self._follower += 1
             generation, following = self._follower, self.viewing_id
+            own_rows = not self.default_view
+            shown = (self._loaded_version, self.total_matching)
+        checked = time.monotonic()
         while True:
             await asyncio.sleep(FOLLOW_SECONDS)
+            seen = live.batch_seen.get(following)
+            moved = seen is not None and seen[0] != shown[0]
+            needed = moved and (own_rows or seen[1] != shown[1])
+            if not needed and time.monotonic() - checked < FOLLOW_CHECK_SECONDS:
+                if moved:
+                    shown = (seen[0], shown[1])  # nothing of this tab's own depends on it
+                continue
+            checked = time.monotonic()
             async with self:
                 if self.viewing_id != following or self._follower != generation or self.not_found:
                     return
-                shared = await self.get_state(BatchLive)
-                if shared.version == self._loaded_version:
+                own_rows = not self.default_view
+                if seen is None or seen[0] == self._loaded_version:
                     continue
-                self._loaded_version = shared.version
-                if self.default_view:
-                    self.total_matching = shared.batch.total
-                    continue
-                await self._reload()
+                self._loaded_version = seen[0]
+                if own_rows:
+                    await self._reload()
+                else:
+                    self.total_matching = seen[1]
+                shown = (seen[0], self.total_matching)
 
     @rx.event
     @signed_in
@@ -239,6 +274,7 @@ class BatchDetailState(rx.State):
         self.recipient_filter = value if value in RECIPIENT_FILTERS else "all"
         self.page = 0
         await self._reload()
+        return BatchDetailState.follow  # its own rows or the default view: see follow
 
     @rx.event
     @signed_in
@@ -246,12 +282,14 @@ class BatchDetailState(rx.State):
         self.search = value[:32]
         self.page = 0
         await self._reload()
+        return BatchDetailState.follow  # its own rows or the default view: see follow
 
     @rx.event
     @signed_in
     async def go_to_page(self, delta: int):
         self.page = min(max(0, self.page + delta), self.page_count - 1)
         await self._reload()
+        return BatchDetailState.follow  # its own rows or the default view: see follow
 
     @rx.event
     @signed_in

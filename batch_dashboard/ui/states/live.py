@@ -46,6 +46,17 @@ class BatchLive(rx.SharedState):
     missing: bool = False
 
 
+# What the shared states last received, in this process's memory: batch id → (version, total)
+# and workspace id → marker, for the tabs' follow loops. After any event of a tab linked to a
+# shared state, Reflex re-sends that state's last changed vars (a batch's first page: ~17 kB)
+# to every other tab linked to it; follow loops that entered their state every tick to read
+# the shared one made n tabs receive n copies a tick each (bench/console.py: ~10 frames a
+# second per tab with 5 tabs). With these the loops enter their state only when their own
+# view must change (BatchDetailState.follow).
+batch_seen: dict[str, tuple[int, int]] = {}
+workspace_seen: dict[str, str] = {}
+
+
 def apply_snapshot(shared: BatchLive, snapshot: Snapshot) -> None:
     """A `batch_snapshot` into the batch's shared state. Every process with a tab on the batch
     writes there (the poller, and a tab's own pause/resume/cancel; several backends and web
@@ -58,6 +69,8 @@ def apply_snapshot(shared: BatchLive, snapshot: Snapshot) -> None:
         shared.batch = dataclasses.replace(shared.batch, time_left=snapshot.batch.time_left)
     if snapshot.version >= shared.version:
         shared.version, shared.calls_per_minute = snapshot.version, snapshot.calls_per_minute
+    if shared.batch.id:
+        batch_seen[shared.batch.id] = (shared.version, shared.batch.total)
 
 
 # --- what is watched (this process's tabs only: each process serves its own) ------------------
@@ -132,6 +145,8 @@ async def live_updates(app: rx.App) -> None:
         for token in [t for t, seen in watched.items() if now - seen > FORGET_AFTER_SECONDS]:
             watched.pop(token, None)
             known.pop(token, None)
+            if token in _batch_of_token:
+                batch_seen.pop(_batch_of_token[token][1], None)
         try:
             await _push_workspaces(app, known)
             await _push_batches(app, known)
@@ -188,6 +203,7 @@ async def _push_workspaces(app: rx.App, known: dict[str, Any]) -> None:
             live = await root.get_state(WorkspaceLive)
             live.marker, live.rows, live.loaded = marker, listed, True
         known[token] = marker
+        workspace_seen[workspaces[token]] = marker
 
 
 async def _push_batches(app: rx.App, known: dict[str, Any]) -> None:
