@@ -24,21 +24,15 @@ from batch_dashboard.models import (
     Batch,
     BatchStatus,
     CallMinute,
-    Recipient,
     WallToken,
     Workspace,
 )
-from batch_dashboard.services import auth, breaker
+from batch_dashboard.services import auth, batches, breaker
 from batch_dashboard.services.auth import hash_key
 from batch_dashboard.services.errors import NotFound, checked_label
 
 TOKEN_PREFIX = "wall_"
 SHOWN_BATCHES = 6
-ETA_WINDOW = timedelta(minutes=5)
-# A rate read over less than this, or from fewer ended calls, is noise (calls end in waves of the
-# concurrency limit): no estimate rather than a wild one.
-ETA_MIN_SPAN = timedelta(seconds=20)
-ETA_MIN_ENDED = 3
 LIVE = (BatchStatus.running.value, BatchStatus.pending.value, BatchStatus.scheduled.value)
 
 
@@ -104,23 +98,6 @@ def workspace_for_token(session: Session, *, token: str | None) -> tuple[str, st
     return row.workspace_id, row.name
 
 
-def _seconds_left(session: Session, batch: Any, *, now: datetime) -> float | None:
-    """The batch's remaining calls at the rate its calls ended lately; None without a rate."""
-    remaining = batch.pending_count + batch.dialing_count
-    since = now - ETA_WINDOW
-    if batch.started_at is not None:
-        since = max(since, to_utc(batch.started_at))
-    span = max((now - since).total_seconds(), ETA_MIN_SPAN.total_seconds())
-    ended = session.execute(
-        select(func.count())
-        .select_from(Recipient)
-        .where(Recipient.batch_id == batch.id, Recipient.ended_at >= since)
-    ).scalar_one()
-    if ended < ETA_MIN_ENDED or not remaining:
-        return None
-    return remaining / (ended / span)
-
-
 def snapshot(session: Session, *, workspace_id: str, now: datetime) -> dict[str, Any]:
     activity = case(
         (Batch.status == BatchStatus.running.value, 0),
@@ -142,6 +119,7 @@ def snapshot(session: Session, *, workspace_id: str, now: datetime) -> dict[str,
             Batch.paused_at,
             Batch.breaker_trip,
             Batch.started_at,
+            Batch.stopped_at,
             Agent.name.label("agent_name"),
         )
         .join(Agent, Agent.id == Batch.agent_id)
@@ -157,9 +135,7 @@ def snapshot(session: Session, *, workspace_id: str, now: datetime) -> dict[str,
     shown = []
     for row in live[:SHOWN_BATCHES]:
         done = row.completed_count + row.failed_count
-        eta = None
-        if row.status == BatchStatus.running.value and row.paused_at is None:
-            eta = _seconds_left(session, row, now=now)
+        eta = batches.seconds_left(session, batch=row, now=now)
         shown.append(
             {
                 "id": row.id,

@@ -398,14 +398,19 @@ def calls_per_minute(session: Session, *, batch_id: str, now: datetime) -> int:
 
 
 # The estimate of time left follows the calls that ended lately, so a batch that slows down
-# (a calling window closing, a platform throttling) says so within minutes.
+# (a calling window closing, a platform throttling) says so within minutes. A couple of calls in
+# the first seconds are noise (calls end in waves of the concurrency limit): at least
+# RATE_MIN_ENDED calls, over at least RATE_MIN_SPAN, or no estimate rather than a wild one.
 RATE_WINDOW = timedelta(minutes=5)
+RATE_MIN_SPAN = timedelta(seconds=20)
+RATE_MIN_ENDED = 3
 
 
-def seconds_left(session: Session, *, batch: Batch, now: datetime) -> int | None:
+def seconds_left(session: Session, *, batch: Any, now: datetime) -> int | None:
     """How long the batch's remaining calls will take at the rate its calls ended over the
     last RATE_WINDOW (or since it started, if later); None while that says nothing: not
-    running, paused, stopping, or no call ended yet."""
+    running, paused, stopping, or too few calls ended. The batch page and the wall both show
+    this one estimate (`batch` is a Batch or a row with its status, counts and times)."""
     if (
         batch.status != BatchStatus.running.value
         or batch.paused_at is not None
@@ -416,17 +421,17 @@ def seconds_left(session: Session, *, batch: Batch, now: datetime) -> int | None
     since = now - RATE_WINDOW
     if batch.started_at is not None and _aware(batch.started_at) > since:
         since = _aware(batch.started_at)
-    span = (now - since).total_seconds()
-    if left == 0 or span <= 0:
+    span = max((now - since).total_seconds(), RATE_MIN_SPAN.total_seconds())
+    if left == 0:
         return None
     table = Recipient.__table__
     ended = session.execute(
         select(func.count())
         .select_from(table)
-        .where(table.c.batch_id == batch.id, table.c.ended_at > since)
+        .where(table.c.batch_id == batch.id, table.c.ended_at >= since)
         .where(table.c.status.in_((RecipientStatus.completed.value, RecipientStatus.failed.value)))
     ).scalar_one()
-    if ended == 0:
+    if ended < RATE_MIN_ENDED:
         return None
     return max(1, round(left * span / ended))
 
