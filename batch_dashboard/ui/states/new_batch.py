@@ -10,13 +10,12 @@ import dataclasses
 from datetime import datetime
 from functools import partial
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import reflex as rx
 
 from batch_dashboard.clock import system_clock, to_utc
 from batch_dashboard.db import session_scope
-from batch_dashboard.services import agents, batches, phones, recipients, windows
+from batch_dashboard.services import agents, auth, batches, phones, recipients, windows
 from batch_dashboard.services.errors import DomainError, Problems, ValidationFailed
 from batch_dashboard.services.recipients import RecipientRows
 from batch_dashboard.settings import get_settings
@@ -114,12 +113,7 @@ def _problem_parts(rows: RecipientRows, loc: list[Any]) -> tuple[str, str]:
 
 def local_to_utc(value: str, zone: str) -> datetime:
     """A `datetime-local` value read in the viewer's time zone."""
-    naive = datetime.fromisoformat(value)
-    try:
-        tz = ZoneInfo(zone) if zone else ZoneInfo("UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        tz = ZoneInfo("UTC")
-    return to_utc(naive.replace(tzinfo=tz))
+    return to_utc(datetime.fromisoformat(value).replace(tzinfo=auth.zone_info(zone)))
 
 
 def _whole(text: str, unit: int = 1) -> int | str:
