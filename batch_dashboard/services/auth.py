@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from batch_dashboard.clock import system_clock
+from batch_dashboard.clock import system_clock, to_utc
 from batch_dashboard.db import fetch_one, get_engine
 from batch_dashboard.ids import new_id
 from batch_dashboard.models import ApiKey, ConsoleSession, SignInThrottle, User, Workspace
@@ -183,7 +183,7 @@ _use_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-key-last
 
 def _note_use(digest: str, last_used_at: datetime | None, database_url: str | None) -> None:
     now = system_clock.now()
-    if last_used_at is not None and now - _aware(last_used_at) < LAST_USED_PRECISION:
+    if last_used_at is not None and now - to_utc(last_used_at) < LAST_USED_PRECISION:
         return
     noted = _noted.get(digest)
     if noted is not None and now - noted < LAST_USED_PRECISION:
@@ -212,11 +212,6 @@ def _write_use(digest: str, now: datetime, database_url: str | None) -> None:
 def wait_for_key_uses() -> None:
     """Until the last uses noted so far are written (tests; a clean shutdown)."""
     _use_writer.submit(lambda: None).result()
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def list_api_keys(session: Session, *, workspace_id: str) -> list[ApiKey]:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import functools
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine, Row, Select, and_, bindparam, or_
 from sqlmodel import Session, func, select
 
-from batch_dashboard.clock import to_rfc3339
+from batch_dashboard.clock import to_rfc3339, to_utc
 from batch_dashboard.db import fetch_all, fetch_one
 from batch_dashboard.models import (
     RECIPIENT_STATUSES,
@@ -419,8 +419,8 @@ def seconds_left(session: Session, *, batch: Any, now: datetime) -> int | None:
         return None
     left = batch.pending_count + batch.dialing_count
     since = now - RATE_WINDOW
-    if batch.started_at is not None and _aware(batch.started_at) > since:
-        since = _aware(batch.started_at)
+    if batch.started_at is not None and to_utc(batch.started_at) > since:
+        since = to_utc(batch.started_at)
     span = max((now - since).total_seconds(), RATE_MIN_SPAN.total_seconds())
     if left == 0:
         return None
@@ -434,8 +434,3 @@ def seconds_left(session: Session, *, batch: Any, now: datetime) -> int | None:
     if ended < RATE_MIN_ENDED:
         return None
     return max(1, round(left * span / ended))
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
