@@ -284,9 +284,23 @@ class Recipient(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("batch_id", "position", name="uq_recipient_batch_position"),
         Index("ix_recipient_batch_status_position", "batch_id", "status", "position"),
-        Index("ix_recipient_attempt", "attempt_id"),
+        # Partial: a recipient has no attempt and no end until dialed, and every query on these
+        # columns compares them to a value, so rows without one need no entry (an upload of
+        # 50,000 rows writes two index entries fewer per row).
+        Index(
+            "ix_recipient_attempt",
+            "attempt_id",
+            sqlite_where=text("attempt_id IS NOT NULL"),
+            postgresql_where=text("attempt_id IS NOT NULL"),
+        ),
         # Calls per minute on live pages: the calls of a batch that ended recently.
-        Index("ix_recipient_batch_ended", "batch_id", "ended_at"),
+        Index(
+            "ix_recipient_batch_ended",
+            "batch_id",
+            "ended_at",
+            sqlite_where=text("ended_at IS NOT NULL"),
+            postgresql_where=text("ended_at IS NOT NULL"),
+        ),
         # Expired leases are looked for among the (few) recipients being dialed.
         Index(
             "ix_recipient_dialing_lease",
