@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from logging.config import fileConfig
 
+from alembic import context
 from sqlmodel import SQLModel
 
 import batch_dashboard.models  # noqa: F401 - registers the tables on SQLModel.metadata
-from alembic import context
 from batch_dashboard.db import get_engine, is_sqlite
 
 config = context.config
