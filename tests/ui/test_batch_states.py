@@ -287,3 +287,32 @@ def test_an_outcome_is_coloured_by_what_happened():
     assert _outcome_tone("completed", "appointment_confirmed: unknown") == "gray"
     assert _outcome_tone("failed", "Busy") == "red"
     assert _outcome_tone("cancelled", "Cancelled") == "gray"
+
+
+def test_a_snapshot_sends_the_first_page_only_when_it_changed() -> None:
+    """Every var assigned in a shared state goes to every tab on the batch. A running batch's
+    counters move at every poll while its first page (~17 kB) stays the same once its calls
+    have ended: re-sending it made each tab receive it twice a second."""
+    import reflex as rx
+
+    from batch_dashboard.ui.states.live import BatchLive, apply_snapshot
+    from batch_dashboard.ui.states.rows import BatchRow, RecipientRow, Snapshot
+
+    root = rx.State(_reflex_internal_init=True)
+    shared = root.get_substate(BatchLive.get_full_name().split("."))
+    page = [
+        RecipientRow(id=f"rcpt_{n}", phone=f"+1415555{n:04d}", status="completed")
+        for n in range(50)
+    ]
+    apply_snapshot(shared, Snapshot(BatchRow(id="batch_1", completed=50), page, 10, 1))
+    assert {"batch", "first_page"} <= shared.dirty_vars
+    shared.dirty_vars.clear()
+
+    apply_snapshot(shared, Snapshot(BatchRow(id="batch_1", completed=60), list(page), 12, 2))
+    assert "batch" in shared.dirty_vars and "first_page" not in shared.dirty_vars
+    assert shared.batch.completed == 60 and shared.version == 2
+    shared.dirty_vars.clear()
+
+    changed = [*page[:49], RecipientRow(id="rcpt_49", phone="+14155550049", status="failed")]
+    apply_snapshot(shared, Snapshot(BatchRow(id="batch_1", completed=60), changed, 12, 3))
+    assert "first_page" in shared.dirty_vars and shared.first_page[49].status == "failed"

@@ -14,7 +14,7 @@ from batch_dashboard.services import batches, outcomes
 from batch_dashboard.services.errors import DomainError, NotFound
 from batch_dashboard.ui.states import live
 from batch_dashboard.ui.states.base import error_text, read, signed_in, workspace_of, write
-from batch_dashboard.ui.states.live import BatchLive, WorkspaceLive
+from batch_dashboard.ui.states.live import BatchLive
 from batch_dashboard.ui.states.rows import (
     BatchRow,
     RecipientRow,
@@ -83,8 +83,8 @@ class BatchesState(rx.State):
     @rx.event
     @signed_in
     async def heartbeat(self, _now: str = ""):
-        await workspace_of(self)  # once the session has ended, this tab is fed no more
-        await live.keep_watching(self, WorkspaceLive)
+        # Once the session has ended, this tab is fed no more (workspace_of refuses).
+        live.watch(live.workspace_token(await workspace_of(self)))
 
     @rx.event(background=True)
     @signed_in
@@ -224,7 +224,8 @@ class BatchDetailState(rx.State):
     @signed_in
     async def heartbeat(self, _now: str = ""):
         await workspace_of(self)  # once the session has ended, this tab is fed no more
-        await live.keep_watching(self, BatchLive)
+        if self.viewing_id and not self.not_found:
+            live.watch(live.batch_token(self.viewing_id))
 
     @rx.event(background=True)
     @signed_in

@@ -63,7 +63,12 @@ def apply_snapshot(shared: BatchLive, snapshot: Snapshot) -> None:
     workers when scaled out): one that read before another wrote must not put older numbers
     back. Versions only grow; calls per minute move with time at the same version."""
     if snapshot.version > shared.version:
-        shared.batch, shared.first_page = snapshot.batch, snapshot.first_page
+        shared.batch = snapshot.batch
+        # Assigning a var sends it to every linked tab, equal or not, and the counters move
+        # the version on every tick of a running batch while its first page (~17 kB) stays the
+        # same once its 50 calls have ended.
+        if snapshot.first_page != shared.first_page:
+            shared.first_page = snapshot.first_page
     elif snapshot.version == shared.version and snapshot.batch.time_left != shared.batch.time_left:
         # The estimate moves with time, like calls per minute.
         shared.batch = dataclasses.replace(shared.batch, time_left=snapshot.batch.time_left)
@@ -91,6 +96,10 @@ def workspace_token(workspace_id: str) -> str:
 
 
 def watch(token: str) -> None:
+    """A tab linked to `token` is still open (its link, or its heartbeat). A heartbeat names the
+    token from the tab's own state, never by loading the shared state: after any event that
+    loaded a shared state, Reflex re-sends its last changes (a batch's first page, ~17 kB) to
+    every other tab linked to it, so n tabs' heartbeats made n² frames (bench/console.py)."""
     watched[token] = time.monotonic()
 
 
@@ -117,12 +126,6 @@ async def link_wall(state: rx.State, workspace_id: str) -> WallLive:
     _wall_of_token[token] = workspace_id
     watch(token)
     return shared
-
-
-async def keep_watching(state: rx.State, shared_class: type[rx.SharedState]) -> None:
-    shared = await state.get_state(shared_class)
-    if shared._linked_to:
-        watch(shared._linked_to)
 
 
 def heartbeat(event: Any) -> rx.Component:

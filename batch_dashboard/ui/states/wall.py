@@ -13,7 +13,7 @@ import reflex as rx
 from batch_dashboard.services import wall
 from batch_dashboard.ui.states import live
 from batch_dashboard.ui.states.base import anonymous, in_thread
-from batch_dashboard.ui.states.wall_live import WallLive, apply_wall, wall_snapshot
+from batch_dashboard.ui.states.wall_live import apply_wall, wall_snapshot, wall_token
 
 
 class WallState(rx.State):
@@ -31,10 +31,11 @@ class WallState(rx.State):
         """The screen is still open: keep it polled, and blank it once its link is revoked."""
         if self.refused:
             return
-        if await self._check() is None:
+        found = await self._check()
+        if found is None:
             self.refused = True
             return
-        await live.keep_watching(self, WallLive)
+        live.watch(wall_token(found[0]))
 
     @rx.event
     async def open(self):
