@@ -5,14 +5,15 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, event
+from sqlalchemy import ColumnElement, Select, any_, bindparam, event
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
@@ -92,6 +93,18 @@ def make_engine(url: str) -> Engine:
         json_deserializer=orjson.loads,
         hide_parameters=True,
     )
+
+
+def one_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN (values)`; on PostgreSQL `column = ANY(:values)`, one array parameter.
+
+    An IN list is one parameter per value, so its SQL differs with every count: psycopg parses
+    a statement of over 50 parameters again at each execution (~3 ms for 200 values, inside
+    the dialer's claim, which holds the workspace's lock meanwhile) and the server plans it
+    again. The array form is one statement for any count. SQLite has no arrays."""
+    if session.get_bind().dialect.name != "postgresql":
+        return column.in_(list(values))
+    return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
 
 
 def get_engine(url: str | None = None) -> Engine:

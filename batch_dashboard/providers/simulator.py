@@ -21,7 +21,7 @@ import orjson
 from sqlalchemy import insert, select, update
 
 from batch_dashboard.clock import Clock, system_clock, to_utc
-from batch_dashboard.db import session_scope
+from batch_dashboard.db import one_of, session_scope
 from batch_dashboard.models import simulator_ledger as ledger
 from batch_dashboard.providers.base import (
     AgentSnapshot,
@@ -190,7 +190,7 @@ class Simulator(Provider):
             # Placing an attempt twice is a no-op, like a carrier honouring an idempotency key.
             known = set(
                 session.execute(
-                    select(ledger.c.attempt_id).where(ledger.c.attempt_id.in_(ids))
+                    select(ledger.c.attempt_id).where(one_of(session, ledger.c.attempt_id, ids))
                 ).scalars()
             )
             fresh = [row for row, _ in decided if row["attempt_id"] not in known]

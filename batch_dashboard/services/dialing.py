@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
+from batch_dashboard.db import one_of
 from batch_dashboard.ids import new_id
 from batch_dashboard.models import (
     Agent,
@@ -616,7 +617,7 @@ def _in_flight(session: Session, attempt_ids: list[str]) -> list[_Live]:
             recipients_t.c.attempts,
         )
         .where(
-            recipients_t.c.attempt_id.in_(attempt_ids),
+            one_of(session, recipients_t.c.attempt_id, attempt_ids),
             recipients_t.c.status == RecipientStatus.dialing.value,
         )
         .order_by(recipients_t.c.id)
@@ -745,7 +746,7 @@ def renew_leases(session: Session, *, attempt_ids: Sequence[str], until: datetim
         rows = (
             select(recipients_t.c.id)
             .where(
-                recipients_t.c.attempt_id.in_(chunk),
+                one_of(session, recipients_t.c.attempt_id, chunk),
                 recipients_t.c.status == RecipientStatus.dialing.value,
             )
             .order_by(recipients_t.c.id)
@@ -774,7 +775,7 @@ def attempts_to_hang_up(session: Session, *, attempt_ids: Sequence[str]) -> list
                 select(recipients_t.c.attempt_id)
                 .join(batches_t, batches_t.c.id == recipients_t.c.batch_id)
                 .where(
-                    recipients_t.c.attempt_id.in_(list(attempt_ids[start : start + 500])),
+                    one_of(session, recipients_t.c.attempt_id, attempt_ids[start : start + 500]),
                     recipients_t.c.status == RecipientStatus.dialing.value,
                     batches_t.c.hang_up_on_stop.is_(True),
                 )

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from batch_dashboard.clock import system_clock, to_rfc3339
+from batch_dashboard.db import one_of
 from batch_dashboard.models import DoNotCall
 from batch_dashboard.services import cursors, phones
 from batch_dashboard.services.errors import NotFound, ValidationFailed, refuse_nul
@@ -146,7 +147,7 @@ def listed(session: Session, *, workspace_id: str, numbers: Iterable[str]) -> se
     return set(
         session.execute(
             select(table.c.phone).where(
-                table.c.workspace_id == workspace_id, table.c.phone.in_(numbers)
+                table.c.workspace_id == workspace_id, one_of(session, table.c.phone, numbers)
             )
         ).scalars()
     )
