@@ -140,6 +140,8 @@ class Run:
     # With --warm (and in the scaling case): the workers' CPU seconds from the batch's creation
     # to its completion, all workers together; -1 when not measured.
     worker_cpu: float = -1.0
+    # The same span: the PostgreSQL server's CPU seconds (0 on SQLite).
+    database_cpu: float = -1.0
 
     @property
     def db_seconds(self) -> float:
@@ -455,6 +457,17 @@ def workers_cpu(running: Sequence[Worker]) -> float:
     return total
 
 
+def postgres_cpu() -> float:
+    """CPU seconds (user + system) the PostgreSQL server's processes used so far (on this
+    machine; backends that exited meanwhile are not counted)."""
+    total = 0.0
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        times = process.info["cpu_times"]
+        if process.info["name"] in ("postgres", "postmaster") and times is not None:
+            total += times.user + times.system
+    return total
+
+
 def wait_started(running: Sequence[Worker], timeout: float) -> None:
     """Until every worker has logged `worker … started` (its SIGTERM handler is in place)."""
     deadline = time.monotonic() + timeout
@@ -511,11 +524,11 @@ def timed_run(
     started and have logged `started` before the batches are created.
     """
     with contextlib.ExitStack() as stack:
-        cpu_before = 0.0
+        cpu_before = database_before = 0.0
         if warm:
             running = stack.enter_context(workers(setup.env, count, workdir, tag))
             wait_started(running, timeout)
-            cpu_before = workers_cpu(running)
+            cpu_before, database_before = workers_cpu(running), postgres_cpu()
         use_database(setup.env)
         ledger_before = ledger_count()
         batch_ids = create_batches(setup, numbers)
@@ -542,6 +555,7 @@ def timed_run(
             time.sleep(POLL_SECONDS)
         seen = time.perf_counter() - started
         cpu_used = workers_cpu(running) - cpu_before if warm else -1.0
+        database_used = postgres_cpu() - database_before if warm else -1.0
     result = inspect(batch_ids, len(numbers), launched_at, ledger_before)
     result.seen_done_s = seen
     result.origin = "batch created" if warm else "worker launch"
@@ -549,6 +563,7 @@ def timed_run(
     result.placed = [worker.placed() for worker in running]
     result.peak_in_progress, result.samples = peak, samples
     result.worker_cpu = cpu_used
+    result.database_cpu = database_used
     report(tag, result)
     return result
 
@@ -573,7 +588,8 @@ def report(tag: str, run: Run) -> None:
         f"one every {run.db_seconds / max(1, run.claims) * 1000:.1f} ms; "
         f"claim → placed {run.claim_to_place_ms:.1f} ms (median)"
         + (
-            f"; workers' CPU {run.worker_cpu / n * 1000:.2f} s per 1,000 calls"
+            f"; CPU per 1,000 calls: workers {run.worker_cpu / n * 1000:.2f} s, "
+            f"PostgreSQL {run.database_cpu / n * 1000:.2f} s"
             if run.worker_cpu >= 0
             else ""
         )
@@ -853,7 +869,8 @@ def scaling(args: argparse.Namespace, workdir: Path, numbers: Sequence[str]) -> 
     print(f"\nOne workspace on PostgreSQL, {n:,} zero-length calls, cap {CAP}:")
     print(
         f"{'workers':>7}  {'calls/s (median)':>16}  {'× 1 worker':>10}  {'middle 80 %':>11}  "
-        f"{'peak in progress':>16}  {'CPU s/1,000 calls':>17}  {'placed per worker (last run)'}  runs"
+        f"{'peak in progress':>16}  {'CPU s/1,000 calls: workers':>26}  {'PostgreSQL':>10}  "
+        f"{'placed per worker (last run)'}  runs"
     )
     for count, done in runs.items():
         ratio = f"{rate[count] / base:.2f}" if base else "-"
@@ -861,9 +878,11 @@ def scaling(args: argparse.Namespace, workdir: Path, numbers: Sequence[str]) -> 
         peak = max(run.peak_in_progress for run in done)
         shown = ", ".join(f"{n / run.db_seconds:,.0f}" for run in done)
         cpu = statistics.median(run.worker_cpu / n * 1000 for run in done)
+        database = statistics.median(run.database_cpu / n * 1000 for run in done)
         print(
             f"{count:>7}  {rate[count]:>16,.0f}  {ratio:>10}  {middle:>11,.0f}  "
-            f"{peak:>10} / {CAP:<3}  {cpu:>17.2f}  {done[-1].placed!s:<28}  {shown}"
+            f"{peak:>10} / {CAP:<3}  {cpu:>26.2f}  {database:>10.2f}  "
+            f"{done[-1].placed!s:<28}  {shown}"
         )
     figures: list[Figure] = []
     for count, done in runs.items():
