@@ -299,7 +299,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     # heartbeat and two looks of every tab, wherever it falls. A 10 s window holds some or none
     # depending on where it falls, which measured the window's phase, not the batch.
     parser.add_argument("--window", type=float, default=60.0, help="seconds per measurement")
-    parser.add_argument("--quick", action="store_true", help="5,000 recipients, 3 tabs, 5 s")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="5,000 recipients, 3 tabs, cap 50 calls of 1 s, 5 s windows",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     parser.add_argument(
         "--dump-frames", type=Path, default=None, help="write the first tab's frames to this file"
@@ -308,6 +312,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.recipients, args.tabs, args.cap, args.window = 5_000, 3, 50, 5.0
+        args.call_seconds = 1.0
     return args
 
 
