@@ -308,6 +308,9 @@ def test_members_are_added_removed_and_change_their_password(page, browser, quie
     assert len(password) >= 16
     page.screenshot(path=SHOTS / "member-added-1440.png")
     page.get_by_role("button", name="Done").click()
+    # The member row was there before Done: wait for the dialog to go, or the check below
+    # reads the page before Done's event has come back.
+    initial.wait_for(state="detached")
     page.locator("table").get_by_text("grace@example.com").wait_for()
     assert password not in page.content()  # shown once
 
