@@ -37,10 +37,14 @@ def test_partial_indexes_have_the_models_predicates(database: str) -> None:
         for index in table.indexes:
             assert isinstance(index, Index)
             where = index.dialect_options[dialect].get("where")
-            definition = " ".join(found[index.name].replace('"', "").split())
-            if where is None:
-                assert " WHERE " not in definition.upper(), index.name
-            else:
-                predicate = str(where).replace("'", "")
-                column = predicate.split()[0]
-                assert " WHERE " in definition.upper() and column in definition, index.name
+            _, _, built = found[index.name].partition(" WHERE ")
+            expected = "" if where is None else str(where)
+            assert _predicate(built) == _predicate(expected), index.name
+
+
+def _predicate(sql: str) -> str:
+    """A WHERE clause as both databases' catalogs and the models write it, compared loosely:
+    PostgreSQL adds brackets and casts (`((status)::text = 'dialing'::text)`)."""
+    for noise in ("::text", "(", ")", "'", '"'):
+        sql = sql.replace(noise, "")
+    return " ".join(sql.lower().split())

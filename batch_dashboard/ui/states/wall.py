@@ -35,7 +35,8 @@ class WallState(rx.State):
         if found is None:
             self.refused = True
             return
-        live.watch(wall_token(found[0]))
+        workspace_id, _name = found
+        live.watch(wall_token(workspace_id))
 
     @rx.event
     async def open(self):
