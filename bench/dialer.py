@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import math
 import os
 import pstats
 import re
@@ -142,6 +143,14 @@ class Run:
     worker_cpu: float = -1.0
     # The same span: the PostgreSQL server's CPU seconds (0 on SQLite).
     database_cpu: float = -1.0
+    cap: int = CAP  # the workspace's concurrency cap the workers ran with
+
+    @property
+    def cpu_per_call_ms(self) -> float:
+        """Workers' and PostgreSQL's CPU per call, in ms (negative when not measured)."""
+        if self.worker_cpu < 0:
+            return -1.0
+        return (self.worker_cpu + max(0.0, self.database_cpu)) / self.recipients * 1000
 
     @property
     def db_seconds(self) -> float:
@@ -182,17 +191,20 @@ class Run:
             found.append(f"worker exit codes {self.exit_codes}")
         if self.placed and sum(self.placed) != n:
             found.append(f"workers logged {self.placed} placed calls, {sum(self.placed):,} in all")
-        if self.peak_in_progress > CAP:
-            found.append(f"{self.peak_in_progress} calls in progress in a workspace, cap {CAP}")
+        if self.peak_in_progress > self.cap:
+            found.append(
+                f"{self.peak_in_progress} calls in progress in a workspace, cap {self.cap}"
+            )
         return found
 
 
 # --- databases ----------------------------------------------------------------------------
 
 
-def bench_env(database_url: str) -> dict[str, str]:
+def bench_env(database_url: str, cap: int = CAP) -> dict[str, str]:
     env = backend_env(database_url)
     env.update(WORKER_ENV)
+    env["BATCH_MAX_CONCURRENT_CALLS"] = str(cap)
     return env
 
 
@@ -206,9 +218,10 @@ def use_database(env: dict[str, str]) -> None:
     reload_settings()
 
 
-def provision(database_url: str, workspaces: int) -> Setup:
-    """`migrate`, then per workspace `create-workspace`, `create-phone-number`, `create-agent`."""
-    env = bench_env(database_url)
+def provision(database_url: str, workspaces: int, cap: int = CAP) -> Setup:
+    """`migrate`, then per workspace `create-workspace`, `create-phone-number`, `create-agent`;
+    the workers get `cap` as every workspace's concurrency cap."""
+    env = bench_env(database_url, cap)
     run_cli(["migrate"], env)
     tenants: list[tuple[str, str]] = []
     for index in range(workspaces):
@@ -562,6 +575,7 @@ def timed_run(
     result.exit_codes = [worker.process.returncode for worker in running]
     result.placed = [worker.placed() for worker in running]
     result.peak_in_progress, result.samples = peak, samples
+    result.cap = int(setup.env["BATCH_MAX_CONCURRENT_CALLS"])
     result.worker_cpu = cpu_used
     result.database_cpu = database_used
     report(tag, result)
@@ -581,7 +595,7 @@ def report(tag: str, run: Run) -> None:
         f"{tag}: statuses {run.statuses}, ledger {run.ledger_rows:,} rows / "
         f"{run.ledger_numbers:,} numbers, {run.conversations:,} conversations, "
         f"placed per worker {run.placed}, exit codes {run.exit_codes}; "
-        f"calls in progress at most {run.peak_in_progress} of {CAP} ({run.samples} samples)"
+        f"calls in progress at most {run.peak_in_progress} of {run.cap} ({run.samples} samples)"
     )
     print(
         f"{tag}: {run.claims} claims of {n / max(1, run.claims):.0f} recipients on average, "
@@ -765,6 +779,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="worker counts run on one PostgreSQL workspace, side by side (1,2,4; '' skips)",
     )
     parser.add_argument(
+        "--cap",
+        type=int,
+        default=CAP,
+        help=f"the workspace's concurrency cap in the scaling case ({CAP}; the targets hold at {CAP})",
+    )
+    parser.add_argument(
+        "--ceiling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run one worker alone at each share of the cap, for the ceiling (default: on)",
+    )
+    parser.add_argument(
         "--workers", type=int, default=4, help="PostgreSQL workers for the workspaces case (4)"
     )
     parser.add_argument(
@@ -812,10 +838,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.recipients is None:
         args.recipients = 4_000 if args.quick else 10_000
     if (
-        min(args.recipients, args.workers, args.repeats, *args.scaling) < 1
+        min(args.recipients, args.workers, args.repeats, args.cap, *args.scaling) < 1
         or args.pg_workspaces < 0
     ):
-        parser.error("--recipients, --workers, --scaling and --repeats must be at least 1")
+        parser.error("--recipients, --workers, --scaling, --repeats and --cap must be at least 1")
     return args
 
 
@@ -851,39 +877,81 @@ def scaling(args: argparse.Namespace, workdir: Path, numbers: Sequence[str]) -> 
     within each repeat (1, 2, 4, 1, 2, 4, …) so that a change in the machine's load falls on
     all of them alike; then the side-by-side table and the figures. The workers are always
     started (and have logged `started`) before the batch is created: on 2 cores, four Python
-    start-ups overlapping the first calls would be measured as the dialing's cost."""
+    start-ups overlapping the first calls would be measured as the dialing's cost.
+
+    With `--ceiling`, each repeat also runs one worker alone with the cap cut to the share N
+    workers get (so its claims are as small as theirs) and prints what N workers could reach at
+    most: every core busy with nothing but that worker's and PostgreSQL's CPU per call, nothing
+    lost to several processes sharing the cores or waiting for each other."""
+    cap: int = args.cap
     runs: dict[int, list[Run]] = {count: [] for count in args.scaling}
+    alone: dict[int, list[Run]] = {count: [] for count in args.scaling if count > 1}
+    if not args.ceiling:
+        alone = {}
     for attempt in range(1, args.repeats + 1):
         for count in args.scaling:
             label = f"PostgreSQL 1 workspace, {count} worker(s) #{attempt}"
             with postgres_database(PG_SERVER) as url:
-                setup = provision(url, 1)
+                setup = provision(url, 1, cap)
                 runs[count].append(
                     timed_run(setup, numbers, count, workdir, label, args.timeout, warm=True)
+                )
+        for count in alone:
+            share = math.ceil(cap / count)
+            label = (
+                f"PostgreSQL 1 workspace, 1 worker, cap {share} (the share of {count}) #{attempt}"
+            )
+            with postgres_database(PG_SERVER) as url:
+                setup = provision(url, 1, share)
+                alone[count].append(
+                    timed_run(setup, numbers, 1, workdir, label, args.timeout, warm=True)
                 )
     n = len(numbers)
     rate = {
         count: statistics.median(n / run.db_seconds for run in done) for count, done in runs.items()
     }
     base = rate.get(1)
-    print(f"\nOne workspace on PostgreSQL, {n:,} zero-length calls, cap {CAP}:")
+    cores = os.cpu_count() or 1
+    # calls/s if every core ran only the dialing at the CPU per call of claims that small
+    ceiling = {
+        count: cores * 1000 / statistics.median(run.cpu_per_call_ms for run in done)
+        for count, done in alone.items()
+    }
+    if base and 1 in runs and alone:
+        ceiling[1] = base
+    print(f"\nOne workspace on PostgreSQL, {n:,} zero-length calls, cap {cap}:")
     print(
-        f"{'workers':>7}  {'calls/s (median)':>16}  {'× 1 worker':>10}  {'middle 80 %':>11}  "
-        f"{'peak in progress':>16}  {'CPU s/1,000 calls: workers':>26}  {'PostgreSQL':>10}  "
-        f"{'placed per worker (last run)'}  runs"
+        f"{'workers':>7}  {'calls/s (median)':>16}  {'× 1 worker':>10}  {'ceiling ×':>9}  "
+        f"{'middle 80 %':>11}  {'peak in progress':>16}  {'CPU s/1,000 calls: workers':>26}  "
+        f"{'PostgreSQL':>10}  {'placed per worker (last run)'}  runs"
     )
     for count, done in runs.items():
         ratio = f"{rate[count] / base:.2f}" if base else "-"
+        bound = f"{ceiling[count] / base:.2f}" if base and count in ceiling else "-"
         middle = statistics.median(run.middle_rate for run in done)
         peak = max(run.peak_in_progress for run in done)
         shown = ", ".join(f"{n / run.db_seconds:,.0f}" for run in done)
         cpu = statistics.median(run.worker_cpu / n * 1000 for run in done)
         database = statistics.median(run.database_cpu / n * 1000 for run in done)
         print(
-            f"{count:>7}  {rate[count]:>16,.0f}  {ratio:>10}  {middle:>11,.0f}  "
-            f"{peak:>10} / {CAP:<3}  {cpu:>26.2f}  {database:>10.2f}  "
+            f"{count:>7}  {rate[count]:>16,.0f}  {ratio:>10}  {bound:>9}  {middle:>11,.0f}  "
+            f"{peak:>10} / {cap:<4} {cpu:>26.2f}  {database:>10.2f}  "
             f"{done[-1].placed!s:<28}  {shown}"
         )
+    if alone:
+        print(
+            "ceiling ×: one worker alone with the cap cut to the share each of N workers gets "
+            "(claims as small as theirs) used, per call, the CPU below (workers + PostgreSQL);\n"
+            f"{cores} cores doing nothing else would make at most {cores} × 1,000 / that calls/s, "
+            "shown against one worker's calls/s at the whole cap:"
+        )
+        for count, done in alone.items():
+            per_call = statistics.median(run.cpu_per_call_ms for run in done)
+            print(
+                f"  {count} workers: claims of ~{math.ceil(cap / count)}, "
+                f"{per_call:.3f} ms CPU per call alone → at most {ceiling[count]:,.0f} calls/s"
+                + (f" = {ceiling[count] / base:.2f}× one worker" if base else "")
+            )
     figures: list[Figure] = []
     for count, done in runs.items():
         figures += figures_for(
@@ -894,11 +962,11 @@ def scaling(args: argparse.Namespace, workdir: Path, numbers: Sequence[str]) -> 
                 f"PG 1 workspace, {count} worker(s): calls in progress, most sampled "
                 f"({sum(run.samples for run in done)} samples)",
                 str(max(run.peak_in_progress for run in done)),
-                f"<= {CAP}",
-                all(run.peak_in_progress <= CAP for run in done),
+                f"<= {cap}",
+                all(run.peak_in_progress <= cap for run in done),
             )
         )
-        target = TARGET_SCALING.get(count)
+        target = TARGET_SCALING.get(count) if cap == CAP else None
         if base and count != 1:
             figures.append(
                 Figure(
@@ -906,6 +974,16 @@ def scaling(args: argparse.Namespace, workdir: Path, numbers: Sequence[str]) -> 
                     f"{rate[count] / base:.2f}",
                     f">= {target:.1f}" if target else "-",
                     rate[count] / base >= target if target else None,
+                )
+            )
+        if base and count in alone:
+            figures.append(
+                Figure(
+                    f"PG 1 workspace: {count} workers / 1 worker at most, from the CPU per call "
+                    f"of claims of ~{math.ceil(cap / count)}",
+                    f"{ceiling[count] / base:.2f}",
+                    "-",
+                    None,
                 )
             )
     return figures
