@@ -31,12 +31,12 @@ run: setup
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 test: setup /usr/bin/chromium
-	$(BIN)/ruff check batch_dashboard tests bench
+	$(BIN)/ruff check batch_dashboard tests bench alembic/env.py rxconfig.py
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check batch_dashboard tests bench
-	$(BIN)/ruff format --check batch_dashboard tests bench
+	$(BIN)/ruff check batch_dashboard tests bench alembic/env.py rxconfig.py
+	$(BIN)/ruff format --check batch_dashboard tests bench alembic/env.py rxconfig.py
 
 bench: setup /usr/bin/wrk /usr/bin/chromium
 	$(BIN)/python bench/ingest.py

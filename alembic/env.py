@@ -25,8 +25,9 @@ def _url() -> str:
 
 def run_migrations_offline() -> None:
     url = _url()
-    context.configure(url=url, target_metadata=target_metadata, literal_binds=True,
-                      render_as_batch=is_sqlite(url))
+    context.configure(
+        url=url, target_metadata=target_metadata, literal_binds=True, render_as_batch=is_sqlite(url)
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -35,8 +36,9 @@ def run_migrations_online() -> None:
     url = _url()
     with get_engine(url).connect() as connection:
         # SQLite alters tables by copying them ("batch mode").
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=is_sqlite(url))
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=is_sqlite(url)
+        )
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()

@@ -22,9 +22,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def migrate(_args: argparse.Namespace) -> dict[str, Any]:
-    from alembic.config import Config
-
     from alembic import command
+    from alembic.config import Config
 
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.attributes["configure_logging"] = False

@@ -29,9 +29,8 @@ def _pg_admin() -> psycopg.Connection:
 
 
 def _migrate(url: str) -> None:
-    from alembic.config import Config
-
     from alembic import command
+    from alembic.config import Config
 
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.attributes["configure_logging"] = False
