@@ -3,7 +3,8 @@
 
 The backend is `reflex run --env prod` (console + API on one port) with its dialer off; this
 script plays the dialer itself, ending about 50 calls a second through the service layer, so
-the batch really runs while the CPU of the backend's process tree is sampled with psutil.
+the batch really runs while the CPU of the backend's process tree is sampled with psutil, and
+the websocket bytes each wall screen receives are counted.
 
     python bench/wall.py [--recipients 50000] [--seconds 30]
 """
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -85,11 +86,16 @@ def play_dialer(stop: threading.Event, per_second: int) -> None:
         stop.wait(1.0)
 
 
-def measure(root: psutil.Process, seconds: float) -> float:
-    """Percent of one core the backend used over `seconds`."""
+def measure(
+    root: psutil.Process, seconds: float, wait: Callable[[float], None] = time.sleep
+) -> tuple[float, float]:
+    """Percent of one core the backend used over `seconds`, and how long that was. `wait` is
+    a page's `wait_for_timeout` once pages are open: Playwright's sync API delivers their
+    websocket frames only while it is called."""
     before, started = tree_cpu_seconds(root), time.monotonic()
-    time.sleep(seconds)
-    return 100 * (tree_cpu_seconds(root) - before) / (time.monotonic() - started)
+    wait(seconds)
+    elapsed = time.monotonic() - started
+    return 100 * (tree_cpu_seconds(root) - before) / elapsed, elapsed
 
 
 def main() -> int:
@@ -143,6 +149,12 @@ def main() -> int:
         )
         dialer.start()
         results: dict[int, float] = {}
+        traffic: dict[int, float] = {}  # websocket bytes each wall received per second
+        received = [0]  # every frame of every wall screen, in bytes
+
+        def count(payload: str | bytes) -> None:
+            received[0] += len(payload)
+
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(
@@ -152,13 +164,18 @@ def main() -> int:
                 for walls in (0, 1, 10):
                     while len(pages) < walls:
                         page = browser.new_page(viewport={"width": 1920, "height": 1080})
+                        page.on("websocket", lambda ws: ws.on("framereceived", count))
                         page.goto(f"{url}{wall_token}")
                         page.get_by_text("Calls today").wait_for(timeout=60_000)
                         pages.append(page)
-                    time.sleep(3)
-                    results[walls] = measure(root, args.seconds)
+                    wait = (lambda s: pages[0].wait_for_timeout(s * 1000)) if pages else time.sleep
+                    wait(3)
+                    before = received[0]
+                    results[walls], elapsed = measure(root, args.seconds, wait)
+                    traffic[walls] = (received[0] - before) / max(1, walls) / elapsed
                     print(
                         f"{walls:>2} wall screens: backend CPU {results[walls]:5.1f} % of one core"
+                        + (f", {traffic[walls]:,.0f} websocket B per wall per s" if walls else "")
                     )
                 browser.close()
         finally:
@@ -174,6 +191,10 @@ def main() -> int:
     )
     print(
         f"cost of one wall screen: {per_wall:.2f} % of one core (10 walls share one poll per second)"
+    )
+    print(
+        f"websocket traffic per wall screen: {traffic[1]:,.0f} B/s with 1 wall, "
+        f"{traffic[10]:,.0f} B/s with 10"
     )
     return 0
 

@@ -69,29 +69,45 @@ def wall_snapshot(workspace_id: str) -> dict[str, Any]:
 
 
 def apply_wall(live: WallLive, data: dict[str, Any]) -> None:
-    live.batches = [
-        WallBatch(
-            id=b["id"],
-            name=b["name"],
-            agent_name=b["agent_name"],
-            status=b["status"],
-            total=b["total"],
-            done=b["done"],
-            percent=b["percent"],
-            dialing=b["dialing"],
-            eta=_eta_words(b["eta_seconds"]),
-            scheduled_at=b["scheduled_at"] or "",
-            breaker=b["breaker"],
-        )
-        for b in data["batches"]
-    ]
-    live.more_batches, live.live_calls = data["more_batches"], data["live_calls"]
-    live.placed, live.connected, live.failed = data["placed"], data["connected"], data["failed"]
-    live.connect_rate = data["connect_rate"]
-    live.chart = data["chart"]
-    live.updated_at = data["updated_at"]
-    live.time_zone = data["time_zone"]
-    live.loaded = True
+    """A wall snapshot into the workspace's shared state, var by var: assigning a var sends it
+    to every wall screen of the workspace, equal or not, and from one second to the next most
+    of a wall (the chart's 60 minutes above all) stays the same."""
+    fresh: dict[str, Any] = {
+        "batches": [
+            WallBatch(
+                id=b["id"],
+                name=b["name"],
+                agent_name=b["agent_name"],
+                status=b["status"],
+                total=b["total"],
+                done=b["done"],
+                percent=b["percent"],
+                dialing=b["dialing"],
+                eta=_eta_words(b["eta_seconds"]),
+                scheduled_at=b["scheduled_at"] or "",
+                breaker=b["breaker"],
+            )
+            for b in data["batches"]
+        ],
+        "loaded": True,
+        **{
+            name: data[name]
+            for name in (
+                "more_batches",
+                "live_calls",
+                "placed",
+                "connected",
+                "failed",
+                "connect_rate",
+                "chart",
+                "updated_at",
+                "time_zone",
+            )
+        },
+    }
+    for name, value in fresh.items():
+        if getattr(live, name) != value:
+            setattr(live, name, value)
 
 
 async def push_walls(app: rx.App, walls: dict[str, str]) -> None:
