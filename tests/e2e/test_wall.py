@@ -1,5 +1,5 @@
-"""The wall screen in a real Chromium: token rules, both TV sizes, numbers that match the API
-while a batch runs, and the connection-lost state through a backend restart."""
+"""The wall screen in a real Chromium: token rules, both TV sizes and a phone, numbers that
+match the API while a batch runs, and the connection-lost state through a backend restart."""
 
 from __future__ import annotations
 
@@ -74,6 +74,22 @@ def test_the_wall_matches_the_api_while_a_batch_runs(browser, quiet_server, tmp_
         assert page.evaluate("document.documentElement.scrollHeight") <= size[1]
         page.screenshot(path=tmp_path / f"wall-{size[0]}x{size[1]}.png")
         page.close()
+    # A wall link opened on a phone: the halves stack, the page scrolls down, never sideways,
+    # and the text and the chart are as readable as on a laptop (the TV sizes scale with the
+    # width and would be 4 px type here).
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(link)
+    page.get_by_text("On the wall").wait_for(timeout=30_000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    progress = page.get_by_text("of 40").first
+    assert float(progress.evaluate("e => getComputedStyle(e).fontSize").removesuffix("px")) >= 11
+    batch_box = page.get_by_text("On the wall").bounding_box()
+    totals_box = page.get_by_text("Calls today").bounding_box()
+    assert batch_box and totals_box and totals_box["y"] > batch_box["y"] + batch_box["height"]
+    chart = page.locator(".recharts-surface").bounding_box()
+    assert chart and chart["height"] >= 200 and chart["width"] <= 390
+    page.screenshot(path=tmp_path / "wall-390x844.png", full_page=True)
+    page.close()
     page = browser.new_page(viewport={"width": 1920, "height": 1080})
     page.goto(link)
     page.get_by_text("On the wall").wait_for(timeout=30_000)

@@ -26,7 +26,14 @@ DUE = {
 
 
 def _vw(size: float) -> str:
-    return f"{size}vw"
+    # Sized for the TV it is made for (1vw is 19.2 px at 1920 wide), never below what a phone
+    # or a small laptop can read: under 1,200 px wide the floor takes over.
+    return f"max({size}vw, {round(size * 12, 2)}px)"
+
+
+def _by_width(narrow: str, wide: str) -> rx.Breakpoints:
+    # A wall opened on a phone (a link sent to a manager) stacks its two halves and scrolls.
+    return rx.breakpoints(initial=narrow, md=wide)
 
 
 def _batch(row: WallBatch) -> rx.Component:
@@ -67,6 +74,7 @@ def _batch(row: WallBatch) -> rx.Component:
                 font_size=_vw(0.95),
                 color=rx.color("gray", 11),
                 style=NUMERIC,
+                white_space="nowrap",
             ),
             rx.cond(
                 row.dialing > 0,
@@ -76,6 +84,7 @@ def _batch(row: WallBatch) -> rx.Component:
                     " on the phone",
                     font_size=_vw(0.95),
                     color=rx.color("blue", 11),
+                    white_space="nowrap",
                 ),
             ),
             rx.spacer(),
@@ -88,10 +97,13 @@ def _batch(row: WallBatch) -> rx.Component:
                     font_size=_vw(0.95),
                     color=rx.color("violet", 11),
                 ),
-                rx.text(row.eta, font_size=_vw(0.95), color=rx.color("gray", 11)),
+                rx.text(
+                    row.eta, font_size=_vw(0.95), color=rx.color("gray", 11), white_space="nowrap"
+                ),
             ),
             width="100%",
             spacing="2",
+            wrap="wrap",
         ),
         wall_breaker_line(row.breaker, _vw(0.95)),
         spacing="2",
@@ -154,6 +166,7 @@ def _screen() -> rx.Component:
             ),
             width="100%",
             align="center",
+            wrap="wrap",
         ),
         rx.hstack(
             rx.vstack(
@@ -181,8 +194,8 @@ def _screen() -> rx.Component:
                         id="wall-more",
                     ),
                 ),
-                width="55%",
-                height="100%",
+                width=_by_width("100%", "55%"),
+                height=_by_width("auto", "100%"),
                 spacing="3",
                 overflow="hidden",
             ),
@@ -212,35 +225,39 @@ def _screen() -> rx.Component:
                         rx.recharts.x_axis(
                             data_key="minute",
                             interval=9,
-                            tick={"fill": "#aaa", "fontSize": "0.8vw"},
+                            tick={"fill": "#aaa", "fontSize": _vw(0.8)},
                         ),
                         rx.recharts.y_axis(
-                            tick={"fill": "#aaa", "fontSize": "0.8vw"}, allow_decimals=False
+                            tick={"fill": "#aaa", "fontSize": _vw(0.8)}, allow_decimals=False
                         ),
                         data=WallLive.chart,
                         width="100%",
                         height="100%",
                     ),
-                    flex="1",
+                    # On a phone nothing above gives the chart a height to fill.
+                    flex=_by_width("0 0 300px", "1"),
                     width="100%",
+                    min_height="0",
                     padding=_vw(1.1),
                     background=rx.color("gray", 2),
                     border_radius=_vw(0.6),
                 ),
-                width="45%",
-                height="100%",
+                width=_by_width("100%", "45%"),
+                height=_by_width("auto", "100%"),
                 spacing="3",
             ),
+            direction=_by_width("column", "row"),
             width="100%",
             flex="1",
             spacing="4",
             min_height="0",
         ),
         width="100vw",
-        height="100vh",
+        height=_by_width("auto", "100vh"),
+        min_height="100vh",
         padding=_vw(1.6),
         spacing="4",
-        overflow="hidden",
+        overflow=_by_width("visible", "hidden"),
     )
 
 
