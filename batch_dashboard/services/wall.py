@@ -156,7 +156,8 @@ def snapshot(session: Session, *, workspace_id: str, now: datetime) -> dict[str,
     # "Today" and the chart's minutes are the workspace's, as the console shows them.
     day_start, zone = auth.workspace_today(session, workspace_id=workspace_id, now=now)
     local = auth.zone_info(zone)
-    placed, connected, failed = session.execute(
+    # A call counts in the minute it ended; the calls on the phone now were placed too.
+    ended, connected, failed = session.execute(
         select(
             func.coalesce(func.sum(CallMinute.placed), 0),
             func.coalesce(func.sum(CallMinute.connected), 0),
@@ -180,19 +181,21 @@ def snapshot(session: Session, *, workspace_id: str, now: datetime) -> dict[str,
                 "calls": per_minute.get(minute, 0),
             }
         )
+    # Calls on the phone now, in every live batch (not only the shown ones).
+    live_calls = session.execute(
+        select(func.coalesce(func.sum(Batch.dialing_count), 0)).where(
+            Batch.workspace_id == workspace_id, Batch.status.in_(LIVE)
+        )
+    ).scalar_one()
     return {
         "batches": shown,
-        # Calls on the phone now, in every live batch (not only the shown ones).
-        "live_calls": session.execute(
-            select(func.coalesce(func.sum(Batch.dialing_count), 0)).where(
-                Batch.workspace_id == workspace_id, Batch.status.in_(LIVE)
-            )
-        ).scalar_one(),
+        "live_calls": live_calls,
         "more_batches": max(0, more),
-        "placed": placed,
+        "placed": ended + live_calls,
         "connected": connected,
         "failed": failed,
-        "connect_rate": round(100 * connected / placed) if placed else 0,
+        # Of the calls that ended: one still ringing has not failed to connect yet.
+        "connect_rate": round(100 * connected / ended) if ended else 0,
         "chart": chart,
         "updated_at": to_rfc3339(now),
         "time_zone": zone,

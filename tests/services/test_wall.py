@@ -84,8 +84,11 @@ def test_the_snapshot_shows_live_batches_totals_and_the_last_hour(tenant):
     assert len(shot["batches"]) == wall.SHOWN_BATCHES
     assert shot["more_batches"] == 9 - wall.SHOWN_BATCHES
     assert scheduled["id"] not in [b["id"] for b in shot["batches"][:1]]
+    # Placed today: the 6 that ended and the 11 still on the phone (17 claimed); the connect
+    # rate is of the calls that ended.
+    assert shot["live_calls"] == 11
     assert (shot["placed"], shot["connected"], shot["failed"], shot["connect_rate"]) == (
-        6,
+        17,
         4,
         2,
         67,
@@ -95,7 +98,9 @@ def test_the_snapshot_shows_live_batches_totals_and_the_last_hour(tenant):
         tomorrow = wall.snapshot(
             session, workspace_id=tenant.workspace_id, now=START + timedelta(days=1)
         )
-    assert tomorrow["placed"] == 0 and sum(p["calls"] for p in tomorrow["chart"]) == 0
+    # Tomorrow only the calls still on the phone count (none ended that day).
+    assert tomorrow["placed"] == tomorrow["live_calls"] == 11
+    assert tomorrow["connected"] == 0 and sum(p["calls"] for p in tomorrow["chart"]) == 0
 
 
 def test_the_eta_reads_the_rate_since_a_young_batch_started_and_live_calls_are_counted(tenant):
