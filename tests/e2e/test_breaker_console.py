@@ -119,10 +119,15 @@ def test_a_tripped_batch_shows_why_and_resumes_after_confirmation(
     assert PLATFORM_SAYS in dialog.inner_text()
     page.screenshot(path=tmp_path / "batch-resume-dialog.png")
     dialog.get_by_role("button", name="Keep paused").click()
+    # Closed, as a person sees it before clicking again. The dialog's open state is the
+    # server's: a second Resume clicked before the close came back raced it (once, on a loaded
+    # machine, "Resume dialing" kept detaching under the click for 30 s).
+    dialog.wait_for(state="hidden")
     assert api.get(f"/v1/batch-calls/{batch['id']}").json()["batch_call"]["paused"] is True
 
     page.get_by_role("button", name="Resume").click()
-    page.get_by_role("alertdialog").get_by_role("button", name="Resume dialing").click()
+    dialog.wait_for()
+    dialog.get_by_role("button", name="Resume dialing").click()
     page.get_by_text("Batch resumed").wait_for(timeout=15_000)
     banner.wait_for(state="detached", timeout=15_000)
     resumed = api.get(f"/v1/batch-calls/{batch['id']}").json()["batch_call"]

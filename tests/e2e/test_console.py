@@ -64,6 +64,9 @@ def test_create_a_batch_from_a_csv_with_a_bad_row_and_watch_it_complete(page, se
     sign_in(page, server.url)
     page.get_by_role("link", name="New batch").first.click()
     page.wait_for_url("**/batches/new")
+    # Opening the form resets it (the file too): wait for it, as the other upload tests do.
+    # Without this the file was lost once on a loaded machine.
+    page.get_by_text("Appointment reminders").first.wait_for()
     page.get_by_label("Name").fill("Browser batch")
     people = tmp_path / "people.csv"
     people.write_text(
