@@ -31,9 +31,11 @@ def _vw(size: float) -> str:
     return f"max({size}vw, {round(size * 12, 2)}px)"
 
 
-def _by_width(narrow: str, wide: str) -> rx.Breakpoints:
-    # A wall opened on a phone (a link sent to a manager) stacks its two halves and scrolls.
-    return rx.breakpoints(initial=narrow, md=wide)
+def _by_width(**sizes: tuple[str, str]) -> dict[str, rx.Breakpoints]:
+    """CSS for a wall opened on a phone or a tablet (a link sent to a manager), which stacks
+    its two halves and scrolls, and for a wider screen. Always as style, never as a Radix prop:
+    Radix's own breakpoints differ from the style's, and one layout needs one switch point."""
+    return {name: rx.breakpoints(initial=narrow, md=wide) for name, (narrow, wide) in sizes.items()}
 
 
 def _batch(row: WallBatch) -> rx.Component:
@@ -168,7 +170,7 @@ def _screen() -> rx.Component:
             align="center",
             wrap="wrap",
         ),
-        rx.hstack(
+        rx.flex(  # not an hstack: its Radix direction prop would fight the style's
             rx.vstack(
                 rx.cond(
                     WallLive.batches.length() > 0,
@@ -194,10 +196,9 @@ def _screen() -> rx.Component:
                         id="wall-more",
                     ),
                 ),
-                width=_by_width("100%", "55%"),
-                height=_by_width("auto", "100%"),
                 spacing="3",
                 overflow="hidden",
+                style=_by_width(width=("100%", "55%"), height=("auto", "100%")),
             ),
             rx.vstack(
                 rx.hstack(
@@ -234,30 +235,29 @@ def _screen() -> rx.Component:
                         width="100%",
                         height="100%",
                     ),
-                    # On a phone nothing above gives the chart a height to fill.
-                    flex=_by_width("0 0 300px", "1"),
                     width="100%",
                     min_height="0",
                     padding=_vw(1.1),
                     background=rx.color("gray", 2),
                     border_radius=_vw(0.6),
+                    # Stacked, nothing above gives the chart a height to fill.
+                    style=_by_width(flex=("0 0 300px", "1")),
                 ),
-                width=_by_width("100%", "45%"),
-                height=_by_width("auto", "100%"),
                 spacing="3",
+                style=_by_width(width=("100%", "45%"), height=("auto", "100%")),
             ),
-            direction=_by_width("column", "row"),
             width="100%",
             flex="1",
             spacing="4",
+            align="start",
             min_height="0",
+            style=_by_width(flex_direction=("column", "row")),
         ),
         width="100vw",
-        height=_by_width("auto", "100vh"),
         min_height="100vh",
         padding=_vw(1.6),
         spacing="4",
-        overflow=_by_width("visible", "hidden"),
+        style=_by_width(height=("auto", "100vh"), overflow=("visible", "hidden")),
     )
 
 
