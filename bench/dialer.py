@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import math
 import os
 import pstats
 import re
@@ -883,11 +882,13 @@ def scaling(args: argparse.Namespace, workdir: Path, numbers: Sequence[str]) -> 
     workers get (so its claims are as small as theirs) and prints what N workers could reach at
     most: every core busy with nothing but that worker's and PostgreSQL's CPU per call, nothing
     lost to several processes sharing the cores or waiting for each other."""
+    from batch_dashboard.services.dialing import fair_share  # how the workers split the cap
+
     cap: int = args.cap
     runs: dict[int, list[Run]] = {count: [] for count in args.scaling}
-    alone: dict[int, list[Run]] = {count: [] for count in args.scaling if count > 1}
-    if not args.ceiling:
-        alone = {}
+    alone: dict[int, list[Run]] = {
+        count: [] for count in args.scaling if count > 1 and args.ceiling
+    }
     for attempt in range(1, args.repeats + 1):
         for count in args.scaling:
             label = f"PostgreSQL 1 workspace, {count} worker(s) #{attempt}"
@@ -897,7 +898,7 @@ def scaling(args: argparse.Namespace, workdir: Path, numbers: Sequence[str]) -> 
                     timed_run(setup, numbers, count, workdir, label, args.timeout, warm=True)
                 )
         for count in alone:
-            share = math.ceil(cap / count)
+            share = fair_share(cap, count)
             label = (
                 f"PostgreSQL 1 workspace, 1 worker, cap {share} (the share of {count}) #{attempt}"
             )
@@ -917,8 +918,6 @@ def scaling(args: argparse.Namespace, workdir: Path, numbers: Sequence[str]) -> 
         count: cores * 1000 / statistics.median(run.cpu_per_call_ms for run in done)
         for count, done in alone.items()
     }
-    if base and 1 in runs and alone:
-        ceiling[1] = base
     print(f"\nOne workspace on PostgreSQL, {n:,} zero-length calls, cap {cap}:")
     print(
         f"{'workers':>7}  {'calls/s (median)':>16}  {'× 1 worker':>10}  {'ceiling ×':>9}  "
@@ -948,7 +947,7 @@ def scaling(args: argparse.Namespace, workdir: Path, numbers: Sequence[str]) -> 
         for count, done in alone.items():
             per_call = statistics.median(run.cpu_per_call_ms for run in done)
             print(
-                f"  {count} workers: claims of ~{math.ceil(cap / count)}, "
+                f"  {count} workers: claims of ~{fair_share(cap, count)}, "
                 f"{per_call:.3f} ms CPU per call alone → at most {ceiling[count]:,.0f} calls/s"
                 + (f" = {ceiling[count] / base:.2f}× one worker" if base else "")
             )
@@ -980,7 +979,7 @@ def scaling(args: argparse.Namespace, workdir: Path, numbers: Sequence[str]) -> 
             figures.append(
                 Figure(
                     f"PG 1 workspace: {count} workers / 1 worker at most, from the CPU per call "
-                    f"of claims of ~{math.ceil(cap / count)}",
+                    f"of claims of ~{fair_share(cap, count)}",
                     f"{ceiling[count] / base:.2f}",
                     "-",
                     None,

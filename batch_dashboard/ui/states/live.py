@@ -16,6 +16,7 @@ import reflex as rx
 from batch_dashboard.db import is_unreachable, session_scope
 from batch_dashboard.services import batches
 from batch_dashboard.ui.states import rows, wall_live
+from batch_dashboard.ui.states.changes import assign_changed
 from batch_dashboard.ui.states.rows import BatchRow, RecipientRow, Snapshot
 from batch_dashboard.ui.states.wall_live import WallLive
 
@@ -64,11 +65,9 @@ def apply_snapshot(shared: BatchLive, snapshot: Snapshot) -> None:
     back. Versions only grow; calls per minute move with time at the same version."""
     if snapshot.version > shared.version:
         shared.batch = snapshot.batch
-        # Assigning a var sends it to every linked tab, equal or not, and the counters move
-        # the version on every tick of a running batch while its first page (~17 kB) stays the
-        # same once its 50 calls have ended.
-        if snapshot.first_page != shared.first_page:
-            shared.first_page = snapshot.first_page
+        # The counters move the version on every tick of a running batch, while its first page
+        # stays the same once its 50 calls have ended.
+        assign_changed(shared, first_page=snapshot.first_page)
     elif snapshot.version == shared.version and snapshot.batch.time_left != shared.batch.time_left:
         # The estimate moves with time, like calls per minute.
         shared.batch = dataclasses.replace(shared.batch, time_left=snapshot.batch.time_left)

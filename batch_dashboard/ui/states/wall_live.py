@@ -12,6 +12,7 @@ import reflex as rx
 from batch_dashboard.clock import system_clock
 from batch_dashboard.db import session_scope
 from batch_dashboard.services import wall
+from batch_dashboard.ui.states.changes import assign_changed
 
 
 @dataclasses.dataclass
@@ -68,12 +69,27 @@ def wall_snapshot(workspace_id: str) -> dict[str, Any]:
         return wall.snapshot(session, workspace_id=workspace_id, now=system_clock.now())
 
 
+# The wall's vars that take the snapshot's value as it is.
+_SNAPSHOT_VARS = (
+    "more_batches",
+    "live_calls",
+    "placed",
+    "connected",
+    "failed",
+    "connect_rate",
+    "chart",
+    "updated_at",
+    "time_zone",
+)
+
+
 def apply_wall(live: WallLive, data: dict[str, Any]) -> None:
-    """A wall snapshot into the workspace's shared state, var by var: assigning a var sends it
-    to every wall screen of the workspace, equal or not, and from one second to the next most
-    of a wall (the chart's 60 minutes above all) stays the same."""
-    fresh: dict[str, Any] = {
-        "batches": [
+    """A wall snapshot into the workspace's shared state, which polls every second: while no
+    call ends only its clock moves, and the batches, totals and chart go out only when they
+    change."""
+    assign_changed(
+        live,
+        batches=[
             WallBatch(
                 id=b["id"],
                 name=b["name"],
@@ -89,25 +105,9 @@ def apply_wall(live: WallLive, data: dict[str, Any]) -> None:
             )
             for b in data["batches"]
         ],
-        "loaded": True,
-        **{
-            name: data[name]
-            for name in (
-                "more_batches",
-                "live_calls",
-                "placed",
-                "connected",
-                "failed",
-                "connect_rate",
-                "chart",
-                "updated_at",
-                "time_zone",
-            )
-        },
-    }
-    for name, value in fresh.items():
-        if getattr(live, name) != value:
-            setattr(live, name, value)
+        loaded=True,
+        **{name: data[name] for name in _SNAPSHOT_VARS},
+    )
 
 
 async def push_walls(app: rx.App, walls: dict[str, str]) -> None:
