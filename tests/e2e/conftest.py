@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +22,21 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+
+
+@contextlib.contextmanager
+def one_start_at_a_time() -> Iterator[None]:
+    """Held from launching a server until it answers. Every server of this checkout, whatever
+    its own .web, reads and rewrites the project's `reflex.lock/` as it builds; two builds at
+    once (the two xdist workers) once left its package.json without dependencies, and every
+    later start in that run refused it as out of sync with bun.lock."""
+    key = hashlib.sha256(str(PROJECT_ROOT).encode()).hexdigest()[:12]
+    with (Path(tempfile.gettempdir()) / f"batch-calls-build-{key}.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def free_port() -> int:
@@ -104,26 +123,27 @@ def start_server(
         else ["--frontend-port", str(port)]
     )
     log = tmp / "server.log"
-    process = subprocess.Popen(
-        [str(BIN / "reflex"), "run", "--env", "prod", *mode],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=log.open("a"),
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                return Server(url, database_url, demo or {}, process, log)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
+    with one_start_at_a_time():
+        process = subprocess.Popen(
+            [str(BIN / "reflex"), "run", "--env", "prod", *mode],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log.open("a"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
+                    return Server(url, database_url, demo or {}, process, log)
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
     stop_server(process)
     raise RuntimeError(f"server did not answer in time:\n{log.read_text()[-3000:]}")
 

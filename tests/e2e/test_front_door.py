@@ -5,6 +5,7 @@ at 390 px, and a log without noise."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -19,7 +20,15 @@ import httpx
 import psutil
 import pytest
 
-from tests.e2e.conftest import BIN, PROJECT_ROOT, free_port, server_env, sign_in, stop_server
+from tests.e2e.conftest import (
+    BIN,
+    PROJECT_ROOT,
+    free_port,
+    one_start_at_a_time,
+    server_env,
+    sign_in,
+    stop_server,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.xdist_group("processes")]
 
@@ -97,6 +106,8 @@ def made_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MadeRun]:
     output = tmp / "serve.out"
     started = time.monotonic()
     # What `make run` runs after migrating (its demo key file goes to tmp/data).
+    starting = contextlib.ExitStack()
+    starting.enter_context(one_start_at_a_time())
     process = subprocess.Popen(
         [str(BIN / "python"), "-m", "batch_dashboard", "serve"],
         cwd=tmp,
@@ -122,11 +133,13 @@ def made_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MadeRun]:
             if first_answer is not None and any("API key:" in line for _, line in lines):
                 break
             time.sleep(0.2)
+        starting.close()
         _printed(output, started, lines)
         assert first_answer is not None, output.read_text()[-3000:]
         api_key = next(line.split()[-1] for _, line in lines if line.startswith("API key:"))
         yield MadeRun(url, env, process, output, lines, first_answer, api_key)
     finally:
+        starting.close()
         # The server runs in a session of its own, stopped through `serve`; should `serve` be
         # killed first, its processes are stopped here by their own ids.
         try:
